@@ -1,0 +1,201 @@
+//! The worker loop: claim due jobs, run them with bounded concurrency, record the outcome, fire
+//! schedules; on shutdown stop claiming, let running jobs finish within a grace period, and give
+//! back any that did not.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use yiren_store::job as store;
+
+use super::{backoff_ms, EnqueueOptions, JobContext, JobError, Registry};
+use crate::Ctx;
+
+/// A job enqueued on a cron expression.
+#[derive(Clone)]
+pub struct Schedule {
+    /// Unique name (one row in `job_schedules`).
+    pub name: String,
+    /// Parsed cron expression (5 fields, or 6 with seconds).
+    pub cron: cron::Schedule,
+    /// Job kind to enqueue.
+    pub kind: String,
+    /// Job payload (JSON).
+    pub payload: serde_json::Value,
+}
+
+impl Schedule {
+    /// Parse a cron expression: `min hour dom month dow`, or with a leading seconds field.
+    pub fn new(name: &str, expr: &str, kind: &str, payload: serde_json::Value) -> Result<Schedule, String> {
+        let fields = expr.split_whitespace().count();
+        let full = if fields == 5 { format!("0 {expr}") } else { expr.to_string() };
+        let cron = cron::Schedule::from_str(&full).map_err(|e| format!("schedule {name}: invalid cron expression `{expr}`: {e}"))?;
+        Ok(Schedule { name: name.into(), cron, kind: kind.into(), payload })
+    }
+
+    /// The first due time strictly after `now_ms`.
+    pub fn next_after(&self, now_ms: i64) -> Option<i64> {
+        let now = chrono::DateTime::from_timestamp_millis(now_ms)?;
+        self.cron.after(&now).next().map(|t| t.timestamp_millis())
+    }
+}
+
+/// Worker tuning.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Identifies this worker's leases.
+    pub worker_id: String,
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// Pause between polls when idle.
+    pub poll_interval: Duration,
+    /// How long a claimed job belongs to this worker before others may take it.
+    pub lease: Duration,
+    /// How long running jobs may take to finish at shutdown before they are given back.
+    pub shutdown_grace: Duration,
+}
+
+/// Drains the job table.
+pub struct Worker {
+    ctx: Ctx,
+    registry: Registry,
+    schedules: Vec<Schedule>,
+    config: WorkerConfig,
+}
+
+impl Worker {
+    /// A worker over `registry`'s job kinds.
+    pub fn new(ctx: Ctx, registry: Registry, schedules: Vec<Schedule>, config: WorkerConfig) -> Self {
+        Worker { ctx, registry, schedules, config }
+    }
+
+    /// Enqueue due scheduled jobs. Several processes may tick at once: the unique key makes the
+    /// second enqueue of the same occurrence a no-op.
+    pub async fn tick_schedules(&self) -> crate::error::DomainResult<usize> {
+        let now = self.ctx.now();
+        let mut fired = 0;
+        for s in &self.schedules {
+            let mut tx = self.ctx.db.begin().await?;
+            let next = store::schedule_next(&mut *tx, &s.name).await?;
+            let Some(following) = s.next_after(now) else { continue };
+            match next {
+                None => store::schedule_set(&mut *tx, &s.name, following).await?,
+                Some(due) if due <= now => {
+                    let opts = EnqueueOptions { unique_key: Some(format!("schedule:{}:{due}", s.name)), max_attempts: 3, ..Default::default() };
+                    if super::enqueue(&self.ctx, &mut tx, &s.kind, &s.payload, opts).await?.is_some() {
+                        fired += 1;
+                    }
+                    store::schedule_set(&mut *tx, &s.name, following).await?;
+                }
+                Some(_) => {}
+            }
+            tx.commit().await.map_err(yiren_store::StoreError::from)?;
+        }
+        Ok(fired)
+    }
+
+    /// Run until `cancel` fires, then shut down gracefully.
+    pub async fn run(self, cancel: CancellationToken) {
+        let this = Arc::new(self);
+        let mut running: JoinSet<()> = JoinSet::new();
+        tracing::info!(worker = %this.config.worker_id, "job worker started");
+        loop {
+            while running.try_join_next().is_some() {}
+            if let Err(e) = this.tick_schedules().await {
+                tracing::warn!(error = %e, "schedule tick failed");
+            }
+            let free = this.config.concurrency.saturating_sub(running.len());
+            let mut claimed = 0;
+            if free > 0 {
+                let now = this.ctx.now();
+                let lease_until = now + this.config.lease.as_millis() as i64;
+                match store::claim(&this.ctx.db, &this.config.worker_id, now, lease_until, free as i64).await {
+                    Ok(jobs) => {
+                        claimed = jobs.len();
+                        for job in jobs {
+                            let w = this.clone();
+                            running.spawn(async move { w.execute(job).await });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
+                }
+            }
+            if claimed == 0 || running.len() >= this.config.concurrency {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(this.config.poll_interval) => {}
+                    Some(_) = running.join_next(), if !running.is_empty() => {}
+                }
+            } else if cancel.is_cancelled() {
+                break;
+            }
+        }
+        tracing::info!(running = running.len(), "job worker stopping: waiting for running jobs");
+        let drained = tokio::time::timeout(this.config.shutdown_grace, async { while running.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            running.abort_all();
+            while running.join_next().await.is_some() {}
+        }
+        match store::release_worker(this.ctx.db.write(), &this.config.worker_id, this.ctx.now()).await {
+            Ok(n) if n > 0 => tracing::info!(returned = n, "unfinished jobs returned to the queue"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not return unfinished jobs; their leases will expire"),
+        }
+        tracing::info!("job worker stopped");
+    }
+
+    async fn execute(&self, job: store::JobRow) {
+        let worker = &self.config.worker_id;
+        let ctx = &self.ctx;
+        let jc = JobContext { id: job.id, kind: job.kind.clone(), payload: job.payload.clone(), attempt: job.attempts };
+        let started = std::time::Instant::now();
+        let outcome = if job.attempts > job.max_attempts {
+            Err(JobError::permanent("attempts exhausted (the worker running it stopped each time)"))
+        } else {
+            match self.registry.get(&job.kind) {
+                Some(h) => h.run(ctx, &jc).await,
+                None => Err(JobError::permanent(format!("no handler for job kind {}", job.kind))),
+            }
+        };
+        metrics::histogram!("yiren_job_duration_seconds", "kind" => job.kind.clone()).record(started.elapsed().as_secs_f64());
+        let now = ctx.now();
+        let result = match outcome {
+            Ok(()) => {
+                let r = async {
+                    let mut tx = ctx.db.begin().await?;
+                    store::complete(&mut tx, job.id, worker, now).await?;
+                    tx.commit().await?;
+                    Ok::<_, yiren_store::StoreError>(())
+                }
+                .await;
+                metrics::counter!("yiren_jobs_completed_total", "kind" => job.kind.clone()).increment(1);
+                r
+            }
+            Err(e) => {
+                metrics::counter!("yiren_job_failures_total", "kind" => job.kind.clone()).increment(1);
+                let retry_at = match &e {
+                    JobError::Permanent { .. } => None,
+                    JobError::Transient { .. } if job.attempts >= job.max_attempts => None,
+                    JobError::Transient { retry_after_ms: Some(ms), .. } => Some(now + ms),
+                    JobError::Transient { .. } => {
+                        let unit = (ctx.rng.u64() % 10_000) as f64 / 10_000.0;
+                        Some(now + backoff_ms(job.attempts, unit))
+                    }
+                };
+                if retry_at.is_none() {
+                    metrics::counter!("yiren_jobs_dead_total", "kind" => job.kind.clone()).increment(1);
+                    tracing::error!(job = job.id, kind = %job.kind, attempts = job.attempts, error = %e, "job moved to the dead list");
+                } else {
+                    tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, error = %e, "job failed; will retry");
+                }
+                let msg: String = e.to_string().chars().take(2000).collect();
+                store::fail(ctx.db.write(), job.id, worker, &msg, retry_at, now).await
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(job = job.id, error = %e, "could not record job outcome; the lease will expire and it runs again");
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Yiren's domain: types and services, one module per domain. No HTTP here.
+//!
+//! Language: the *owner* runs the business; *staff* help them; a *site* is the one shop this
+//! server runs; a *job* is a side effect waiting in the outbox.
+//!
+//! Shape: [`Ctx`] carries what every service needs (database, clock, randomness, password hasher);
+//! services are plain async functions in their domain module taking `&Ctx`.
+//!
+//! Boundaries: calls `yiren-store` for persistence; never `axum` or other web types.
+
+pub mod api_token;
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod i18n;
+pub mod id;
+pub mod job;
+pub mod password;
+pub mod secret;
+pub mod settings;
+pub mod setup;
+
+use std::sync::Arc;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::DomainError;
+pub use i18n::Locale;
+pub use id::Rng;
+pub use secret::Secret;
+use yiren_store::Db;
+
+/// Everything a service needs, cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The database.
+    pub db: Db,
+    /// The clock (system time in production, a manual clock in tests).
+    pub clock: Arc<dyn Clock>,
+    /// Randomness (OS randomness in production, seeded in tests when determinism helps).
+    pub rng: Rng,
+    /// The bounded argon2id hasher.
+    pub hasher: password::Hasher,
+    /// Session lifetimes and other auth policy.
+    pub auth: auth::AuthPolicy,
+}
+
+impl Ctx {
+    /// Current time in unix milliseconds.
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// A new time-ordered id.
+    pub fn new_id(&self) -> i64 {
+        id::new_id(self.now(), &self.rng)
+    }
+}

@@ -1,0 +1,5 @@
+//! Adapters to the outside world. Each integration (payment gateways, mail, push, chat models,
+//! object storage) lives here behind a trait owned by `yiren-core`; all of them send HTTP through
+//! [`http::HttpClient`], the guarded client.
+
+pub mod http;

@@ -1,0 +1,195 @@
+//! The job table: a transactional outbox with leases, retries and a dead list.
+//!
+//! A job is inserted in the same transaction as the change that causes it ([`enqueue`] takes the
+//! caller's transaction). Workers claim due jobs with a lease ([`claim`]); a job whose lease ran out
+//! (its process died) is due again, so delivery is at least once.
+
+use sqlx::{Any, Executor};
+
+use crate::{Db, StoreResult, Tx};
+
+/// A job to store.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub id: i64,
+    pub kind: &'a str,
+    pub payload: &'a str,
+    pub run_at: i64,
+    pub max_attempts: i64,
+    /// When set, a second job with the same key is silently not created.
+    pub unique_key: Option<&'a str>,
+}
+
+/// A stored job.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: i64,
+    pub kind: String,
+    pub payload: String,
+    pub state: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub run_at: i64,
+    pub locked_by: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "id, kind, payload, state, attempts, max_attempts, run_at, locked_by, last_error, created_at, updated_at, finished_at";
+
+/// Insert a job inside the caller's transaction. Returns false when `unique_key` already exists.
+pub async fn enqueue<'e, E: Executor<'e, Database = Any>>(exec: E, job: &NewJob<'_>, now: i64) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, unique_key, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(job.id)
+    .bind(job.kind)
+    .bind(job.payload)
+    .bind(job.max_attempts)
+    .bind(job.run_at)
+    .bind(job.unique_key)
+    .bind(now)
+    .execute(exec)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Claim up to `limit` due jobs for `worker` with a lease ending at `lease_until`.
+pub async fn claim(db: &Db, worker: &str, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<JobRow>> {
+    db.retrying(|| async {
+        let mut tx = db.begin().await?;
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
+             WHERE id IN (SELECT id FROM jobs WHERE (state = 'queued' AND run_at <= $3) \
+                          OR (state = 'running' AND locked_until < $3) ORDER BY run_at, id LIMIT $4{}) \
+             RETURNING {COLUMNS}",
+            db.engine().skip_locked()
+        );
+        let rows: Vec<JobRow> = sqlx::query_as(&sql)
+            .bind(worker)
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows)
+    })
+    .await
+}
+
+/// Mark a job done (only if this worker still holds it).
+pub async fn complete(tx: &mut Tx, id: i64, worker: &str, now: i64) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, finished_at = $1, updated_at = $1 \
+         WHERE id = $2 AND locked_by = $3 AND state = 'running'",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(worker)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Record a failure: requeue at `retry_at`, or move to the dead list when `retry_at` is None.
+pub async fn fail<'e, E: Executor<'e, Database = Any>>(exec: E, id: i64, worker: &str, error: &str, retry_at: Option<i64>, now: i64) -> StoreResult<()> {
+    let (state, run_at, finished) = match retry_at {
+        Some(at) => ("queued", at, None),
+        None => ("dead", now, Some(now)),
+    };
+    sqlx::query(
+        "UPDATE jobs SET state = $1, run_at = $2, last_error = $3, locked_by = NULL, locked_until = NULL, \
+         finished_at = $4, updated_at = $5 WHERE id = $6 AND locked_by = $7",
+    )
+    .bind(state)
+    .bind(run_at)
+    .bind(error)
+    .bind(finished)
+    .bind(now)
+    .bind(id)
+    .bind(worker)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// Give back every job a worker still holds (graceful shutdown): it runs again soon, and the
+/// interrupted attempt does not count.
+pub async fn release_worker<'e, E: Executor<'e, Database = Any>>(exec: E, worker: &str, now: i64) -> StoreResult<u64> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'queued', attempts = attempts - 1, locked_by = NULL, locked_until = NULL, \
+         run_at = $1, updated_at = $1 WHERE locked_by = $2 AND state = 'running'",
+    )
+    .bind(now)
+    .bind(worker)
+    .execute(exec)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Put a dead job back in the queue with a fresh set of attempts.
+pub async fn retry_dead<'e, E: Executor<'e, Database = Any>>(exec: E, id: i64, now: i64) -> StoreResult<()> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, finished_at = NULL, updated_at = $1 \
+         WHERE id = $2 AND state = 'dead'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(exec)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Err(crate::StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Get one job.
+pub async fn get<'e, E: Executor<'e, Database = Any>>(exec: E, id: i64) -> StoreResult<JobRow> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1")).bind(id).fetch_one(exec).await?)
+}
+
+/// Jobs in a state (or all), newest first, with id below `before_id`.
+pub async fn list<'e, E: Executor<'e, Database = Any>>(exec: E, state: Option<&str>, before_id: i64, limit: i64) -> StoreResult<Vec<JobRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM jobs WHERE ($1 = '' OR state = $1) AND id < $2 ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(state.unwrap_or(""))
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// Number of jobs per state.
+pub async fn counts<'e, E: Executor<'e, Database = Any>>(exec: E) -> StoreResult<Vec<(String, i64)>> {
+    Ok(sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state").fetch_all(exec).await?)
+}
+
+/// Delete finished jobs older than `before` (dead jobs stay until handled).
+pub async fn delete_done_before<'e, E: Executor<'e, Database = Any>>(exec: E, before: i64) -> StoreResult<u64> {
+    let r = sqlx::query("DELETE FROM jobs WHERE state = 'done' AND finished_at < $1").bind(before).execute(exec).await?;
+    Ok(r.rows_affected())
+}
+
+/// The next due time of a schedule, if it has run before.
+pub async fn schedule_next<'e, E: Executor<'e, Database = Any>>(exec: E, name: &str) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar("SELECT next_run_at FROM job_schedules WHERE name = $1").bind(name).fetch_optional(exec).await?)
+}
+
+/// Set the next due time of a schedule.
+pub async fn schedule_set<'e, E: Executor<'e, Database = Any>>(exec: E, name: &str, next: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO job_schedules (name, next_run_at) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET next_run_at = excluded.next_run_at",
+    )
+    .bind(name)
+    .bind(next)
+    .execute(exec)
+    .await?;
+    Ok(())
+}

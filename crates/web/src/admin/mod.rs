@@ -1,0 +1,80 @@
+//! Admin pages: sign in and out, dashboard (health, job queue, dead jobs with retry), jobs, site
+//! settings, staff accounts, the signed-in account, API tokens. Server-rendered, no JavaScript.
+
+pub mod pages;
+
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::{context, Value};
+use serde::Serialize;
+use yiren_core::auth::Session;
+use yiren_core::Locale;
+
+use crate::AppState;
+
+/// Every state-changing admin route (the CSRF suite walks this list; keep it complete).
+pub const FORM_ROUTES: &[&str] = &[
+    "/admin/sign-in",
+    "/admin/sign-out",
+    "/admin/jobs/{id}/retry",
+    "/admin/settings",
+    "/admin/staff",
+    "/admin/staff/{id}/disable",
+    "/admin/staff/{id}/enable",
+    "/admin/account/password",
+    "/admin/tokens",
+    "/admin/tokens/{id}/revoke",
+];
+
+/// Admin routes.
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(pages::dashboard))
+        .route("/admin/sign-in", get(pages::sign_in_page).post(pages::sign_in))
+        .route("/admin/sign-out", post(pages::sign_out))
+        .route("/admin/jobs", get(pages::jobs))
+        .route("/admin/jobs/{id}/retry", post(pages::retry_job))
+        .route("/admin/settings", get(pages::settings_page).post(pages::save_settings))
+        .route("/admin/staff", get(pages::staff_page).post(pages::add_staff))
+        .route("/admin/staff/{id}/disable", post(pages::disable_staff))
+        .route("/admin/staff/{id}/enable", post(pages::enable_staff))
+        .route("/admin/account", get(pages::account_page))
+        .route("/admin/account/password", post(pages::change_password))
+        .route("/admin/tokens", get(pages::tokens_page).post(pages::create_token))
+        .route("/admin/tokens/{id}/revoke", post(pages::revoke_token))
+        .layer(axum::middleware::from_fn_with_state(state, crate::security::load_session))
+}
+
+#[derive(Serialize)]
+struct LocaleOpt {
+    tag: &'static str,
+    name: &'static str,
+}
+
+/// The context every page gets: locale, site, language switcher, time zone, signed-in staff, CSRF.
+pub async fn base_ctx(state: &AppState, path: &str, session: Option<&Session>, csrf: &str) -> Value {
+    let locale = crate::locale::current();
+    let site = state.settings().await;
+    let locales: Vec<LocaleOpt> = Locale::ALL.iter().map(|l| LocaleOpt { tag: l.tag(), name: l.native_name() }).collect();
+    context! {
+        locale => locale.tag(),
+        time_zone => site.time_zone.clone(),
+        site => Value::from_serialize(&site),
+        locales => Value::from_serialize(&locales),
+        path => path,
+        csrf => csrf,
+        staff => session.map(|s| Value::from_serialize(&s.staff)),
+        notice => Value::from(()),
+        error => Value::from(()),
+    }
+}
+
+/// Notices that may be shown after a redirect (`?notice=key`); anything else is ignored.
+pub const NOTICES: &[&str] =
+    &["settings.saved", "staff.created", "admin.retried", "admin.password_changed", "admin.signed_out"];
+
+/// Translate a notice key from the query, if it is one of [`NOTICES`].
+pub fn notice(key: Option<&str>) -> Option<&'static str> {
+    let key = key?;
+    NOTICES.iter().find(|k| **k == key).map(|k| crate::locale::current().t(k))
+}

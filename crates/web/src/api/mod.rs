@@ -1,0 +1,76 @@
+//! The JSON API under `/api/v1`: bearer tokens only (cookies are ignored), Shopify-like envelopes
+//! (`{"job": {...}}`, `{"jobs": [...]}`), errors `{"error":{"code","message"}}` in the caller's
+//! language, cursor pagination with a `Link` header, `Idempotency-Key` on POST, and an OpenAPI 3.1
+//! document generated from this code at `/api/v1/openapi.json`.
+
+pub mod extract;
+pub mod idempotency;
+pub mod jobs;
+pub mod page;
+pub mod shop;
+pub mod staff;
+pub mod tokens;
+
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::AppState;
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Yiren API", description = "REST API of a Yiren server. Authenticate with `Authorization: Bearer <token>` (create tokens in admin → API tokens)."),
+    paths(
+        shop::get_shop, shop::update_shop,
+        staff::list_staff, staff::count_staff,
+        jobs::list_jobs, jobs::count_jobs, jobs::get_job, jobs::retry_job,
+        tokens::list_tokens, tokens::create_token, tokens::revoke_token,
+    ),
+    components(schemas(
+        extract::ErrorBody, extract::ErrorDetail, extract::CountResponse,
+        shop::Shop, shop::ShopResponse, shop::UpdateShopRequest,
+        staff::StaffMember, staff::StaffListResponse,
+        jobs::Job, jobs::JobResponse, jobs::JobListResponse,
+        tokens::ApiToken, tokens::ApiTokenListResponse, tokens::ApiTokenResponse, tokens::CreateApiTokenRequest, tokens::NewApiToken,
+    )),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// The generated document as JSON.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// API routes (mounted at `/api/v1`).
+pub fn routes(state: AppState) -> Router<AppState> {
+    let authed = Router::new()
+        .route("/shop", get(shop::get_shop).put(shop::update_shop))
+        .route("/staff", get(staff::list_staff))
+        .route("/staff/count", get(staff::count_staff))
+        .route("/jobs", get(jobs::list_jobs))
+        .route("/jobs/count", get(jobs::count_jobs))
+        .route("/jobs/{id}", get(jobs::get_job))
+        .route("/jobs/{id}/retry", post(jobs::retry_job))
+        .route("/api_tokens", get(tokens::list_tokens).post(tokens::create_token))
+        .route("/api_tokens/{id}", delete(tokens::revoke_token))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
+        .layer(axum::middleware::from_fn_with_state(state, extract::authenticate));
+    Router::new().route("/openapi.json", get(openapi)).merge(authed).fallback(crate::error::fallback)
+}

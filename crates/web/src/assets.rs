@@ -1,0 +1,19 @@
+//! Static assets embedded in the binary.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::AppState;
+
+const CSS: &str = include_str!("../assets/yiren.css");
+
+/// Asset routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/assets/yiren.css", get(css))
+}
+
+async fn css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], CSS)
+}

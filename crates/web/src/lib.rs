@@ -1,0 +1,58 @@
+//! Yiren's HTTP layer: the JSON API (`/api/v1`, OpenAPI), the admin pages, the public pages, and
+//! the operations endpoints. Handlers extract, parse, call one service, and map the result.
+//!
+//! Boundaries: calls `yiren-core` services; owns status codes (see [`error`]), templates, cookies.
+
+pub mod admin;
+pub mod api;
+pub mod assets;
+pub mod error;
+pub mod locale;
+pub mod metrics;
+pub mod ops;
+pub mod security;
+pub mod setup;
+pub mod state;
+pub mod storefront;
+pub mod templates;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+pub use state::{AppState, WebConfig};
+
+/// Header carrying the request id (generated when the client sends none).
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The public application router (everything except metrics, which has its own listener).
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .merge(storefront::routes())
+        .merge(setup::routes())
+        .merge(admin::routes(state.clone()))
+        .nest("/api/v1", api::routes(state.clone()))
+        .merge(ops::routes())
+        .merge(assets::routes())
+        .fallback(error::fallback)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), locale::resolve_locale))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
+        .layer(SetResponseHeaderLayer::if_not_present(HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(HeaderName::from_static("x-frame-options"), HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(HeaderName::from_static("referrer-policy"), HeaderValue::from_static("same-origin")))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
+}

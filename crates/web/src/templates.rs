@@ -1,0 +1,103 @@
+//! Templates: minijinja, embedded in the binary, each overridable by a file of the same name under
+//! `<data-dir>/themes/`. Strict undefined variables; HTML auto-escaped. Every string comes from the
+//! message catalog through `t("key", name=value)`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::value::Kwargs;
+use minijinja::{Environment, State, UndefinedBehavior, Value};
+use yiren_core::Locale;
+
+/// The embedded templates, by name.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("home.html", include_str!("../templates/home.html")),
+    ("error.html", include_str!("../templates/error.html")),
+    ("setup.html", include_str!("../templates/setup.html")),
+    ("admin/layout.html", include_str!("../templates/admin/layout.html")),
+    ("admin/sign_in.html", include_str!("../templates/admin/sign_in.html")),
+    ("admin/dashboard.html", include_str!("../templates/admin/dashboard.html")),
+    ("admin/jobs.html", include_str!("../templates/admin/jobs.html")),
+    ("admin/settings.html", include_str!("../templates/admin/settings.html")),
+    ("admin/staff.html", include_str!("../templates/admin/staff.html")),
+    ("admin/account.html", include_str!("../templates/admin/account.html")),
+    ("admin/tokens.html", include_str!("../templates/admin/tokens.html")),
+];
+
+/// The template environment. Cheap to clone.
+#[derive(Clone)]
+pub struct Templates {
+    env: Arc<Environment<'static>>,
+}
+
+fn t(state: &State, key: &str, kwargs: Kwargs) -> Result<String, minijinja::Error> {
+    let locale = state.lookup("locale").and_then(|v| v.as_str().and_then(Locale::parse)).unwrap_or_default();
+    let mut args: Vec<(String, String)> = Vec::new();
+    for k in kwargs.args() {
+        let v: Value = kwargs.get(k)?;
+        args.push((k.to_string(), v.to_string()));
+    }
+    let refs: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Ok(locale.tf(key, &refs))
+}
+
+fn datetime(state: &State, ms: Option<i64>) -> String {
+    let tz = state.lookup("time_zone").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "UTC".into());
+    ms.map(|m| yiren_core::clock::display_in(m, &tz)).unwrap_or_default()
+}
+
+impl Templates {
+    /// Load templates, preferring files under `themes_dir` when given.
+    pub fn new(themes_dir: Option<PathBuf>) -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_loader(move |name: &str| {
+            if name.contains("..") || name.starts_with('/') {
+                return Ok(None);
+            }
+            if let Some(dir) = &themes_dir {
+                let p = dir.join(name);
+                if p.is_file() {
+                    return std::fs::read_to_string(&p).map(Some).map_err(|e| {
+                        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("cannot read theme file {}: {e}", p.display()))
+                    });
+                }
+            }
+            Ok(EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, s)| s.to_string()))
+        });
+        env.add_function("t", t);
+        env.add_filter("datetime", datetime);
+        Templates { env: Arc::new(env) }
+    }
+
+    /// Render a page; a template error is logged and answered with a 500.
+    pub fn render(&self, name: &str, ctx: Value) -> Response {
+        match self.env.get_template(name).and_then(|t| t.render(ctx)) {
+            Ok(html) => Html(html).into_response(),
+            Err(e) => {
+                tracing::error!(template = name, error = %e, "template failed");
+                error_page(StatusCode::INTERNAL_SERVER_ERROR, "error.internal")
+            }
+        }
+    }
+}
+
+/// A minimal error page that needs no template or database (used when those may be the problem).
+pub fn error_page(status: StatusCode, key: &str) -> Response {
+    let locale = crate::locale::current();
+    let msg = locale.tf(key, &[("request_id", &crate::locale::current_request_id())]);
+    let html = format!(
+        "<!doctype html><html lang=\"{}\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <link rel=\"stylesheet\" href=\"/assets/yiren.css\"><title>{}</title><main class=\"narrow\"><h1>{}</h1><p>{}</p>\
+         <p><a href=\"/\">{}</a></p></main></html>",
+        locale.tag(),
+        status.as_u16(),
+        status.as_u16(),
+        minijinja::HtmlEscape(&msg),
+        minijinja::HtmlEscape(locale.t("nav.home")),
+    );
+    (status, Html(html)).into_response()
+}

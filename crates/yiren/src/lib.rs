@@ -1,0 +1,192 @@
+//! The `yiren` binary's library: configuration, [`App::build`] (used by `serve` and by the tests'
+//! `TestApp`, so tests run exactly what production runs), the job handlers, backup and restore.
+
+pub mod backup;
+pub mod config;
+pub mod handlers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use yiren_core::job::{Registry, Schedule, Worker, WorkerConfig};
+use yiren_core::{auth::AuthPolicy, password::Hasher, Clock, Ctx, Locale, Rng};
+use yiren_providers::http::{HttpClient, OutboundPolicy};
+use yiren_store::engine::DbOptions;
+use yiren_store::Db;
+use yiren_web::templates::Templates;
+use yiren_web::{AppState, WebConfig};
+
+pub use config::Config;
+
+/// Open the configured database, failing fast with an explanation. The default SQLite file is
+/// created inside the data directory; nothing is ever created anywhere else.
+pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
+    let (url, is_default) = config.database_url();
+    if is_default {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    }
+    let opts = DbOptions { max_connections: config.database.max_connections.max(1), create_sqlite: is_default, ..Default::default() };
+    Ok(Db::connect(&url, &opts).await?)
+}
+
+/// Everything `serve` runs, built but not yet started.
+pub struct App {
+    /// Shared web state (and through it the domain context).
+    pub state: AppState,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    worker: Worker,
+    grace: Duration,
+    /// The one-time setup URL, when no owner exists yet.
+    pub setup_url: Option<String>,
+}
+
+/// Test and production differ only in these.
+pub struct Deps {
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness.
+    pub rng: Rng,
+}
+
+impl Default for Deps {
+    fn default() -> Self {
+        Deps { clock: Arc::new(yiren_core::SystemClock), rng: Rng::os() }
+    }
+}
+
+/// The job kinds this build knows, with their handlers.
+pub fn registry(http: HttpClient) -> Registry {
+    let mut r = Registry::default();
+    r.register("maintenance.cleanup", yiren_core::job::Cleanup);
+    r.register("diagnostic.ping", handlers::Ping { http });
+    r
+}
+
+impl App {
+    /// Build the app exactly as `serve` runs it: open and migrate the database, bind listeners,
+    /// prepare the worker, and issue a setup token when no owner exists.
+    pub async fn build(config: &Config, deps: Deps) -> anyhow::Result<App> {
+        let db = open_db(config).await?;
+        db.migrate().await?;
+        let ctx = Ctx { db, clock: deps.clock, rng: deps.rng, hasher: Hasher::default(), auth: AuthPolicy::default() };
+        let public_url = Some(config.server.public_url.clone()).filter(|u| !u.is_empty());
+        let web = WebConfig { public_url: public_url.clone(), max_body_bytes: config.server.max_body_bytes };
+        let themes = config.themes_dir();
+        let templates = Templates::new(Some(themes));
+        let state = AppState::new(ctx.clone(), web, templates).await?;
+
+        let listener = TcpListener::bind(&config.server.addr).await.with_context(|| format!("cannot listen on {}", config.server.addr))?;
+        let metrics_listener = match config.server.metrics_addr.as_str() {
+            "" => None,
+            a => Some(TcpListener::bind(a).await.with_context(|| format!("cannot listen on {a} for metrics"))?),
+        };
+        let addr = listener.local_addr()?;
+
+        let http = HttpClient::new(OutboundPolicy {
+            allow_private: config.outbound.allow_private,
+            timeout: Duration::from_secs(config.outbound.timeout_secs.max(1)),
+            max_response_bytes: config.outbound.max_response_bytes,
+            ..Default::default()
+        })?;
+        let mut schedules = Vec::new();
+        for s in &config.jobs.schedules {
+            schedules.push(Schedule::new(&s.name, &s.cron, &s.kind, s.payload.clone().unwrap_or_default()).map_err(anyhow::Error::msg)?);
+        }
+        let worker_id = format!("{}-{}", std::process::id(), ctx.rng.token(6));
+        let worker = Worker::new(
+            ctx.clone(),
+            registry(http),
+            schedules,
+            WorkerConfig {
+                worker_id,
+                concurrency: config.jobs.concurrency.max(1),
+                poll_interval: Duration::from_millis(config.jobs.poll_interval_ms.max(10)),
+                lease: Duration::from_secs(config.jobs.lease_secs.max(1)),
+                shutdown_grace: Duration::from_secs(config.server.shutdown_grace_secs),
+            },
+        );
+
+        let setup_url = yiren_core::setup::issue_token_if_needed(&ctx).await?.map(|token| {
+            let base = public_url.clone().unwrap_or_else(|| format!("http://{}", display_addr(addr)));
+            format!("{}/setup/{token}", base.trim_end_matches('/'))
+        });
+        Ok(App { state, listener, metrics_listener, worker, grace: Duration::from_secs(config.server.shutdown_grace_secs), setup_url })
+    }
+
+    /// The address the web server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The address of the metrics listener, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serve until `shutdown` fires: then stop accepting, finish in-flight requests, let running
+    /// jobs finish (or return them to the queue), and close the database.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let db = self.state.ctx.db.clone();
+        let router = yiren_web::router(self.state);
+        let worker_task = tokio::spawn(self.worker.run(shutdown.child_token()));
+        let metrics_task = self.metrics_listener.map(|l| {
+            let router = yiren_web::metrics::router(db.clone());
+            let s = shutdown.clone();
+            tokio::spawn(async move { axum::serve(l, router).with_graceful_shutdown(s.cancelled_owned()).await })
+        });
+        let s = shutdown.clone();
+        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { s.cancelled().await })
+            .await;
+        tracing::info!("web server stopped");
+        if tokio::time::timeout(self.grace + Duration::from_secs(5), worker_task).await.is_err() {
+            tracing::error!("job worker did not stop in time");
+        }
+        if let Some(t) = metrics_task {
+            t.abort();
+        }
+        db.close().await;
+        served.context("web server failed")
+    }
+}
+
+fn display_addr(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+/// The line printed at start when setup is pending.
+pub fn setup_message(url: &str, locale: Locale) -> String {
+    locale.tf("setup.printed", &[("url", url)])
+}
+
+/// Fire `token` on SIGTERM or SIGINT.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("SIGINT received: shutting down"),
+            _ = term => tracing::info!("SIGTERM received: shutting down"),
+        }
+        token.cancel();
+    });
+}
