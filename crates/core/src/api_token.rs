@@ -9,7 +9,15 @@ use crate::id::hash_token;
 use crate::Ctx;
 
 /// Every scope a token can carry.
-pub const SCOPES: &[&str] = &["shop:read", "shop:write", "staff:read", "jobs:read", "jobs:write", "tokens:read", "tokens:write"];
+pub const SCOPES: &[&str] = &[
+    "shop:read",
+    "shop:write",
+    "staff:read",
+    "jobs:read",
+    "jobs:write",
+    "tokens:read",
+    "tokens:write",
+];
 
 /// Scopes only the owner may grant.
 const OWNER_ONLY: &[&str] = &["shop:write", "tokens:write", "tokens:read"];
@@ -50,7 +58,12 @@ impl ApiToken {
 }
 
 /// Create a token for `owner_of`; returns it and the secret (shown once).
-pub async fn create(ctx: &Ctx, creator: &Staff, name: &str, scopes: &[String]) -> DomainResult<(ApiToken, String)> {
+pub async fn create(
+    ctx: &Ctx,
+    creator: &Staff,
+    name: &str,
+    scopes: &[String],
+) -> DomainResult<(ApiToken, String)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(DomainError::invalid("name", "token.name_invalid"));
@@ -68,14 +81,35 @@ pub async fn create(ctx: &Ctx, creator: &Staff, name: &str, scopes: &[String]) -
     let prefix: String = secret.chars().take(12).collect();
     let id = ctx.new_id();
     let now = ctx.now();
-    store::insert(ctx.db.write(), id, creator.id, name, &prefix, &hash_token(&secret), &scopes.join(" "), now).await?;
-    let token = ApiToken { id, staff_id: creator.id, name: name.to_string(), prefix, scopes, created_at: now, last_used_at: None, revoked: false };
+    store::insert(
+        ctx.db.write(),
+        id,
+        creator.id,
+        name,
+        &prefix,
+        &hash_token(&secret),
+        &scopes.join(" "),
+        now,
+    )
+    .await?;
+    let token = ApiToken {
+        id,
+        staff_id: creator.id,
+        name: name.to_string(),
+        prefix,
+        scopes,
+        created_at: now,
+        last_used_at: None,
+        revoked: false,
+    };
     Ok((token, secret))
 }
 
 /// Resolve a bearer secret to its token and account; None when unknown, revoked or disabled.
 pub async fn authenticate(ctx: &Ctx, secret: &str) -> DomainResult<Option<(ApiToken, Staff)>> {
-    let Some(row) = store::find_live(ctx.db.read(), &hash_token(secret)).await? else { return Ok(None) };
+    let Some(row) = store::find_live(ctx.db.read(), &hash_token(secret)).await? else {
+        return Ok(None);
+    };
     let now = ctx.now();
     if row.last_used_at.is_none_or(|t| t < now - 60_000) {
         store::touch(ctx.db.write(), row.id, now).await?;
@@ -86,13 +120,19 @@ pub async fn authenticate(ctx: &Ctx, secret: &str) -> DomainResult<Option<(ApiTo
 
 /// Every token, newest first.
 pub async fn list(ctx: &Ctx) -> DomainResult<Vec<ApiToken>> {
-    Ok(store::list(ctx.db.read()).await?.into_iter().map(ApiToken::from).collect())
+    Ok(store::list(ctx.db.read())
+        .await?
+        .into_iter()
+        .map(ApiToken::from)
+        .collect())
 }
 
 /// Revoke a token.
 pub async fn revoke(ctx: &Ctx, id: i64) -> DomainResult<()> {
-    store::revoke(ctx.db.write(), id, ctx.now()).await.map_err(|e| match e {
-        yiren_store::StoreError::NotFound => DomainError::NotFound,
-        e => e.into(),
-    })
+    store::revoke(ctx.db.write(), id, ctx.now())
+        .await
+        .map_err(|e| match e {
+            yiren_store::StoreError::NotFound => DomainError::NotFound,
+            e => e.into(),
+        })
 }

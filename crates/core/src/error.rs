@@ -44,7 +44,10 @@ pub enum DomainError {
 impl DomainError {
     /// Shorthand for an invalid field.
     pub fn invalid(field: &'static str, key: &'static str) -> Self {
-        DomainError::Invalid { key, field: Some(field) }
+        DomainError::Invalid {
+            key,
+            field: Some(field),
+        }
     }
 }
 

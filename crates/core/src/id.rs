@@ -17,7 +17,11 @@ pub struct Rng(Option<Arc<Mutex<rand::rngs::StdRng>>>);
 
 impl std::fmt::Debug for Rng {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Rng(seeded)" } else { "Rng(os)" })
+        f.write_str(if self.0.is_some() {
+            "Rng(seeded)"
+        } else {
+            "Rng(os)"
+        })
     }
 }
 
@@ -28,7 +32,9 @@ impl Rng {
     }
     /// A deterministic generator, for tests only.
     pub fn seeded(seed: u64) -> Self {
-        Rng(Some(Arc::new(Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)))))
+        Rng(Some(Arc::new(Mutex::new(
+            rand::rngs::StdRng::seed_from_u64(seed),
+        ))))
     }
     /// Fill `buf` with random bytes.
     pub fn fill(&self, buf: &mut [u8]) {
@@ -59,7 +65,11 @@ pub fn new_id(now_ms: i64, rng: &Rng) -> i64 {
     let candidate = ((now_ms - EPOCH_MS).max(0) << 22) | (rng.u64() & 0x3f_ffff) as i64;
     let mut last = LAST_ID.load(Ordering::Relaxed);
     loop {
-        let next = if candidate > last { candidate } else { last + 1 };
+        let next = if candidate > last {
+            candidate
+        } else {
+            last + 1
+        };
         match LAST_ID.compare_exchange_weak(last, next, Ordering::SeqCst, Ordering::Relaxed) {
             Ok(_) => return next,
             Err(actual) => last = actual,
@@ -80,7 +90,9 @@ mod tests {
     #[test]
     fn ids_are_strictly_increasing_even_within_one_millisecond() {
         let rng = Rng::seeded(7);
-        let ids: Vec<i64> = (0..10_000).map(|_| new_id(1_800_000_000_000, &rng)).collect();
+        let ids: Vec<i64> = (0..10_000)
+            .map(|_| new_id(1_800_000_000_000, &rng))
+            .collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
         assert!(ids.iter().all(|&i| i > 0));
     }

@@ -27,8 +27,14 @@ static COMMON: &str = include_str!("common-passwords.txt");
 
 fn is_common(pw: &str) -> bool {
     static SET: OnceLock<std::collections::HashSet<String>> = OnceLock::new();
-    SET.get_or_init(|| COMMON.lines().map(|l| l.trim().to_lowercase()).filter(|l| !l.is_empty()).collect())
-        .contains(&pw.to_lowercase())
+    SET.get_or_init(|| {
+        COMMON
+            .lines()
+            .map(|l| l.trim().to_lowercase())
+            .filter(|l| !l.is_empty())
+            .collect()
+    })
+    .contains(&pw.to_lowercase())
 }
 
 /// Check a new password against the policy.
@@ -59,7 +65,9 @@ pub struct Hasher {
 
 impl Default for Hasher {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Hasher::new(2 * cores)
     }
 }
@@ -78,12 +86,18 @@ pub enum Verified {
 impl Hasher {
     /// A hasher allowing `concurrency` hashes at once.
     pub fn new(concurrency: usize) -> Self {
-        Hasher { permits: Arc::new(Semaphore::new(concurrency.max(1))) }
+        Hasher {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        }
     }
 
     /// Hash a password into a PHC string.
     pub async fn hash(&self, pw: &str, salt: [u8; 16]) -> DomainResult<String> {
-        let _permit = self.permits.acquire().await.map_err(|_| DomainError::Forbidden)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| DomainError::Forbidden)?;
         let pw = pw.to_string();
         tokio::task::spawn_blocking(move || hash_now(&pw, &salt))
             .await
@@ -92,15 +106,21 @@ impl Hasher {
 
     /// Verify a password against a PHC string; an unparsable hash never matches.
     pub async fn verify(&self, pw: &str, phc: &str, salt: [u8; 16]) -> Verified {
-        let Ok(_permit) = self.permits.acquire().await else { return Verified::No };
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Verified::No;
+        };
         let (pw, phc) = (pw.to_string(), phc.to_string());
         tokio::task::spawn_blocking(move || {
-            let Ok(parsed) = PasswordHash::new(&phc) else { return Verified::No };
+            let Ok(parsed) = PasswordHash::new(&phc) else {
+                return Verified::No;
+            };
             if argon().verify_password(pw.as_bytes(), &parsed).is_err() {
                 return Verified::No;
             }
             let current = parsed.algorithm.as_str() == "argon2id"
-                && Params::try_from(&parsed).map(|p| p.m_cost() == M_COST && p.t_cost() == T_COST && p.p_cost() == P_COST).unwrap_or(false);
+                && Params::try_from(&parsed)
+                    .map(|p| p.m_cost() == M_COST && p.t_cost() == T_COST && p.p_cost() == P_COST)
+                    .unwrap_or(false);
             if current {
                 Verified::Yes
             } else {
@@ -118,7 +138,9 @@ impl Hasher {
     /// email costs the same time as a wrong password.
     pub fn dummy_hash() -> &'static str {
         static DUMMY: OnceLock<String> = OnceLock::new();
-        DUMMY.get_or_init(|| hash_now("yiren-dummy-password-never-matches", &[7u8; 16]).unwrap_or_default())
+        DUMMY.get_or_init(|| {
+            hash_now("yiren-dummy-password-never-matches", &[7u8; 16]).unwrap_or_default()
+        })
     }
 }
 
@@ -150,8 +172,14 @@ mod tests {
         let h = Hasher::new(2);
         let phc = h.hash("long enough pass", [1; 16]).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert_eq!(h.verify("long enough pass", &phc, [2; 16]).await, Verified::Yes);
-        assert_eq!(h.verify("long enough pasS", &phc, [2; 16]).await, Verified::No);
+        assert_eq!(
+            h.verify("long enough pass", &phc, [2; 16]).await,
+            Verified::Yes
+        );
+        assert_eq!(
+            h.verify("long enough pasS", &phc, [2; 16]).await,
+            Verified::No
+        );
         // No truncation: a 128-char password differs from its 127-char prefix.
         let long = "a".repeat(128);
         let phc = h.hash(&long, [3; 16]).await.unwrap();
@@ -160,11 +188,21 @@ mod tests {
 
     #[tokio::test]
     async fn an_old_parameter_hash_is_upgraded_on_verify() {
-        let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap())
-            .hash_password(b"long enough pass", &SaltString::encode_b64(&[9; 16]).unwrap())
-            .unwrap()
-            .to_string();
-        match Hasher::new(1).verify("long enough pass", &weak, [4; 16]).await {
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 1, 1, None).unwrap(),
+        )
+        .hash_password(
+            b"long enough pass",
+            &SaltString::encode_b64(&[9; 16]).unwrap(),
+        )
+        .unwrap()
+        .to_string();
+        match Hasher::new(1)
+            .verify("long enough pass", &weak, [4; 16])
+            .await
+        {
             Verified::YesRehash(h) => assert!(h.contains("m=19456,t=2,p=1")),
             other => panic!("expected a rehash, got {other:?}"),
         }

@@ -8,8 +8,21 @@ use crate::{Ctx, Locale};
 
 /// Currencies a shop may choose as its default (ISO 4217, with their minor-unit exponent).
 pub const CURRENCIES: &[(&str, u8)] = &[
-    ("CNY", 2), ("USD", 2), ("EUR", 2), ("HKD", 2), ("TWD", 2), ("JPY", 0), ("GBP", 2), ("SGD", 2),
-    ("AUD", 2), ("CAD", 2), ("KRW", 0), ("MYR", 2), ("THB", 2), ("CHF", 2), ("NZD", 2),
+    ("CNY", 2),
+    ("USD", 2),
+    ("EUR", 2),
+    ("HKD", 2),
+    ("TWD", 2),
+    ("JPY", 0),
+    ("GBP", 2),
+    ("SGD", 2),
+    ("AUD", 2),
+    ("CAD", 2),
+    ("KRW", 0),
+    ("MYR", 2),
+    ("THB", 2),
+    ("CHF", 2),
+    ("NZD", 2),
 ];
 
 /// The site's settings.
@@ -27,27 +40,49 @@ pub struct SiteSettings {
 
 impl Default for SiteSettings {
     fn default() -> Self {
-        SiteSettings { name: "Yiren".into(), default_locale: Locale::ZhCn, currency: "CNY".into(), time_zone: "Asia/Shanghai".into() }
+        SiteSettings {
+            name: "Yiren".into(),
+            default_locale: Locale::ZhCn,
+            currency: "CNY".into(),
+            time_zone: "Asia/Shanghai".into(),
+        }
     }
 }
 
 impl SiteSettings {
     /// Validate raw input into settings.
-    pub fn parse(name: &str, locale: &str, currency: &str, time_zone: &str) -> DomainResult<SiteSettings> {
+    pub fn parse(
+        name: &str,
+        locale: &str,
+        currency: &str,
+        time_zone: &str,
+    ) -> DomainResult<SiteSettings> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(DomainError::invalid("site_name", "settings.name_invalid"));
         }
-        let default_locale = Locale::parse(locale).ok_or(DomainError::invalid("locale", "settings.locale_invalid"))?;
+        let default_locale = Locale::parse(locale)
+            .ok_or(DomainError::invalid("locale", "settings.locale_invalid"))?;
         let currency = currency.trim().to_ascii_uppercase();
         if !CURRENCIES.iter().any(|(c, _)| *c == currency) {
-            return Err(DomainError::invalid("currency", "settings.currency_invalid"));
+            return Err(DomainError::invalid(
+                "currency",
+                "settings.currency_invalid",
+            ));
         }
         let time_zone = time_zone.trim();
         if time_zone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(DomainError::invalid("time_zone", "settings.time_zone_invalid"));
+            return Err(DomainError::invalid(
+                "time_zone",
+                "settings.time_zone_invalid",
+            ));
         }
-        Ok(SiteSettings { name: name.to_string(), default_locale, currency, time_zone: time_zone.to_string() })
+        Ok(SiteSettings {
+            name: name.to_string(),
+            default_locale,
+            currency,
+            time_zone: time_zone.to_string(),
+        })
     }
 }
 
@@ -69,7 +104,13 @@ pub async fn load(ctx: &Ctx) -> DomainResult<SiteSettings> {
 /// Write the settings inside a transaction.
 pub async fn save_in(tx: &mut yiren_store::Tx, s: &SiteSettings, now: i64) -> DomainResult<()> {
     store::put(&mut **tx, "site.name", &s.name, now).await?;
-    store::put(&mut **tx, "site.default_locale", s.default_locale.tag(), now).await?;
+    store::put(
+        &mut **tx,
+        "site.default_locale",
+        s.default_locale.tag(),
+        now,
+    )
+    .await?;
     store::put(&mut **tx, "site.currency", &s.currency, now).await?;
     store::put(&mut **tx, "site.time_zone", &s.time_zone, now).await?;
     Ok(())

@@ -36,14 +36,33 @@ pub struct SetupInput<'a> {
 }
 
 /// Create the owner and the site settings, consume the token, and sign the owner in — all or nothing.
-pub async fn complete(ctx: &Ctx, token: &str, input: SetupInput<'_>, ip: &str, user_agent: Option<&str>) -> DomainResult<(Session, String)> {
+pub async fn complete(
+    ctx: &Ctx,
+    token: &str,
+    input: SetupInput<'_>,
+    ip: &str,
+    user_agent: Option<&str>,
+) -> DomainResult<(Session, String)> {
     let now = ctx.now();
     let mut tx = ctx.db.begin().await?;
-    if !store::consume_setup_token(&mut tx, &hash_token(token), now).await? || staff::count_owners(&mut *tx).await? > 0 {
-        return Err(DomainError::Conflict { key: "setup.link_used" });
+    if !store::consume_setup_token(&mut tx, &hash_token(token), now).await?
+        || staff::count_owners(&mut *tx).await? > 0
+    {
+        return Err(DomainError::Conflict {
+            key: "setup.link_used",
+        });
     }
     let locale: Option<Locale> = Some(input.site.default_locale);
-    let id = auth::create_staff(ctx, &mut tx, input.email, input.name, input.password, Role::Owner, locale).await?;
+    let id = auth::create_staff(
+        ctx,
+        &mut tx,
+        input.email,
+        input.name,
+        input.password,
+        Role::Owner,
+        locale,
+    )
+    .await?;
     settings::save_in(&mut tx, &input.site, now).await?;
     let row = staff::get(&mut *tx, id).await?;
     tx.commit().await.map_err(yiren_store::StoreError::from)?;

@@ -25,7 +25,12 @@ pub struct OutboundPolicy {
 
 impl Default for OutboundPolicy {
     fn default() -> Self {
-        OutboundPolicy { allow_private: false, connect_timeout: Duration::from_secs(5), timeout: Duration::from_secs(15), max_response_bytes: 1 << 20 }
+        OutboundPolicy {
+            allow_private: false,
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(15),
+            max_response_bytes: 1 << 20,
+        }
     }
 }
 
@@ -123,8 +128,12 @@ impl Resolve for GuardedResolver {
         let allow = self.allow_private;
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let ok: Vec<SocketAddr> = addrs.into_iter().filter(|a| allow || !is_internal(a.ip())).collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let ok: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| allow || !is_internal(a.ip()))
+                .collect();
             if ok.is_empty() {
                 return Err(Box::new(Blocked(host)) as Box<dyn std::error::Error + Send + Sync>);
             }
@@ -159,20 +168,30 @@ impl HttpClient {
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.timeout)
             .user_agent(concat!("Yiren/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(GuardedResolver { allow_private: policy.allow_private }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow_private: policy.allow_private,
+            }))
             .build()
             .map_err(|e| OutboundError::Transport(e.to_string()))?;
-        Ok(HttpClient { inner, policy: Arc::new(policy) })
+        Ok(HttpClient {
+            inner,
+            policy: Arc::new(policy),
+        })
     }
 
     /// Check a URL before use: http(s) only, and an IP-literal host (which skips DNS) must not be internal.
     pub fn check_url(&self, raw: &str) -> Result<url::Url, OutboundError> {
         let u = url::Url::parse(raw).map_err(|e| OutboundError::BadUrl(e.to_string()))?;
         if !matches!(u.scheme(), "http" | "https") {
-            return Err(OutboundError::BadUrl(format!("scheme {} is not allowed", u.scheme())));
+            return Err(OutboundError::BadUrl(format!(
+                "scheme {} is not allowed",
+                u.scheme()
+            )));
         }
         if !u.username().is_empty() || u.password().is_some() {
-            return Err(OutboundError::BadUrl("credentials in URLs are not allowed".into()));
+            return Err(OutboundError::BadUrl(
+                "credentials in URLs are not allowed".into(),
+            ));
         }
         let ip = match u.host() {
             Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
@@ -189,7 +208,11 @@ impl HttpClient {
     }
 
     /// Start a request to a checked URL.
-    pub fn request(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder, OutboundError> {
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, OutboundError> {
         let u = self.check_url(url)?;
         Ok(self.inner.request(method, u))
     }
@@ -212,7 +235,11 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Fetched { status, headers, body })
+        Ok(Fetched {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -226,13 +253,37 @@ mod tests {
     #[test]
     fn internal_addresses_are_recognised() {
         for ip in [
-            "127.0.0.1", "127.1.2.3", "10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1", "100.64.0.1",
-            "169.254.169.254", "0.0.0.0", "255.255.255.255", "::1", "::", "fc00::1", "fd12::1", "fe80::1",
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::127.0.0.1", "224.0.0.1", "198.18.0.1",
+            "127.0.0.1",
+            "127.1.2.3",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "100.64.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "224.0.0.1",
+            "198.18.0.1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip} should be internal");
         }
-        for ip in ["1.1.1.1", "8.8.8.8", "203.0.114.1", "2606:4700::1111", "172.32.0.1", "100.128.0.1"] {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "203.0.114.1",
+            "2606:4700::1111",
+            "172.32.0.1",
+            "100.128.0.1",
+        ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip} should be public");
         }
     }
@@ -241,14 +292,33 @@ mod tests {
     fn url_spellings_of_loopback_are_refused_before_any_connection() {
         let c = HttpClient::new(OutboundPolicy::default()).unwrap();
         for u in [
-            "http://127.0.0.1/", "http://127.1/", "http://0x7f000001/", "http://2130706433/", "http://0177.0.0.1/",
-            "http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://169.254.169.254/latest/meta-data",
-            "http://10.1.2.3/", "http://192.168.0.1:8080/",
+            "http://127.0.0.1/",
+            "http://127.1/",
+            "http://0x7f000001/",
+            "http://2130706433/",
+            "http://0177.0.0.1/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://0.0.0.0/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.1.2.3/",
+            "http://192.168.0.1:8080/",
         ] {
-            assert!(matches!(c.check_url(u), Err(OutboundError::Forbidden(_))), "{u} should be refused");
+            assert!(
+                matches!(c.check_url(u), Err(OutboundError::Forbidden(_))),
+                "{u} should be refused"
+            );
         }
-        for u in ["file:///etc/passwd", "gopher://x/", "ftp://example.com/", "http://user:pw@example.com/"] {
-            assert!(matches!(c.check_url(u), Err(OutboundError::BadUrl(_))), "{u} should be refused");
+        for u in [
+            "file:///etc/passwd",
+            "gopher://x/",
+            "ftp://example.com/",
+            "http://user:pw@example.com/",
+        ] {
+            assert!(
+                matches!(c.check_url(u), Err(OutboundError::BadUrl(_))),
+                "{u} should be refused"
+            );
         }
     }
 
@@ -260,10 +330,20 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
         let c = HttpClient::new(OutboundPolicy::default()).unwrap();
         let url = format!("http://localhost:{port}/");
-        let err = c.send(c.request(reqwest::Method::GET, &url).unwrap()).await.unwrap_err();
+        let err = c
+            .send(c.request(reqwest::Method::GET, &url).unwrap())
+            .await
+            .unwrap_err();
         assert!(matches!(err, OutboundError::Forbidden(_)), "{err:?}");
-        let allowed = HttpClient::new(OutboundPolicy { allow_private: true, ..Default::default() }).unwrap();
-        let ok = allowed.send(allowed.request(reqwest::Method::GET, &url).unwrap()).await.unwrap();
+        let allowed = HttpClient::new(OutboundPolicy {
+            allow_private: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let ok = allowed
+            .send(allowed.request(reqwest::Method::GET, &url).unwrap())
+            .await
+            .unwrap();
         assert_eq!(ok.body, b"secret");
     }
 
@@ -272,13 +352,41 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let app = axum::Router::new()
-            .route("/r", axum::routing::get(|| async { (axum::http::StatusCode::FOUND, [("location", "http://169.254.169.254/")], "") }))
+            .route(
+                "/r",
+                axum::routing::get(|| async {
+                    (
+                        axum::http::StatusCode::FOUND,
+                        [("location", "http://169.254.169.254/")],
+                        "",
+                    )
+                }),
+            )
             .route("/big", axum::routing::get(|| async { "x".repeat(4096) }));
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-        let c = HttpClient::new(OutboundPolicy { allow_private: true, max_response_bytes: 1024, ..Default::default() }).unwrap();
-        let r = c.send(c.request(reqwest::Method::GET, &format!("http://127.0.0.1:{port}/r")).unwrap()).await.unwrap();
+        let c = HttpClient::new(OutboundPolicy {
+            allow_private: true,
+            max_response_bytes: 1024,
+            ..Default::default()
+        })
+        .unwrap();
+        let r = c
+            .send(
+                c.request(reqwest::Method::GET, &format!("http://127.0.0.1:{port}/r"))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
         assert_eq!(r.status, 302);
-        let big = c.send(c.request(reqwest::Method::GET, &format!("http://127.0.0.1:{port}/big")).unwrap()).await;
+        let big = c
+            .send(
+                c.request(
+                    reqwest::Method::GET,
+                    &format!("http://127.0.0.1:{port}/big"),
+                )
+                .unwrap(),
+            )
+            .await;
         assert!(matches!(big, Err(OutboundError::TooLarge(1024))));
     }
 }

@@ -17,7 +17,8 @@ pub struct ApiTokenRow {
     pub revoked_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, staff_id, name, token_prefix, scopes, created_at, last_used_at, revoked_at";
+const COLUMNS: &str =
+    "id, staff_id, name, token_prefix, scopes, created_at, last_used_at, revoked_at";
 
 /// Store a new token.
 #[allow(clippy::too_many_arguments)]
@@ -48,7 +49,10 @@ pub async fn insert<'e, E: Executor<'e, Database = Any>>(
 }
 
 /// Find a live (not revoked) token by hash, only if its staff account is enabled.
-pub async fn find_live<'e, E: Executor<'e, Database = Any>>(exec: E, hash: &str) -> StoreResult<Option<ApiTokenRow>> {
+pub async fn find_live<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    hash: &str,
+) -> StoreResult<Option<ApiTokenRow>> {
     Ok(sqlx::query_as(
         "SELECT t.id, t.staff_id, t.name, t.token_prefix, t.scopes, t.created_at, t.last_used_at, t.revoked_at \
          FROM api_tokens t JOIN staff s ON s.id = t.staff_id \
@@ -60,7 +64,11 @@ pub async fn find_live<'e, E: Executor<'e, Database = Any>>(exec: E, hash: &str)
 }
 
 /// Record use (at most once a minute, to keep reads cheap).
-pub async fn touch<'e, E: Executor<'e, Database = Any>>(exec: E, id: i64, now: i64) -> StoreResult<()> {
+pub async fn touch<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+    now: i64,
+) -> StoreResult<()> {
     sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
         .bind(now)
         .bind(id)
@@ -72,16 +80,25 @@ pub async fn touch<'e, E: Executor<'e, Database = Any>>(exec: E, id: i64, now: i
 
 /// Every token, newest first.
 pub async fn list<'e, E: Executor<'e, Database = Any>>(exec: E) -> StoreResult<Vec<ApiTokenRow>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY id DESC")).fetch_all(exec).await?)
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_tokens ORDER BY id DESC"
+    ))
+    .fetch_all(exec)
+    .await?)
 }
 
 /// Revoke a token; NotFound when it does not exist or is already revoked.
-pub async fn revoke<'e, E: Executor<'e, Database = Any>>(exec: E, id: i64, now: i64) -> StoreResult<()> {
-    let r = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-        .bind(now)
-        .bind(id)
-        .execute(exec)
-        .await?;
+pub async fn revoke<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+    now: i64,
+) -> StoreResult<()> {
+    let r =
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(exec)
+            .await?;
     if r.rows_affected() == 0 {
         return Err(crate::StoreError::NotFound);
     }

@@ -12,7 +12,9 @@ use crate::{Db, Engine, StoreError, StoreResult, Tx};
 pub async fn snapshot(db: &Db) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
     let mut tx = db.read().begin().await?;
     if db.engine() == Engine::Postgres {
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
     }
     Ok(tx)
 }
@@ -27,7 +29,11 @@ pub async fn read_table(
     let cols = schema::columns(conn, engine, table).await?;
     let t = schema::describe(conn, engine, table).await?;
     let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
-    let order = if t.primary_key.is_empty() { names.join(", ") } else { t.primary_key.join(", ") };
+    let order = if t.primary_key.is_empty() {
+        names.join(", ")
+    } else {
+        t.primary_key.join(", ")
+    };
     let sql = format!("SELECT {} FROM {table} ORDER BY {order}", names.join(", "));
     let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
     let mut n = 0;
@@ -47,7 +53,12 @@ pub async fn read_table(
 }
 
 /// Insert one dumped row into `table`, checking that its values fit the target columns.
-pub async fn insert_row(tx: &mut Tx, table: &str, cols: &[Column], row: &Map<String, Value>) -> StoreResult<()> {
+pub async fn insert_row(
+    tx: &mut Tx,
+    table: &str,
+    cols: &[Column],
+    row: &Map<String, Value>,
+) -> StoreResult<()> {
     for key in row.keys() {
         if !cols.iter().any(|c| &c.name == key) {
             return Err(StoreError::Corrupt(format!("{table} has no column {key}")));
@@ -55,11 +66,16 @@ pub async fn insert_row(tx: &mut Tx, table: &str, cols: &[Column], row: &Map<Str
     }
     let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
     let params: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
-    let sql = format!("INSERT INTO {table} ({}) VALUES ({})", names.join(", "), params.join(", "));
+    let sql = format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        names.join(", "),
+        params.join(", ")
+    );
     let mut q = sqlx::query(&sql);
     for c in cols {
         let v = row.get(&c.name).unwrap_or(&Value::Null);
-        let bad = || StoreError::Corrupt(format!("{table}.{} holds {v}, which does not fit", c.name));
+        let bad =
+            || StoreError::Corrupt(format!("{table}.{} holds {v}, which does not fit", c.name));
         q = match (c.kind, v) {
             (ColumnKind::Int, Value::Null) => q.bind(None::<i64>),
             (ColumnKind::Int, Value::Number(n)) => q.bind(n.as_i64().ok_or_else(bad)?),
@@ -74,5 +90,7 @@ pub async fn insert_row(tx: &mut Tx, table: &str, cols: &[Column], row: &Map<Str
 
 /// Number of rows in a table.
 pub async fn count(conn: &mut AnyConnection, table: &str) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(conn).await?)
+    Ok(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(conn)
+        .await?)
 }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyConnectOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 use crate::StoreResult;
@@ -73,7 +73,11 @@ pub fn redact_url(url: &str) -> String {
             u.to_string()
         }
         Ok(u) => u.to_string(),
-        Err(_) => url.split('@').next_back().map(|s| format!("…@{s}")).unwrap_or_default(),
+        Err(_) => url
+            .split('@')
+            .next_back()
+            .map(|s| format!("…@{s}"))
+            .unwrap_or_default(),
     }
 }
 
@@ -90,7 +94,11 @@ pub struct DbOptions {
 
 impl Default for DbOptions {
     fn default() -> Self {
-        DbOptions { max_connections: 8, acquire_timeout: Duration::from_secs(5), create_sqlite: false }
+        DbOptions {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+            create_sqlite: false,
+        }
     }
 }
 
@@ -109,7 +117,10 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("engine", &self.inner.engine).field("url", &self.inner.url).finish()
+        f.debug_struct("Db")
+            .field("engine", &self.inner.engine)
+            .field("url", &self.inner.url)
+            .finish()
     }
 }
 
@@ -135,56 +146,103 @@ impl Db {
     }
 
     async fn connect_sqlite(url: &str, shown: &str, opts: &DbOptions) -> Result<Db, ConnectError> {
-        let malformed = |reason: String| ConnectError::Malformed { url: shown.to_string(), reason };
-        let sqlite_opts = sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(|e| malformed(e.to_string()))?;
+        let malformed = |reason: String| ConnectError::Malformed {
+            url: shown.to_string(),
+            reason,
+        };
+        let sqlite_opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .map_err(|e| malformed(e.to_string()))?;
         let path = sqlite_opts.get_filename().to_path_buf();
         if path.as_os_str().is_empty() || path == Path::new(":memory:") {
-            return Err(malformed("an in-memory database would lose everything at exit".into()));
+            return Err(malformed(
+                "an in-memory database would lose everything at exit".into(),
+            ));
         }
         let wants_create = url.contains("mode=rwc");
-        if !path.exists() && !(opts.create_sqlite || wants_create) {
-            return Err(ConnectError::SqliteMissing { path: path.display().to_string() });
+        if !(path.exists() || opts.create_sqlite || wants_create) {
+            return Err(ConnectError::SqliteMissing {
+                path: path.display().to_string(),
+            });
         }
         let mut url = url.to_string();
         if !path.exists() && !wants_create {
-            url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            url.push_str(if url.contains('?') {
+                "&mode=rwc"
+            } else {
+                "?mode=rwc"
+            });
         }
         let any = AnyConnectOptions::from_str(&url).map_err(|e| malformed(e.to_string()))?;
-        let unreachable = |e: sqlx::Error| ConnectError::Unreachable { url: shown.to_string(), reason: e.to_string() };
+        let unreachable = |e: sqlx::Error| ConnectError::Unreachable {
+            url: shown.to_string(),
+            reason: e.to_string(),
+        };
         // One writer: a single connection serialises writes inside this process, and
         // BEGIN IMMEDIATE serialises them against other processes (backup, a second server).
         let write = AnyPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(opts.acquire_timeout)
-            .after_connect(|conn, _| Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) }))
+            .after_connect(|conn, _| {
+                Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) })
+            })
             .connect_with(any.clone())
             .await
             .map_err(unreachable)?;
         let read = AnyPoolOptions::new()
             .max_connections(opts.max_connections.max(2))
             .acquire_timeout(opts.acquire_timeout)
-            .after_connect(|conn, _| Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) }))
+            .after_connect(|conn, _| {
+                Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) })
+            })
             .connect_with(any)
             .await
             .map_err(unreachable)?;
-        Ok(Db { inner: Arc::new(Inner { engine: Engine::Sqlite, write, read, url: shown.to_string() }) })
+        Ok(Db {
+            inner: Arc::new(Inner {
+                engine: Engine::Sqlite,
+                write,
+                read,
+                url: shown.to_string(),
+            }),
+        })
     }
 
-    async fn connect_postgres(url: &str, shown: &str, opts: &DbOptions) -> Result<Db, ConnectError> {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| ConnectError::Malformed { url: shown.to_string(), reason: e.to_string() })?;
+    async fn connect_postgres(
+        url: &str,
+        shown: &str,
+        opts: &DbOptions,
+    ) -> Result<Db, ConnectError> {
+        let parsed = url::Url::parse(url).map_err(|e| ConnectError::Malformed {
+            url: shown.to_string(),
+            reason: e.to_string(),
+        })?;
         if parsed.host_str().unwrap_or("").is_empty() && !url.contains("host=") {
-            return Err(ConnectError::Malformed { url: shown.to_string(), reason: "it names no host".into() });
+            return Err(ConnectError::Malformed {
+                url: shown.to_string(),
+                reason: "it names no host".into(),
+            });
         }
-        let any = AnyConnectOptions::from_str(url)
-            .map_err(|e| ConnectError::Malformed { url: shown.to_string(), reason: e.to_string() })?;
+        let any = AnyConnectOptions::from_str(url).map_err(|e| ConnectError::Malformed {
+            url: shown.to_string(),
+            reason: e.to_string(),
+        })?;
         let pool = AnyPoolOptions::new()
             .max_connections(opts.max_connections)
             .acquire_timeout(opts.acquire_timeout)
             .connect_with(any)
             .await
-            .map_err(|e| ConnectError::Unreachable { url: shown.to_string(), reason: e.to_string() })?;
-        Ok(Db { inner: Arc::new(Inner { engine: Engine::Postgres, write: pool.clone(), read: pool, url: shown.to_string() }) })
+            .map_err(|e| ConnectError::Unreachable {
+                url: shown.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                engine: Engine::Postgres,
+                write: pool.clone(),
+                read: pool,
+                url: shown.to_string(),
+            }),
+        })
     }
 
     /// Apply the embedded migrations.
@@ -192,7 +250,10 @@ impl Db {
         crate::MIGRATOR
             .run(&self.inner.write)
             .await
-            .map_err(|e| ConnectError::Migrate { url: self.inner.url.clone(), reason: e.to_string() })
+            .map_err(|e| ConnectError::Migrate {
+                url: self.inner.url.clone(),
+                reason: e.to_string(),
+            })
     }
 
     /// True when every embedded migration has been applied.

@@ -41,7 +41,11 @@ const COLUMNS: &str =
     "id, kind, payload, state, attempts, max_attempts, run_at, locked_by, last_error, created_at, updated_at, finished_at";
 
 /// Insert a job inside the caller's transaction. Returns false when `unique_key` already exists.
-pub async fn enqueue<'e, E: Executor<'e, Database = Any>>(exec: E, job: &NewJob<'_>, now: i64) -> StoreResult<bool> {
+pub async fn enqueue<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    job: &NewJob<'_>,
+    now: i64,
+) -> StoreResult<bool> {
     let r = sqlx::query(
         "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, unique_key, created_at, updated_at) \
          VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING",
@@ -59,7 +63,13 @@ pub async fn enqueue<'e, E: Executor<'e, Database = Any>>(exec: E, job: &NewJob<
 }
 
 /// Claim up to `limit` due jobs for `worker` with a lease ending at `lease_until`.
-pub async fn claim(db: &Db, worker: &str, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<JobRow>> {
+pub async fn claim(
+    db: &Db,
+    worker: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> StoreResult<Vec<JobRow>> {
     db.retrying(|| async {
         let mut tx = db.begin().await?;
         let sql = format!(
@@ -97,7 +107,14 @@ pub async fn complete(tx: &mut Tx, id: i64, worker: &str, now: i64) -> StoreResu
 }
 
 /// Record a failure: requeue at `retry_at`, or move to the dead list when `retry_at` is None.
-pub async fn fail<'e, E: Executor<'e, Database = Any>>(exec: E, id: i64, worker: &str, error: &str, retry_at: Option<i64>, now: i64) -> StoreResult<()> {
+pub async fn fail<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+    worker: &str,
+    error: &str,
+    retry_at: Option<i64>,
+    now: i64,
+) -> StoreResult<()> {
     let (state, run_at, finished) = match retry_at {
         Some(at) => ("queued", at, None),
         None => ("dead", now, Some(now)),
@@ -120,7 +137,11 @@ pub async fn fail<'e, E: Executor<'e, Database = Any>>(exec: E, id: i64, worker:
 
 /// Give back every job a worker still holds (graceful shutdown): it runs again soon, and the
 /// interrupted attempt does not count.
-pub async fn release_worker<'e, E: Executor<'e, Database = Any>>(exec: E, worker: &str, now: i64) -> StoreResult<u64> {
+pub async fn release_worker<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    worker: &str,
+    now: i64,
+) -> StoreResult<u64> {
     let r = sqlx::query(
         "UPDATE jobs SET state = 'queued', attempts = attempts - 1, locked_by = NULL, locked_until = NULL, \
          run_at = $1, updated_at = $1 WHERE locked_by = $2 AND state = 'running'",
@@ -133,7 +154,11 @@ pub async fn release_worker<'e, E: Executor<'e, Database = Any>>(exec: E, worker
 }
 
 /// Put a dead job back in the queue with a fresh set of attempts.
-pub async fn retry_dead<'e, E: Executor<'e, Database = Any>>(exec: E, id: i64, now: i64) -> StoreResult<()> {
+pub async fn retry_dead<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+    now: i64,
+) -> StoreResult<()> {
     let r = sqlx::query(
         "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, finished_at = NULL, updated_at = $1 \
          WHERE id = $2 AND state = 'dead'",
@@ -150,11 +175,21 @@ pub async fn retry_dead<'e, E: Executor<'e, Database = Any>>(exec: E, id: i64, n
 
 /// Get one job.
 pub async fn get<'e, E: Executor<'e, Database = Any>>(exec: E, id: i64) -> StoreResult<JobRow> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1")).bind(id).fetch_one(exec).await?)
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
+            .bind(id)
+            .fetch_one(exec)
+            .await?,
+    )
 }
 
 /// Jobs in a state (or all), newest first, with id below `before_id`.
-pub async fn list<'e, E: Executor<'e, Database = Any>>(exec: E, state: Option<&str>, before_id: i64, limit: i64) -> StoreResult<Vec<JobRow>> {
+pub async fn list<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    state: Option<&str>,
+    before_id: i64,
+    limit: i64,
+) -> StoreResult<Vec<JobRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM jobs WHERE ($1 = '' OR state = $1) AND id < $2 ORDER BY id DESC LIMIT $3"
     ))
@@ -166,23 +201,47 @@ pub async fn list<'e, E: Executor<'e, Database = Any>>(exec: E, state: Option<&s
 }
 
 /// Number of jobs per state.
-pub async fn counts<'e, E: Executor<'e, Database = Any>>(exec: E) -> StoreResult<Vec<(String, i64)>> {
-    Ok(sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state").fetch_all(exec).await?)
+pub async fn counts<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+) -> StoreResult<Vec<(String, i64)>> {
+    Ok(
+        sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
+            .fetch_all(exec)
+            .await?,
+    )
 }
 
 /// Delete finished jobs older than `before` (dead jobs stay until handled).
-pub async fn delete_done_before<'e, E: Executor<'e, Database = Any>>(exec: E, before: i64) -> StoreResult<u64> {
-    let r = sqlx::query("DELETE FROM jobs WHERE state = 'done' AND finished_at < $1").bind(before).execute(exec).await?;
+pub async fn delete_done_before<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    before: i64,
+) -> StoreResult<u64> {
+    let r = sqlx::query("DELETE FROM jobs WHERE state = 'done' AND finished_at < $1")
+        .bind(before)
+        .execute(exec)
+        .await?;
     Ok(r.rows_affected())
 }
 
 /// The next due time of a schedule, if it has run before.
-pub async fn schedule_next<'e, E: Executor<'e, Database = Any>>(exec: E, name: &str) -> StoreResult<Option<i64>> {
-    Ok(sqlx::query_scalar("SELECT next_run_at FROM job_schedules WHERE name = $1").bind(name).fetch_optional(exec).await?)
+pub async fn schedule_next<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    name: &str,
+) -> StoreResult<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT next_run_at FROM job_schedules WHERE name = $1")
+            .bind(name)
+            .fetch_optional(exec)
+            .await?,
+    )
 }
 
 /// Set the next due time of a schedule.
-pub async fn schedule_set<'e, E: Executor<'e, Database = Any>>(exec: E, name: &str, next: i64) -> StoreResult<()> {
+pub async fn schedule_set<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    name: &str,
+    next: i64,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO job_schedules (name, next_run_at) VALUES ($1, $2) \
          ON CONFLICT (name) DO UPDATE SET next_run_at = excluded.next_run_at",

@@ -76,7 +76,11 @@ pub async fn table_names(conn: &mut AnyConnection, engine: Engine) -> StoreResul
 }
 
 /// Columns of one table in declaration order.
-pub async fn columns(conn: &mut AnyConnection, engine: Engine, table: &str) -> StoreResult<Vec<Column>> {
+pub async fn columns(
+    conn: &mut AnyConnection,
+    engine: Engine,
+    table: &str,
+) -> StoreResult<Vec<Column>> {
     let sql = match engine {
         Engine::Sqlite => "SELECT name, type, \"notnull\" FROM pragma_table_info($1) ORDER BY cid",
         Engine::Postgres => {
@@ -88,33 +92,45 @@ pub async fn columns(conn: &mut AnyConnection, engine: Engine, table: &str) -> S
     let rows = sqlx::query(sql).bind(table).fetch_all(conn).await?;
     rows.iter()
         .map(|r| {
-            let not_null: i64 = r.try_get::<i64, _>(2).or_else(|_| r.try_get::<i32, _>(2).map(i64::from))?;
-            Ok(Column { name: r.try_get(0)?, kind: kind_of(&r.try_get::<String, _>(1)?), not_null: not_null != 0 })
+            let not_null: i64 = r
+                .try_get::<i64, _>(2)
+                .or_else(|_| r.try_get::<i32, _>(2).map(i64::from))?;
+            Ok(Column {
+                name: r.try_get(0)?,
+                kind: kind_of(&r.try_get::<String, _>(1)?),
+                not_null: not_null != 0,
+            })
         })
         .collect()
 }
 
 /// Describe one table.
 pub async fn describe(conn: &mut AnyConnection, engine: Engine, table: &str) -> StoreResult<Table> {
-    let mut t = Table { columns: columns(conn, engine, table).await?, ..Default::default() };
+    let mut t = Table {
+        columns: columns(conn, engine, table).await?,
+        ..Default::default()
+    };
     match engine {
         Engine::Sqlite => {
-            let pk: Vec<(String, i64)> =
-                sqlx::query_as("SELECT name, pk FROM pragma_table_info($1) WHERE pk > 0 ORDER BY pk")
-                    .bind(table)
-                    .fetch_all(&mut *conn)
-                    .await?;
+            let pk: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT name, pk FROM pragma_table_info($1) WHERE pk > 0 ORDER BY pk",
+            )
+            .bind(table)
+            .fetch_all(&mut *conn)
+            .await?;
             t.primary_key = pk.into_iter().map(|(n, _)| n).collect();
-            let idx: Vec<(String, i64, String)> =
-                sqlx::query_as("SELECT name, \"unique\", origin FROM pragma_index_list($1) WHERE origin = 'c'")
-                    .bind(table)
-                    .fetch_all(&mut *conn)
-                    .await?;
+            let idx: Vec<(String, i64, String)> = sqlx::query_as(
+                "SELECT name, \"unique\", origin FROM pragma_index_list($1) WHERE origin = 'c'",
+            )
+            .bind(table)
+            .fetch_all(&mut *conn)
+            .await?;
             for (name, unique, _) in idx {
-                let cols: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_index_info($1) ORDER BY seqno")
-                    .bind(&name)
-                    .fetch_all(&mut *conn)
-                    .await?;
+                let cols: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM pragma_index_info($1) ORDER BY seqno")
+                        .bind(&name)
+                        .fetch_all(&mut *conn)
+                        .await?;
                 t.indexes.insert(name, (unique != 0, cols));
             }
             let fks: Vec<(String, String, String, String)> = sqlx::query_as(
@@ -123,11 +139,16 @@ pub async fn describe(conn: &mut AnyConnection, engine: Engine, table: &str) -> 
             .bind(table)
             .fetch_all(&mut *conn)
             .await?;
-            t.foreign_keys = fks.into_iter().map(|(f, tb, to, od)| format!("{f} -> {tb}.{to} ON DELETE {od}")).collect();
-            let sql: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $1")
-                .bind(table)
-                .fetch_one(&mut *conn)
-                .await?;
+            t.foreign_keys = fks
+                .into_iter()
+                .map(|(f, tb, to, od)| format!("{f} -> {tb}.{to} ON DELETE {od}"))
+                .collect();
+            let sql: String = sqlx::query_scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $1",
+            )
+            .bind(table)
+            .fetch_one(&mut *conn)
+            .await?;
             t.checks = sql.to_ascii_uppercase().matches("CHECK (").count();
         }
         Engine::Postgres => {
@@ -170,7 +191,10 @@ pub async fn describe(conn: &mut AnyConnection, engine: Engine, table: &str) -> 
             .bind(table)
             .fetch_all(&mut *conn)
             .await?;
-            t.foreign_keys = fks.into_iter().map(|(f, tb, to, od)| format!("{f} -> {tb}.{to} ON DELETE {od}")).collect();
+            t.foreign_keys = fks
+                .into_iter()
+                .map(|(f, tb, to, od)| format!("{f} -> {tb}.{to} ON DELETE {od}"))
+                .collect();
             let checks: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM pg_constraint WHERE contype = 'c' \
                  AND conrelid = (current_schema() || '.' || $1)::regclass",
@@ -185,7 +209,10 @@ pub async fn describe(conn: &mut AnyConnection, engine: Engine, table: &str) -> 
 }
 
 /// Describe every application table.
-pub async fn describe_all(conn: &mut AnyConnection, engine: Engine) -> StoreResult<BTreeMap<String, Table>> {
+pub async fn describe_all(
+    conn: &mut AnyConnection,
+    engine: Engine,
+) -> StoreResult<BTreeMap<String, Table>> {
     let mut out = BTreeMap::new();
     for name in table_names(conn, engine).await? {
         let t = describe(conn, engine, &name).await?;

@@ -44,7 +44,10 @@ pub async fn insert<'e, E: Executor<'e, Database = Any>>(
 }
 
 /// Find a session by token hash.
-pub async fn find<'e, E: Executor<'e, Database = Any>>(exec: E, id_hash: &str) -> StoreResult<Option<SessionRow>> {
+pub async fn find<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id_hash: &str,
+) -> StoreResult<Option<SessionRow>> {
     Ok(sqlx::query_as(
         "SELECT id_hash, staff_id, csrf_token, created_at, last_seen_at, expires_at FROM staff_sessions WHERE id_hash = $1",
     )
@@ -54,7 +57,11 @@ pub async fn find<'e, E: Executor<'e, Database = Any>>(exec: E, id_hash: &str) -
 }
 
 /// Record activity (sliding idle timeout).
-pub async fn touch<'e, E: Executor<'e, Database = Any>>(exec: E, id_hash: &str, now: i64) -> StoreResult<()> {
+pub async fn touch<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id_hash: &str,
+    now: i64,
+) -> StoreResult<()> {
     sqlx::query("UPDATE staff_sessions SET last_seen_at = $1 WHERE id_hash = $2")
         .bind(now)
         .bind(id_hash)
@@ -64,13 +71,23 @@ pub async fn touch<'e, E: Executor<'e, Database = Any>>(exec: E, id_hash: &str, 
 }
 
 /// End one session.
-pub async fn delete<'e, E: Executor<'e, Database = Any>>(exec: E, id_hash: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM staff_sessions WHERE id_hash = $1").bind(id_hash).execute(exec).await?;
+pub async fn delete<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id_hash: &str,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM staff_sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .execute(exec)
+        .await?;
     Ok(())
 }
 
 /// End every session of an account except `keep` (the hash of the current one, if any).
-pub async fn delete_for_staff<'e, E: Executor<'e, Database = Any>>(exec: E, staff_id: i64, keep: Option<&str>) -> StoreResult<u64> {
+pub async fn delete_for_staff<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    staff_id: i64,
+    keep: Option<&str>,
+) -> StoreResult<u64> {
     let r = sqlx::query("DELETE FROM staff_sessions WHERE staff_id = $1 AND id_hash <> $2")
         .bind(staff_id)
         .bind(keep.unwrap_or(""))
@@ -80,7 +97,11 @@ pub async fn delete_for_staff<'e, E: Executor<'e, Database = Any>>(exec: E, staf
 }
 
 /// Remove sessions past their absolute expiry or idle for longer than `idle_ms`.
-pub async fn delete_expired<'e, E: Executor<'e, Database = Any>>(exec: E, now: i64, idle_ms: i64) -> StoreResult<u64> {
+pub async fn delete_expired<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    now: i64,
+    idle_ms: i64,
+) -> StoreResult<u64> {
     let r = sqlx::query("DELETE FROM staff_sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
         .bind(now)
         .bind(now - idle_ms)

@@ -5,12 +5,23 @@ use sqlx::{Any, Executor};
 use crate::StoreResult;
 
 /// Every setting, as (key, value) pairs.
-pub async fn all<'e, E: Executor<'e, Database = Any>>(exec: E) -> StoreResult<Vec<(String, String)>> {
-    Ok(sqlx::query_as("SELECT key, value FROM settings ORDER BY key").fetch_all(exec).await?)
+pub async fn all<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+) -> StoreResult<Vec<(String, String)>> {
+    Ok(
+        sqlx::query_as("SELECT key, value FROM settings ORDER BY key")
+            .fetch_all(exec)
+            .await?,
+    )
 }
 
 /// Insert or replace one setting.
-pub async fn put<'e, E: Executor<'e, Database = Any>>(exec: E, key: &str, value: &str, now: i64) -> StoreResult<()> {
+pub async fn put<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    key: &str,
+    value: &str,
+    now: i64,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -24,8 +35,14 @@ pub async fn put<'e, E: Executor<'e, Database = Any>>(exec: E, key: &str, value:
 }
 
 /// Forget unused setup tokens and store a new one (by hash).
-pub async fn replace_setup_token(tx: &mut crate::Tx, token_hash: &str, now: i64) -> StoreResult<()> {
-    sqlx::query("DELETE FROM setup_tokens WHERE used_at IS NULL").execute(&mut **tx).await?;
+pub async fn replace_setup_token(
+    tx: &mut crate::Tx,
+    token_hash: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM setup_tokens WHERE used_at IS NULL")
+        .execute(&mut **tx)
+        .await?;
     sqlx::query("INSERT INTO setup_tokens (token_hash, created_at) VALUES ($1, $2)")
         .bind(token_hash)
         .bind(now)
@@ -35,20 +52,31 @@ pub async fn replace_setup_token(tx: &mut crate::Tx, token_hash: &str, now: i64)
 }
 
 /// True when an unused setup token has this hash.
-pub async fn setup_token_valid<'e, E: Executor<'e, Database = Any>>(exec: E, token_hash: &str) -> StoreResult<bool> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM setup_tokens WHERE token_hash = $1 AND used_at IS NULL")
-        .bind(token_hash)
-        .fetch_one(exec)
-        .await?;
+pub async fn setup_token_valid<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    token_hash: &str,
+) -> StoreResult<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM setup_tokens WHERE token_hash = $1 AND used_at IS NULL",
+    )
+    .bind(token_hash)
+    .fetch_one(exec)
+    .await?;
     Ok(n > 0)
 }
 
 /// Mark the token used; false when it was unknown or already used (so two racing setups cannot both win).
-pub async fn consume_setup_token(tx: &mut crate::Tx, token_hash: &str, now: i64) -> StoreResult<bool> {
-    let r = sqlx::query("UPDATE setup_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-        .bind(now)
-        .bind(token_hash)
-        .execute(&mut **tx)
-        .await?;
+pub async fn consume_setup_token(
+    tx: &mut crate::Tx,
+    token_hash: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE setup_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(token_hash)
+    .execute(&mut **tx)
+    .await?;
     Ok(r.rows_affected() == 1)
 }

@@ -14,15 +14,23 @@ pub struct ThrottleRow {
 }
 
 /// Read a counter.
-pub async fn find<'e, E: Executor<'e, Database = Any>>(exec: E, key: &str) -> StoreResult<Option<ThrottleRow>> {
-    Ok(sqlx::query_as("SELECT key, failures, last_failure_at, blocked_until FROM login_throttle WHERE key = $1")
-        .bind(key)
-        .fetch_optional(exec)
-        .await?)
+pub async fn find<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    key: &str,
+) -> StoreResult<Option<ThrottleRow>> {
+    Ok(sqlx::query_as(
+        "SELECT key, failures, last_failure_at, blocked_until FROM login_throttle WHERE key = $1",
+    )
+    .bind(key)
+    .fetch_optional(exec)
+    .await?)
 }
 
 /// Store a counter.
-pub async fn put<'e, E: Executor<'e, Database = Any>>(exec: E, row: &ThrottleRow) -> StoreResult<()> {
+pub async fn put<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    row: &ThrottleRow,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO login_throttle (key, failures, last_failure_at, blocked_until) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_failure_at = excluded.last_failure_at, \
@@ -39,15 +47,22 @@ pub async fn put<'e, E: Executor<'e, Database = Any>>(exec: E, row: &ThrottleRow
 
 /// Forget a counter (after a successful sign-in).
 pub async fn clear<'e, E: Executor<'e, Database = Any>>(exec: E, key: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM login_throttle WHERE key = $1").bind(key).execute(exec).await?;
+    sqlx::query("DELETE FROM login_throttle WHERE key = $1")
+        .bind(key)
+        .execute(exec)
+        .await?;
     Ok(())
 }
 
 /// Forget counters untouched since `before`.
-pub async fn delete_stale<'e, E: Executor<'e, Database = Any>>(exec: E, before: i64) -> StoreResult<u64> {
-    let r = sqlx::query("DELETE FROM login_throttle WHERE last_failure_at < $1 AND blocked_until < $1")
-        .bind(before)
-        .execute(exec)
-        .await?;
+pub async fn delete_stale<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    before: i64,
+) -> StoreResult<u64> {
+    let r =
+        sqlx::query("DELETE FROM login_throttle WHERE last_failure_at < $1 AND blocked_until < $1")
+            .bind(before)
+            .execute(exec)
+            .await?;
     Ok(r.rows_affected())
 }

@@ -1,1 +1,429 @@
+//! Test support for Yiren: [`TestApp`] builds the app exactly as `serve` does (same
+//! [`yiren::App::build`]) on a random port with a fresh database; [`Engine`] runs a test on SQLite
+//! and, when `YIREN_TEST_DATABASE_URL` is set, on PostgreSQL too (a fresh database per test);
+//! [`both_engines!`] writes the pair; [`Receiver`] is an idempotent HTTP receiver; [`browser`]
+//! drives headless Chromium.
 
+pub mod browser;
+mod receiver;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use yiren::{App, Config, Deps};
+use yiren_core::{ManualClock, Rng};
+use yiren_web::AppState;
+
+pub use receiver::Receiver;
+
+/// Environment variable naming the PostgreSQL server tests may create databases on.
+pub const PG_ENV: &str = "YIREN_TEST_DATABASE_URL";
+/// When set to 1, a missing [`PG_ENV`] fails the PostgreSQL half of each test instead of skipping it.
+pub const PG_REQUIRED_ENV: &str = "YIREN_TEST_REQUIRE_POSTGRES";
+
+/// A database engine to test on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// PostgreSQL if configured; None (and a note) when not, unless it is required.
+    pub fn postgres() -> Option<Engine> {
+        if std::env::var(PG_ENV).is_ok_and(|v| !v.is_empty()) {
+            return Some(Engine::Postgres);
+        }
+        if std::env::var(PG_REQUIRED_ENV).is_ok_and(|v| v == "1") {
+            panic!("{PG_REQUIRED_ENV}=1 but {PG_ENV} is not set");
+        }
+        eprintln!("PostgreSQL half skipped: set {PG_ENV}=postgres://postgres@127.0.0.1:5432/postgres to run it");
+        None
+    }
+}
+
+/// Run each `async fn name(engine: Engine) { ... }` as two tests, `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both_engines {
+    ($( $(#[$m:meta])* async fn $name:ident($e:ident : Engine) $body:block )*) => {
+        $(
+            $(#[$m])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let $e = $crate::Engine::Sqlite;
+                    $body
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let Some($e) = $crate::Engine::postgres() else { return };
+                    $body
+                }
+            }
+        )*
+    };
+}
+
+/// A fresh, empty database for one test: a SQLite file in a temporary data directory, or a new
+/// PostgreSQL database dropped when this is dropped.
+pub struct TestDb {
+    /// The engine.
+    pub engine: Engine,
+    /// The URL to pass as `--database-url` (empty for SQLite: the data directory's default file).
+    pub url: String,
+    /// The data directory.
+    pub data_dir: tempfile::TempDir,
+    pg_name: Option<String>,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var(PG_ENV).unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn pg_url_for(db: &str) -> String {
+    let mut u = url::Url::parse(&pg_admin_url()).expect("valid test database URL");
+    u.set_path(&format!("/{db}"));
+    u.to_string()
+}
+
+async fn pg_exec(sql: &str) {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&pg_admin_url())
+        .await
+        .expect("connect to the test PostgreSQL server");
+    sqlx::query(sql)
+        .execute(&mut c)
+        .await
+        .expect("admin statement");
+    c.close().await.ok();
+}
+
+impl TestDb {
+    /// A fresh database on `engine`.
+    pub async fn new(engine: Engine) -> TestDb {
+        let data_dir = tempfile::Builder::new()
+            .prefix("yiren-test-")
+            .tempdir()
+            .expect("temp dir");
+        match engine {
+            Engine::Sqlite => TestDb {
+                engine,
+                url: String::new(),
+                data_dir,
+                pg_name: None,
+            },
+            Engine::Postgres => {
+                let name = format!("yiren_t_{}", Rng::os().u64() % 1_000_000_000_000);
+                pg_exec(&format!("CREATE DATABASE {name}")).await;
+                TestDb {
+                    engine,
+                    url: pg_url_for(&name),
+                    data_dir,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    /// A configuration pointing at this database and data directory, on a random port.
+    pub fn config(&self) -> Config {
+        let mut c = Config {
+            data_dir: self.data_dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        c.database.url = yiren_core::Secret::new(self.url.clone());
+        c.server.addr = "127.0.0.1:0".into();
+        c.server.shutdown_grace_secs = 5;
+        c.jobs.poll_interval_ms = 20;
+        c.outbound.allow_private = true;
+        c
+    }
+
+    /// The data directory path.
+    pub fn dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            // Best effort, on a separate thread so it works whether or not a runtime is running.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(async {
+                        use sqlx::Connection;
+                        if let Ok(mut c) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+                            let _ = sqlx::query(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .execute(&mut c)
+                            .await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// A running app on a random port.
+pub struct TestApp {
+    /// The database and data directory.
+    pub db: TestDb,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The one-time setup URL printed at start (None once an owner exists).
+    pub setup_url: Option<String>,
+    /// The clock the app reads; advance it to move time.
+    pub clock: ManualClock,
+    /// The app's state (database, services).
+    pub state: AppState,
+    /// The configuration it was built with.
+    pub config: Config,
+    /// Metrics listener address, when configured.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Now, in unix milliseconds, from the real clock.
+pub fn real_now() -> i64 {
+    use yiren_core::Clock;
+    yiren_core::SystemClock.now_ms()
+}
+
+impl TestApp {
+    /// Spawn on a fresh database.
+    pub async fn spawn(engine: Engine) -> TestApp {
+        Self::spawn_with(engine, |_| {}).await
+    }
+
+    /// Spawn with a configuration adjusted by `f`.
+    pub async fn spawn_with(engine: Engine, f: impl FnOnce(&mut Config)) -> TestApp {
+        let db = TestDb::new(engine).await;
+        let mut config = db.config();
+        f(&mut config);
+        Self::start(db, config).await
+    }
+
+    /// Start the app on an existing database (e.g. after a restore).
+    pub async fn start(db: TestDb, config: Config) -> TestApp {
+        let clock = ManualClock::new(real_now());
+        let deps = Deps {
+            clock: Arc::new(clock.clone()),
+            rng: Rng::os(),
+        };
+        let app = App::build(&config, deps).await.expect("app builds");
+        let base = format!("http://{}", app.local_addr());
+        let setup_url = app.setup_url.clone();
+        let metrics_addr = app.metrics_addr();
+        let state = app.state.clone();
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(app.run(shutdown.clone()));
+        TestApp {
+            db,
+            base,
+            setup_url,
+            clock,
+            state,
+            config,
+            metrics_addr,
+            shutdown,
+            handle: Some(handle),
+        }
+    }
+
+    /// A browser-like client with its own cookie jar (no redirects followed).
+    pub fn client(&self) -> reqwest::Client {
+        client_from(None)
+    }
+
+    /// A client whose requests come from another loopback address (a different client IP).
+    pub fn client_from(&self, ip: &str) -> reqwest::Client {
+        client_from(Some(ip))
+    }
+
+    /// Absolute URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Complete setup through the real form; returns a signed-in client.
+    pub async fn setup_owner(&self, email: &str, password: &str) -> reqwest::Client {
+        let c = self.client();
+        let url = self.setup_url.clone().expect("setup pending");
+        let page = c.get(&url).send().await.unwrap().text().await.unwrap();
+        let csrf = csrf_of(&page);
+        let r = c
+            .post(&url)
+            .form(&[
+                ("_csrf", csrf.as_str()),
+                ("site_name", "测试小店"),
+                ("locale", "zh-CN"),
+                ("currency", "CNY"),
+                ("time_zone", "Asia/Shanghai"),
+                ("name", "店主"),
+                ("email", email),
+                ("password", password),
+                ("password_confirm", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            303,
+            "setup should redirect: {}",
+            r.text().await.unwrap_or_default()
+        );
+        c
+    }
+
+    /// Sign in through the real form with `c`; returns the response.
+    pub async fn sign_in(
+        &self,
+        c: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let page = c
+            .get(self.url("/admin/sign-in"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = csrf_of(&page);
+        c.post(self.url("/admin/sign-in"))
+            .form(&[
+                ("_csrf", csrf.as_str()),
+                ("email", email),
+                ("password", password),
+                ("next", "/admin"),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The CSRF token on an admin page, fetched with `c`.
+    pub async fn csrf(&self, c: &reqwest::Client, path: &str) -> String {
+        csrf_of(
+            &c.get(self.url(path))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+    }
+
+    /// Create an API token with `scopes` for the account signed in on `c`, through the admin form.
+    pub async fn api_token(&self, c: &reqwest::Client, scopes: &[&str]) -> String {
+        let csrf = self.csrf(c, "/admin/tokens").await;
+        let mut form: Vec<(&str, &str)> = vec![("_csrf", csrf.as_str()), ("name", "test")];
+        form.extend(scopes.iter().map(|s| ("scope", *s)));
+        let page = c
+            .post(self.url("/admin/tokens"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let start =
+            page.find("id=\"new-token\">").expect("token shown") + "id=\"new-token\">".len();
+        page[start..].split('<').next().unwrap().to_string()
+    }
+
+    /// Stop gracefully and wait.
+    pub async fn stop(mut self) -> TestDb {
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), h).await;
+        }
+        self.state.ctx.db.close().await;
+        std::mem::replace(
+            &mut self.db,
+            TestDb {
+                engine: Engine::Sqlite,
+                url: String::new(),
+                data_dir: tempfile::tempdir().unwrap(),
+                pg_name: None,
+            },
+        )
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn client_from(ip: Option<&str>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30));
+    if let Some(ip) = ip {
+        b = b.local_address(ip.parse::<std::net::IpAddr>().expect("ip"));
+    }
+    b.build().expect("client")
+}
+
+/// Extract the `_csrf` hidden field from a page.
+pub fn csrf_of(page: &str) -> String {
+    let marker = "name=\"_csrf\" value=\"";
+    let start = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("no csrf field in page: {}", &page[..page.len().min(500)]))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_string()
+}
+
+/// Path of the `yiren` binary built for the tests (target/<profile>/yiren).
+pub fn yiren_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("yiren");
+    assert!(
+        bin.is_file(),
+        "{} not built: run the tests with `cargo nextest run --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// Write a test artifact (screenshots, logs) under `<workspace>/target/test-artifacts/`.
+pub fn artifact_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("test-artifacts");
+    std::fs::create_dir_all(&dir).ok();
+    dir.join(name)
+}
+
+/// Install a test log subscriber once (RUST_LOG decides the level).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

@@ -44,7 +44,14 @@ struct Inner<'a> {
 impl ApiError {
     /// A new error.
     pub fn new(status: StatusCode, code: &'static str, key: &'static str) -> Self {
-        ApiError { status, code, key, args: vec![], field: None, retry_after: None }
+        ApiError {
+            status,
+            code,
+            key,
+            args: vec![],
+            field: None,
+            retry_after: None,
+        }
     }
     /// Add a placeholder value.
     pub fn arg(mut self, k: &'static str, v: impl Into<String>) -> Self {
@@ -57,7 +64,11 @@ impl ApiError {
     }
     /// 401 for a missing or bad token.
     pub fn bad_token() -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "error.token_invalid")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "error.token_invalid",
+        )
     }
     /// 403 for a missing scope.
     pub fn missing_scope(scope: &str) -> Self {
@@ -76,7 +87,13 @@ impl ApiError {
 
     /// Render in the caller's locale.
     pub fn into_response_in(self, locale: Locale) -> Response {
-        let body = Body { error: Inner { code: self.code, message: self.message(locale), field: self.field } };
+        let body = Body {
+            error: Inner {
+                code: self.code,
+                message: self.message(locale),
+                field: self.field,
+            },
+        };
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(s) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
@@ -99,13 +116,27 @@ impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match e {
             DomainError::NotFound => ApiError::not_found(),
-            DomainError::Invalid { key, field } => ApiError { field, ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", key) },
+            DomainError::Invalid { key, field } => ApiError {
+                field,
+                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", key)
+            },
             DomainError::Conflict { key } => ApiError::new(StatusCode::CONFLICT, "conflict", key),
-            DomainError::Forbidden => ApiError::new(StatusCode::FORBIDDEN, "forbidden", "error.forbidden"),
-            DomainError::Unauthenticated => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "error.unauthenticated"),
+            DomainError::Forbidden => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", "error.forbidden")
+            }
+            DomainError::Unauthenticated => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "error.unauthenticated",
+            ),
             DomainError::Throttled { retry_after_secs } => ApiError {
                 retry_after: Some(retry_after_secs),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "throttled", "error.throttled").arg("seconds", retry_after_secs.to_string())
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "throttled",
+                    "error.throttled",
+                )
+                .arg("seconds", retry_after_secs.to_string())
             },
             DomainError::Store(e) => e.into(),
         }
@@ -116,7 +147,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::not_found(),
-            StoreError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", "error.conflict"),
+            StoreError::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", "error.conflict")
+            }
             e => internal(&e),
         }
     }
@@ -133,11 +166,22 @@ pub fn internal(e: &(dyn std::error::Error + 'static)) -> ApiError {
         src = s.source();
     }
     tracing::error!(error = %chain, "request failed");
-    let unavailable = e.downcast_ref::<StoreError>().is_some_and(|s| matches!(s, StoreError::Unavailable(_)));
+    let unavailable = e
+        .downcast_ref::<StoreError>()
+        .is_some_and(|s| matches!(s, StoreError::Unavailable(_)));
     if unavailable {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "error.unavailable");
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "error.unavailable",
+        );
     }
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "error.internal").arg("request_id", crate::locale::current_request_id())
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "error.internal",
+    )
+    .arg("request_id", crate::locale::current_request_id())
 }
 
 /// Unknown routes: JSON under /api, a page elsewhere.

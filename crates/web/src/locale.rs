@@ -44,20 +44,47 @@ pub fn prefer(locale: Option<Locale>) {
 }
 
 /// Middleware: resolve the locale and run the request inside its scope.
-pub async fn resolve_locale(State(state): State<AppState>, jar: CookieJar, req: Request, next: Next) -> Response {
+pub async fn resolve_locale(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    req: Request,
+    next: Next,
+) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
-    let chosen = if is_api { None } else { jar.get(LANG_COOKIE).and_then(|c| Locale::parse(c.value())) };
+    let chosen = if is_api {
+        None
+    } else {
+        jar.get(LANG_COOKIE).and_then(|c| Locale::parse(c.value()))
+    };
     let locale = match chosen {
         Some(l) => l,
-        None => match req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).and_then(Locale::negotiate) {
+        None => match req
+            .headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Locale::negotiate)
+        {
             Some(l) => l,
             None => state.settings().await.default_locale,
         },
     };
-    let rid = req.headers().get(&crate::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let mut resp = REQUEST_ID.scope(rid, LOCALE.scope(Cell::new((locale, chosen.is_some())), next.run(req))).await;
+    let rid = req
+        .headers()
+        .get(&crate::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut resp = REQUEST_ID
+        .scope(
+            rid,
+            LOCALE.scope(Cell::new((locale, chosen.is_some())), next.run(req)),
+        )
+        .await;
     if !is_api && !resp.headers().contains_key(header::CONTENT_LANGUAGE) {
-        resp.headers_mut().insert(header::CONTENT_LANGUAGE, header::HeaderValue::from_static(locale.tag()));
+        resp.headers_mut().insert(
+            header::CONTENT_LANGUAGE,
+            header::HeaderValue::from_static(locale.tag()),
+        );
     }
     resp
 }
@@ -70,8 +97,13 @@ pub struct Next_ {
 
 /// `GET /lang/{tag}`: remember the visitor's language and go back (only to a local path).
 pub async fn switch(Path(tag): Path<String>, Query(q): Query<Next_>, jar: CookieJar) -> Response {
-    let Some(l) = Locale::parse(&tag) else { return crate::templates::error_page(axum::http::StatusCode::NOT_FOUND, "error.not_found") };
-    let next = q.next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).unwrap_or_else(|| "/".into());
+    let Some(l) = Locale::parse(&tag) else {
+        return crate::templates::error_page(axum::http::StatusCode::NOT_FOUND, "error.not_found");
+    };
+    let next = q
+        .next
+        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .unwrap_or_else(|| "/".into());
     let mut c = Cookie::new(LANG_COOKIE, l.tag());
     c.set_path("/");
     c.set_same_site(SameSite::Lax);

@@ -18,7 +18,10 @@ pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ])
                 .map(|b| b.build_recorder())
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
@@ -33,13 +36,18 @@ pub fn handle() -> PrometheusHandle {
 /// Middleware: count and time each request by its route pattern (never the raw path, so ids do
 /// not explode the label set).
 pub async fn track(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let start = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
     metrics::counter!("yiren_http_requests_total", "method" => method, "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("yiren_http_request_duration_seconds", "route" => route).record(start.elapsed().as_secs_f64());
+    metrics::histogram!("yiren_http_request_duration_seconds", "route" => route)
+        .record(start.elapsed().as_secs_f64());
     resp
 }
 
@@ -53,13 +61,24 @@ async fn render(State(db): State<Db>) -> impl IntoResponse {
     let h = handle();
     if let Ok(counts) = yiren_store::job::counts(db.read()).await {
         for st in ["queued", "running", "done", "dead"] {
-            let n = counts.iter().find(|(k, _)| k == st).map(|(_, n)| *n).unwrap_or(0);
+            let n = counts
+                .iter()
+                .find(|(k, _)| k == st)
+                .map(|(_, n)| *n)
+                .unwrap_or(0);
             metrics::gauge!("yiren_jobs", "state" => st).set(n as f64);
         }
     }
     let (size, idle) = db.pool_usage();
     metrics::gauge!("yiren_db_pool_connections", "state" => "open").set(size as f64);
     metrics::gauge!("yiren_db_pool_connections", "state" => "idle").set(idle as f64);
-    metrics::gauge!("yiren_db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle) as f64);
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render())
+    metrics::gauge!("yiren_db_pool_connections", "state" => "in_use")
+        .set(size.saturating_sub(idle) as f64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        h.render(),
+    )
 }

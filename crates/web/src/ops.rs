@@ -12,7 +12,9 @@ use crate::AppState;
 
 /// Operations routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -22,6 +24,15 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let db = state.ctx.db.ping().await.is_ok();
     let migrations = db && state.ctx.db.migrations_applied().await.unwrap_or(false);
-    let status = if db && migrations { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"status": if status == StatusCode::OK { "ready" } else { "not_ready" }, "database": db, "migrations": migrations})))
+    let status = if db && migrations {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(
+            json!({"status": if status == StatusCode::OK { "ready" } else { "not_ready" }, "database": db, "migrations": migrations}),
+        ),
+    )
 }

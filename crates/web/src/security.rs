@@ -68,7 +68,10 @@ pub fn pre_session_csrf(state: &AppState, jar: CookieJar) -> (CookieJar, String)
         }
     }
     let token = state.ctx.rng.token(32);
-    (jar.add(base_cookie(state, csrf_cookie_name(state), token.clone())), token)
+    (
+        jar.add(base_cookie(state, csrf_cookie_name(state), token.clone())),
+        token,
+    )
 }
 
 /// The client's address (the TCP peer; proxies are not trusted unless configured later).
@@ -92,12 +95,19 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 pub struct MaybeSession(pub Option<Session>);
 
 /// Middleware for admin routes: resolve the session cookie. Admin pages must never be cached.
-pub async fn load_session(State(state): State<AppState>, jar: CookieJar, mut req: Request, next: Next) -> Response {
+pub async fn load_session(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let session = match jar.get(session_cookie_name(&state)) {
-        Some(c) if !c.value().is_empty() => match auth::session_from_token(&state.ctx, c.value()).await {
-            Ok(s) => s,
-            Err(e) => return crate::error::internal(&e).into_response(),
-        },
+        Some(c) if !c.value().is_empty() => {
+            match auth::session_from_token(&state.ctx, c.value()).await {
+                Ok(s) => s,
+                Err(e) => return crate::error::internal(&e).into_response(),
+            }
+        }
         _ => None,
     };
     if let Some(s) = &session {
@@ -105,7 +115,10 @@ pub async fn load_session(State(state): State<AppState>, jar: CookieJar, mut req
     }
     req.extensions_mut().insert(MaybeSession(session));
     let mut resp = next.run(req).await;
-    resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     resp
 }
 
@@ -115,14 +128,25 @@ pub struct AdminSession(pub Session);
 impl<S: Send + Sync> FromRequestParts<S> for AdminSession {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<MaybeSession>().and_then(|m| m.0.clone()) {
+        match parts
+            .extensions
+            .get::<MaybeSession>()
+            .and_then(|m| m.0.clone())
+        {
             Some(s) => Ok(AdminSession(s)),
             None if parts.method == axum::http::Method::GET => {
-                let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/admin");
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/admin");
                 let q = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
                 Err(Redirect::to(&format!("/admin/sign-in?{q}")).into_response())
             }
-            None => Err(error_page(StatusCode::UNAUTHORIZED, "error.unauthenticated")),
+            None => Err(error_page(
+                StatusCode::UNAUTHORIZED,
+                "error.unauthenticated",
+            )),
         }
     }
 }
@@ -143,14 +167,20 @@ impl<S: Send + Sync> FromRequestParts<S> for OwnerSession {
 
 fn same_origin(req: &Request) -> bool {
     let h = req.headers();
-    if h.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|v| v == "cross-site" || v == "same-site") {
+    if h.get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site" || v == "same-site")
+    {
         return false;
     }
     match h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => true,
         Some("null") => false,
         Some(origin) => {
-            let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let host = h
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             url::Url::parse(origin).ok().is_some_and(|u| {
                 let o = match u.port() {
                     Some(p) => format!("{}:{p}", u.host_str().unwrap_or("")),
@@ -177,23 +207,34 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
         if !same_origin(&req) {
             return Err(forbidden());
         }
-        let expected = match req.extensions().get::<MaybeSession>().and_then(|m| m.0.as_ref()) {
+        let expected = match req
+            .extensions()
+            .get::<MaybeSession>()
+            .and_then(|m| m.0.as_ref())
+        {
             Some(s) => Some(s.csrf_token.clone()),
             None => {
                 let jar = CookieJar::from_headers(req.headers());
-                jar.get(csrf_cookie_name(state)).map(|c| c.value().to_string())
+                jar.get(csrf_cookie_name(state))
+                    .map(|c| c.value().to_string())
             }
         };
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|_| error_page(StatusCode::PAYLOAD_TOO_LARGE, "error.payload_too_large"))?;
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|_| error_page(StatusCode::BAD_REQUEST, "error.invalid"))?;
-        let sent = pairs.iter().find(|(k, _)| k == "_csrf").map(|(_, v)| v.as_str()).unwrap_or("");
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| error_page(StatusCode::BAD_REQUEST, "error.invalid"))?;
+        let sent = pairs
+            .iter()
+            .find(|(k, _)| k == "_csrf")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
         match expected {
             Some(e) if !e.is_empty() && constant_time_eq(e.as_bytes(), sent.as_bytes()) => {}
             _ => return Err(forbidden()),
         }
-        let value = serde_urlencoded::from_bytes(&bytes).map_err(|_| error_page(StatusCode::BAD_REQUEST, "error.invalid"))?;
+        let value = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| error_page(StatusCode::BAD_REQUEST, "error.invalid"))?;
         Ok(CsrfForm(value))
     }
 }

@@ -12,8 +12,8 @@ use yiren_core::settings::SiteSettings;
 use yiren_core::setup::{self, SetupInput};
 use yiren_core::DomainError;
 
-use crate::admin::pages::{currency_codes, ZONES};
 use crate::admin::base_ctx;
+use crate::admin::pages::{currency_codes, ZONES};
 use crate::security::{self, ClientIp, CsrfForm};
 use crate::templates::error_page;
 use crate::AppState;
@@ -37,19 +37,36 @@ pub struct SetupForm {
     password_confirm: String,
 }
 
-async fn render(state: &AppState, jar: CookieJar, token: &str, form: &SetupForm, error: Option<String>, status: StatusCode) -> Response {
+async fn render(
+    state: &AppState,
+    jar: CookieJar,
+    token: &str,
+    form: &SetupForm,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
     let (jar, csrf) = security::pre_session_csrf(state, jar);
     let base = base_ctx(state, &format!("/setup/{token}"), None, &csrf).await;
     let ctx = context! { token, form => Value::from_serialize(form), currencies => currency_codes(), zones => ZONES.to_vec(), error, ..base };
     let mut resp = (jar, state.templates.render("setup.html", ctx)).into_response();
     *resp.status_mut() = status;
     // The token is in the URL: never send it onward as a referrer, never cache the page.
-    resp.headers_mut().insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     resp
 }
 
-pub async fn setup_page(State(state): State<AppState>, jar: CookieJar, Path(token): Path<String>) -> Response {
+pub async fn setup_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path(token): Path<String>,
+) -> Response {
     match setup::token_is_valid(&state.ctx, &token).await {
         Ok(true) => {}
         Ok(false) => return error_page(StatusCode::NOT_FOUND, "setup.link_used"),
@@ -57,7 +74,12 @@ pub async fn setup_page(State(state): State<AppState>, jar: CookieJar, Path(toke
     }
     let defaults = SiteSettings::default();
     let locale = crate::locale::current();
-    let form = SetupForm { locale: locale.tag().into(), currency: defaults.currency, time_zone: defaults.time_zone, ..Default::default() };
+    let form = SetupForm {
+        locale: locale.tag().into(),
+        currency: defaults.currency,
+        time_zone: defaults.time_zone,
+        ..Default::default()
+    };
     render(&state, jar, &token, &form, None, StatusCode::OK).await
 }
 
@@ -71,23 +93,62 @@ pub async fn complete_setup(
 ) -> Response {
     let locale = crate::locale::current();
     if f.password != f.password_confirm {
-        return render(&state, jar, &token, &f, Some(locale.t("password.mismatch").into()), StatusCode::UNPROCESSABLE_ENTITY).await;
+        return render(
+            &state,
+            jar,
+            &token,
+            &f,
+            Some(locale.t("password.mismatch").into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     let site = match SiteSettings::parse(&f.site_name, &f.locale, &f.currency, &f.time_zone) {
         Ok(s) => s,
-        Err(DomainError::Invalid { key, .. }) => return render(&state, jar, &token, &f, Some(locale.t(key).into()), StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(DomainError::Invalid { key, .. }) => {
+            return render(
+                &state,
+                jar,
+                &token,
+                &f,
+                Some(locale.t(key).into()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
         Err(e) => return crate::error::internal(&e).into_response(),
     };
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let input = SetupInput { email: &f.email, name: &f.name, password: &f.password, site };
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let input = SetupInput {
+        email: &f.email,
+        name: &f.name,
+        password: &f.password,
+        site,
+    };
     match setup::complete(&state.ctx, &token, input, &ip.to_string(), ua).await {
         Ok((_, session_token)) => {
             state.refresh_settings().await;
-            (jar.add(security::session_cookie(&state, session_token)), Redirect::to("/admin")).into_response()
+            (
+                jar.add(security::session_cookie(&state, session_token)),
+                Redirect::to("/admin"),
+            )
+                .into_response()
         }
-        Err(DomainError::Conflict { key: "setup.link_used" }) => error_page(StatusCode::NOT_FOUND, "setup.link_used"),
+        Err(DomainError::Conflict {
+            key: "setup.link_used",
+        }) => error_page(StatusCode::NOT_FOUND, "setup.link_used"),
         Err(DomainError::Invalid { key, .. } | DomainError::Conflict { key }) => {
-            render(&state, jar, &token, &f, Some(locale.t(key).into()), StatusCode::UNPROCESSABLE_ENTITY).await
+            render(
+                &state,
+                jar,
+                &token,
+                &f,
+                Some(locale.t(key).into()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
         Err(e) => crate::error::internal(&e).into_response(),
     }

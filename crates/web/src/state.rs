@@ -22,7 +22,9 @@ pub struct WebConfig {
 impl WebConfig {
     /// True when served over HTTPS.
     pub fn https(&self) -> bool {
-        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
     }
 }
 
@@ -35,7 +37,10 @@ pub struct SettingsCache {
 
 impl SettingsCache {
     fn new(initial: SiteSettings) -> Self {
-        SettingsCache { value: RwLock::new((initial, Instant::now())), ttl: Duration::from_secs(5) }
+        SettingsCache {
+            value: RwLock::new((initial, Instant::now())),
+            ttl: Duration::from_secs(5),
+        }
     }
 }
 
@@ -53,9 +58,18 @@ pub struct AppState {
 
 impl AppState {
     /// Build the state; loads the settings once.
-    pub async fn new(ctx: Ctx, config: WebConfig, templates: Templates) -> Result<Self, yiren_core::DomainError> {
+    pub async fn new(
+        ctx: Ctx,
+        config: WebConfig,
+        templates: Templates,
+    ) -> Result<Self, yiren_core::DomainError> {
         let s = settings::load(&ctx).await?;
-        Ok(AppState { ctx, config: Arc::new(config), templates, settings: Arc::new(SettingsCache::new(s)) })
+        Ok(AppState {
+            ctx,
+            config: Arc::new(config),
+            templates,
+            settings: Arc::new(SettingsCache::new(s)),
+        })
     }
 
     /// Current site settings (cached up to a few seconds; refreshed at once after a local save).

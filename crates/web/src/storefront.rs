@@ -10,7 +10,9 @@ use crate::AppState;
 
 /// Public routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/", get(home)).route("/lang/{tag}", get(crate::locale::switch))
+    Router::new()
+        .route("/", get(home))
+        .route("/lang/{tag}", get(crate::locale::switch))
 }
 
 async fn home(State(state): State<AppState>) -> Response {

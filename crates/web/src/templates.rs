@@ -17,14 +17,38 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("home.html", include_str!("../templates/home.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("setup.html", include_str!("../templates/setup.html")),
-    ("admin/layout.html", include_str!("../templates/admin/layout.html")),
-    ("admin/sign_in.html", include_str!("../templates/admin/sign_in.html")),
-    ("admin/dashboard.html", include_str!("../templates/admin/dashboard.html")),
-    ("admin/jobs.html", include_str!("../templates/admin/jobs.html")),
-    ("admin/settings.html", include_str!("../templates/admin/settings.html")),
-    ("admin/staff.html", include_str!("../templates/admin/staff.html")),
-    ("admin/account.html", include_str!("../templates/admin/account.html")),
-    ("admin/tokens.html", include_str!("../templates/admin/tokens.html")),
+    (
+        "admin/layout.html",
+        include_str!("../templates/admin/layout.html"),
+    ),
+    (
+        "admin/sign_in.html",
+        include_str!("../templates/admin/sign_in.html"),
+    ),
+    (
+        "admin/dashboard.html",
+        include_str!("../templates/admin/dashboard.html"),
+    ),
+    (
+        "admin/jobs.html",
+        include_str!("../templates/admin/jobs.html"),
+    ),
+    (
+        "admin/settings.html",
+        include_str!("../templates/admin/settings.html"),
+    ),
+    (
+        "admin/staff.html",
+        include_str!("../templates/admin/staff.html"),
+    ),
+    (
+        "admin/account.html",
+        include_str!("../templates/admin/account.html"),
+    ),
+    (
+        "admin/tokens.html",
+        include_str!("../templates/admin/tokens.html"),
+    ),
 ];
 
 /// The template environment. Cheap to clone.
@@ -34,7 +58,10 @@ pub struct Templates {
 }
 
 fn t(state: &State, key: &str, kwargs: Kwargs) -> Result<String, minijinja::Error> {
-    let locale = state.lookup("locale").and_then(|v| v.as_str().and_then(Locale::parse)).unwrap_or_default();
+    let locale = state
+        .lookup("locale")
+        .and_then(|v| v.as_str().and_then(Locale::parse))
+        .unwrap_or_default();
     let mut args: Vec<(String, String)> = Vec::new();
     for k in kwargs.args() {
         let v: Value = kwargs.get(k)?;
@@ -45,8 +72,12 @@ fn t(state: &State, key: &str, kwargs: Kwargs) -> Result<String, minijinja::Erro
 }
 
 fn datetime(state: &State, ms: Option<i64>) -> String {
-    let tz = state.lookup("time_zone").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "UTC".into());
-    ms.map(|m| yiren_core::clock::display_in(m, &tz)).unwrap_or_default()
+    let tz = state
+        .lookup("time_zone")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "UTC".into());
+    ms.map(|m| yiren_core::clock::display_in(m, &tz))
+        .unwrap_or_default()
 }
 
 impl Templates {
@@ -62,11 +93,17 @@ impl Templates {
                 let p = dir.join(name);
                 if p.is_file() {
                     return std::fs::read_to_string(&p).map(Some).map_err(|e| {
-                        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("cannot read theme file {}: {e}", p.display()))
+                        minijinja::Error::new(
+                            minijinja::ErrorKind::InvalidOperation,
+                            format!("cannot read theme file {}: {e}", p.display()),
+                        )
                     });
                 }
             }
-            Ok(EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, s)| s.to_string()))
+            Ok(EMBEDDED
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, s)| s.to_string()))
         });
         env.add_function("t", t);
         env.add_filter("datetime", datetime);

@@ -36,7 +36,11 @@ pub struct Manifest {
     pub files: u64,
 }
 
-fn add_dir(tar: &mut tar::Builder<GzEncoder<File>>, dir: &Path, prefix: &str) -> anyhow::Result<u64> {
+fn add_dir(
+    tar: &mut tar::Builder<GzEncoder<File>>,
+    dir: &Path,
+    prefix: &str,
+) -> anyhow::Result<u64> {
     if !dir.is_dir() {
         return Ok(0);
     }
@@ -59,7 +63,11 @@ fn add_dir(tar: &mut tar::Builder<GzEncoder<File>>, dir: &Path, prefix: &str) ->
     Ok(n)
 }
 
-fn append_bytes(tar: &mut tar::Builder<GzEncoder<File>>, name: &str, data: &[u8]) -> anyhow::Result<()> {
+fn append_bytes(
+    tar: &mut tar::Builder<GzEncoder<File>>,
+    name: &str,
+    data: &[u8],
+) -> anyhow::Result<()> {
     let mut h = tar::Header::new_gnu();
     h.set_size(data.len() as u64);
     h.set_mode(0o600);
@@ -93,7 +101,8 @@ pub async fn backup(config: &Config, db: &Db, out: &Path) -> anyhow::Result<Mani
         }
         snap.rollback().await.ok();
     }
-    let files = add_dir(&mut tar, &config.files_dir(), "files")? + add_dir(&mut tar, &config.themes_dir(), "themes")?;
+    let files = add_dir(&mut tar, &config.files_dir(), "files")?
+        + add_dir(&mut tar, &config.themes_dir(), "themes")?;
     let manifest = Manifest {
         format: FORMAT,
         yiren_version: env!("CARGO_PKG_VERSION").into(),
@@ -103,7 +112,11 @@ pub async fn backup(config: &Config, db: &Db, out: &Path) -> anyhow::Result<Mani
         tables,
         files,
     };
-    append_bytes(&mut tar, "manifest.json", &serde_json::to_vec_pretty(&manifest)?)?;
+    append_bytes(
+        &mut tar,
+        "manifest.json",
+        &serde_json::to_vec_pretty(&manifest)?,
+    )?;
     let gz = tar.into_inner()?;
     let mut file = gz.finish()?;
     file.flush()?;
@@ -115,14 +128,19 @@ pub async fn backup(config: &Config, db: &Db, out: &Path) -> anyhow::Result<Mani
 use yiren_core::Clock as _;
 
 fn dir_is_empty(p: &Path) -> bool {
-    std::fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(true)
+    std::fs::read_dir(p)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
 }
 
 /// Restore `input` into an empty database and data directory.
 pub async fn restore(config: &Config, db: &Db, input: &Path) -> anyhow::Result<Manifest> {
     for dir in [config.files_dir(), config.themes_dir()] {
         if !dir_is_empty(&dir) {
-            bail!("{} is not empty; restore needs an empty data directory", dir.display());
+            bail!(
+                "{} is not empty; restore needs an empty data directory",
+                dir.display()
+            );
         }
     }
     db.migrate().await?;
@@ -136,7 +154,9 @@ pub async fn restore(config: &Config, db: &Db, input: &Path) -> anyhow::Result<M
     }
     // First pass: the manifest (it is written last, so read the archive once to find it).
     let manifest: Manifest = {
-        let mut ar = tar::Archive::new(GzDecoder::new(File::open(input).with_context(|| format!("cannot open {}", input.display()))?));
+        let mut ar = tar::Archive::new(GzDecoder::new(
+            File::open(input).with_context(|| format!("cannot open {}", input.display()))?,
+        ));
         let mut found = None;
         for e in ar.entries()? {
             let mut e = e?;
@@ -149,20 +169,27 @@ pub async fn restore(config: &Config, db: &Db, input: &Path) -> anyhow::Result<M
         found.context("this file is not a Yiren backup (no manifest.json)")?
     };
     if manifest.format != FORMAT {
-        bail!("backup format {} is not supported by this version (expects {FORMAT})", manifest.format);
+        bail!(
+            "backup format {} is not supported by this version (expects {FORMAT})",
+            manifest.format
+        );
     }
     if manifest.schema_version != Db::schema_version() {
         bail!("the backup's schema version {} differs from this binary's {}; restore with the Yiren version that made it, then upgrade", manifest.schema_version, Db::schema_version());
     }
     // Second pass: rows into one transaction, files into place.
-    let mut rows: BTreeMap<String, Vec<serde_json::Map<String, serde_json::Value>>> = BTreeMap::new();
+    let mut rows: BTreeMap<String, Vec<serde_json::Map<String, serde_json::Value>>> =
+        BTreeMap::new();
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let mut ar = tar::Archive::new(GzDecoder::new(File::open(input)?));
     for e in ar.entries()? {
         let mut e = e?;
         let path = e.path()?.into_owned();
         let name = path.to_string_lossy().to_string();
-        if let Some(table) = name.strip_prefix("db/").and_then(|n| n.strip_suffix(".jsonl")) {
+        if let Some(table) = name
+            .strip_prefix("db/")
+            .and_then(|n| n.strip_suffix(".jsonl"))
+        {
             if !schema::TABLES.contains(&table) {
                 bail!("the backup holds an unknown table {table}");
             }
@@ -170,12 +197,18 @@ pub async fn restore(config: &Config, db: &Db, input: &Path) -> anyhow::Result<M
             for line in BufReader::new(&mut e).lines() {
                 let line = line?;
                 if !line.is_empty() {
-                    list.push(serde_json::from_str(&line).with_context(|| format!("a row of {table} is not valid JSON"))?);
+                    list.push(
+                        serde_json::from_str(&line)
+                            .with_context(|| format!("a row of {table} is not valid JSON"))?,
+                    );
                 }
             }
             rows.insert(table.to_string(), list);
         } else if name.starts_with("files/") || name.starts_with("themes/") {
-            if path.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            if path
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
                 bail!("the backup holds an unsafe path {name}");
             }
             let mut data = Vec::new();
@@ -187,7 +220,9 @@ pub async fn restore(config: &Config, db: &Db, input: &Path) -> anyhow::Result<M
     for table in schema::TABLES {
         let cols = schema::columns(&mut tx, db.engine(), table).await?;
         for row in rows.get(*table).map(Vec::as_slice).unwrap_or(&[]) {
-            dump::insert_row(&mut tx, table, &cols, row).await.with_context(|| format!("cannot restore a row of {table}"))?;
+            dump::insert_row(&mut tx, table, &cols, row)
+                .await
+                .with_context(|| format!("cannot restore a row of {table}"))?;
         }
     }
     tx.commit().await?;

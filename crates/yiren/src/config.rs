@@ -93,13 +93,22 @@ impl Default for Config {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { addr: "127.0.0.1:8080".into(), metrics_addr: String::new(), public_url: String::new(), max_body_bytes: 1 << 20, shutdown_grace_secs: 20 }
+        ServerConfig {
+            addr: "127.0.0.1:8080".into(),
+            metrics_addr: String::new(),
+            public_url: String::new(),
+            max_body_bytes: 1 << 20,
+            shutdown_grace_secs: 20,
+        }
     }
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { url: Secret::default(), max_connections: 8 }
+        DatabaseConfig {
+            url: Secret::default(),
+            max_connections: 8,
+        }
     }
 }
 
@@ -109,20 +118,32 @@ impl Default for JobsConfig {
             concurrency: 4,
             poll_interval_ms: 500,
             lease_secs: 300,
-            schedules: vec![ScheduleConfig { name: "cleanup".into(), cron: "17 * * * *".into(), kind: "maintenance.cleanup".into(), payload: None }],
+            schedules: vec![ScheduleConfig {
+                name: "cleanup".into(),
+                cron: "17 * * * *".into(),
+                kind: "maintenance.cleanup".into(),
+                payload: None,
+            }],
         }
     }
 }
 
 impl Default for OutboundConfig {
     fn default() -> Self {
-        OutboundConfig { allow_private: false, timeout_secs: 15, max_response_bytes: 1 << 20 }
+        OutboundConfig {
+            allow_private: false,
+            timeout_secs: 15,
+            max_response_bytes: 1 << 20,
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), format: "text".into() }
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
     }
 }
 
@@ -145,13 +166,22 @@ impl Config {
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         match file {
-            Some(f) if !f.is_file() => return Err(ConfigError(format!("the configuration file {} does not exist", f.display()))),
+            Some(f) if !f.is_file() => {
+                return Err(ConfigError(format!(
+                    "the configuration file {} does not exist",
+                    f.display()
+                )))
+            }
             Some(f) => fig = fig.merge(Toml::file(f)),
             None if Path::new("yiren.toml").is_file() => fig = fig.merge(Toml::file("yiren.toml")),
             None => {}
         }
         // Only keys that are options: other YIREN_* variables (YIREN_CONFIG, test settings) are not.
-        fig = fig.merge(Env::prefixed("YIREN_").filter(|k| is_option_key(k.as_str())).split("__"));
+        fig = fig.merge(
+            Env::prefixed("YIREN_")
+                .filter(|k| is_option_key(k.as_str()))
+                .split("__"),
+        );
         if let Some(d) = &overrides.data_dir {
             fig = fig.merge(("data_dir", d));
         }
@@ -167,10 +197,18 @@ impl Config {
         // Figment's own messages may quote values: keep them out of the database URL's way by
         // naming only the key.
         fig.extract::<Config>().map_err(|e| {
-            let keys: Vec<String> = e.clone().into_iter().map(|e| {
-                let path = e.path.join(".");
-                if path.contains("url") { format!("{path}: invalid value") } else { format!("{path}: {}", e.kind) }
-            }).collect();
+            let keys: Vec<String> = e
+                .clone()
+                .into_iter()
+                .map(|e| {
+                    let path = e.path.join(".");
+                    if path.contains("url") {
+                        format!("{path}: invalid value")
+                    } else {
+                        format!("{path}: {}", e.kind)
+                    }
+                })
+                .collect();
             ConfigError(keys.join("; "))
         })
     }
@@ -198,7 +236,10 @@ impl Config {
 
 fn is_option_key(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
-    k == "data_dir" || ["server__", "database__", "jobs__", "outbound__", "log__"].iter().any(|p| k.starts_with(p))
+    k == "data_dir"
+        || ["server__", "database__", "jobs__", "outbound__", "log__"]
+            .iter()
+            .any(|p| k.starts_with(p))
 }
 
 /// The annotated example printed by `yiren config example`.
@@ -211,7 +252,11 @@ mod tests {
     fn keys(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
         if let toml::Value::Table(t) = v {
             for (k, v) in t {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 out.push(key.clone());
                 keys(&key, v, out);
             }
@@ -223,11 +268,22 @@ mod tests {
         let parsed: Config = toml::from_str(EXAMPLE).expect("example parses");
         assert_eq!(parsed, Config::default());
         let mut all = Vec::new();
-        keys("", &toml::Value::try_from(Config::default()).unwrap(), &mut all);
+        keys(
+            "",
+            &toml::Value::try_from(Config::default()).unwrap(),
+            &mut all,
+        );
         let mut listed = Vec::new();
-        keys("", &toml::from_str::<toml::Value>(EXAMPLE).unwrap(), &mut listed);
+        keys(
+            "",
+            &toml::from_str::<toml::Value>(EXAMPLE).unwrap(),
+            &mut listed,
+        );
         for k in all.iter().filter(|k| !k.starts_with("jobs.schedules")) {
-            assert!(listed.contains(k), "yiren.example.toml does not mention {k}");
+            assert!(
+                listed.contains(k),
+                "yiren.example.toml does not mention {k}"
+            );
         }
     }
 

@@ -20,20 +20,39 @@ struct PingPayload {
 }
 
 impl JobHandler for Ping {
-    fn run<'a>(&'a self, _ctx: &'a Ctx, job: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
+    fn run<'a>(
+        &'a self,
+        _ctx: &'a Ctx,
+        job: &'a JobContext,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
-            let p: PingPayload = serde_json::from_str(&job.payload).map_err(|e| JobError::permanent(format!("bad payload: {e}")))?;
-            let rb = self.http.request(reqwest::Method::POST, &p.url).map_err(|e| JobError::permanent(e.to_string()))?;
+            let p: PingPayload = serde_json::from_str(&job.payload)
+                .map_err(|e| JobError::permanent(format!("bad payload: {e}")))?;
+            let rb = self
+                .http
+                .request(reqwest::Method::POST, &p.url)
+                .map_err(|e| JobError::permanent(e.to_string()))?;
             let rb = rb.json(&serde_json::json!({"key": p.key, "job_id": job.id}));
             match self.http.send(rb).await {
                 Ok(r) if (200..300).contains(&r.status) => Ok(()),
                 Ok(r) if r.status == 429 => {
-                    let after = r.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
-                    Err(JobError::Transient { message: "rate limited (429)".into(), retry_after_ms: after.map(|s| s * 1000) })
+                    let after = r
+                        .headers
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i64>().ok());
+                    Err(JobError::Transient {
+                        message: "rate limited (429)".into(),
+                        retry_after_ms: after.map(|s| s * 1000),
+                    })
                 }
-                Ok(r) if r.status >= 500 => Err(JobError::transient(format!("server error {}", r.status))),
+                Ok(r) if r.status >= 500 => {
+                    Err(JobError::transient(format!("server error {}", r.status)))
+                }
                 Ok(r) => Err(JobError::permanent(format!("refused with {}", r.status))),
-                Err(e @ (OutboundError::Forbidden(_) | OutboundError::BadUrl(_))) => Err(JobError::permanent(e.to_string())),
+                Err(e @ (OutboundError::Forbidden(_) | OutboundError::BadUrl(_))) => {
+                    Err(JobError::permanent(e.to_string()))
+                }
                 Err(e) => Err(JobError::transient(e.to_string())),
             }
         })

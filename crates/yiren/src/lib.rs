@@ -27,9 +27,18 @@ pub use config::Config;
 pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
     let (url, is_default) = config.database_url();
     if is_default {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
     }
-    let opts = DbOptions { max_connections: config.database.max_connections.max(1), create_sqlite: is_default, ..Default::default() };
+    let opts = DbOptions {
+        max_connections: config.database.max_connections.max(1),
+        create_sqlite: is_default,
+        ..Default::default()
+    };
     Ok(Db::connect(&url, &opts).await?)
 }
 
@@ -55,7 +64,10 @@ pub struct Deps {
 
 impl Default for Deps {
     fn default() -> Self {
-        Deps { clock: Arc::new(yiren_core::SystemClock), rng: Rng::os() }
+        Deps {
+            clock: Arc::new(yiren_core::SystemClock),
+            rng: Rng::os(),
+        }
     }
 }
 
@@ -73,17 +85,32 @@ impl App {
     pub async fn build(config: &Config, deps: Deps) -> anyhow::Result<App> {
         let db = open_db(config).await?;
         db.migrate().await?;
-        let ctx = Ctx { db, clock: deps.clock, rng: deps.rng, hasher: Hasher::default(), auth: AuthPolicy::default() };
+        let ctx = Ctx {
+            db,
+            clock: deps.clock,
+            rng: deps.rng,
+            hasher: Hasher::default(),
+            auth: AuthPolicy::default(),
+        };
         let public_url = Some(config.server.public_url.clone()).filter(|u| !u.is_empty());
-        let web = WebConfig { public_url: public_url.clone(), max_body_bytes: config.server.max_body_bytes };
+        let web = WebConfig {
+            public_url: public_url.clone(),
+            max_body_bytes: config.server.max_body_bytes,
+        };
         let themes = config.themes_dir();
         let templates = Templates::new(Some(themes));
         let state = AppState::new(ctx.clone(), web, templates).await?;
 
-        let listener = TcpListener::bind(&config.server.addr).await.with_context(|| format!("cannot listen on {}", config.server.addr))?;
+        let listener = TcpListener::bind(&config.server.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.addr))?;
         let metrics_listener = match config.server.metrics_addr.as_str() {
             "" => None,
-            a => Some(TcpListener::bind(a).await.with_context(|| format!("cannot listen on {a} for metrics"))?),
+            a => Some(
+                TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("cannot listen on {a} for metrics"))?,
+            ),
         };
         let addr = listener.local_addr()?;
 
@@ -95,7 +122,15 @@ impl App {
         })?;
         let mut schedules = Vec::new();
         for s in &config.jobs.schedules {
-            schedules.push(Schedule::new(&s.name, &s.cron, &s.kind, s.payload.clone().unwrap_or_default()).map_err(anyhow::Error::msg)?);
+            schedules.push(
+                Schedule::new(
+                    &s.name,
+                    &s.cron,
+                    &s.kind,
+                    s.payload.clone().unwrap_or_default(),
+                )
+                .map_err(anyhow::Error::msg)?,
+            );
         }
         let worker_id = format!("{}-{}", std::process::id(), ctx.rng.token(6));
         let worker = Worker::new(
@@ -111,21 +146,36 @@ impl App {
             },
         );
 
-        let setup_url = yiren_core::setup::issue_token_if_needed(&ctx).await?.map(|token| {
-            let base = public_url.clone().unwrap_or_else(|| format!("http://{}", display_addr(addr)));
-            format!("{}/setup/{token}", base.trim_end_matches('/'))
-        });
-        Ok(App { state, listener, metrics_listener, worker, grace: Duration::from_secs(config.server.shutdown_grace_secs), setup_url })
+        let setup_url = yiren_core::setup::issue_token_if_needed(&ctx)
+            .await?
+            .map(|token| {
+                let base = public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", display_addr(addr)));
+                format!("{}/setup/{token}", base.trim_end_matches('/'))
+            });
+        Ok(App {
+            state,
+            listener,
+            metrics_listener,
+            worker,
+            grace: Duration::from_secs(config.server.shutdown_grace_secs),
+            setup_url,
+        })
     }
 
     /// The address the web server listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// The address of the metrics listener, if any.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// Serve until `shutdown` fires: then stop accepting, finish in-flight requests, let running
@@ -137,14 +187,24 @@ impl App {
         let metrics_task = self.metrics_listener.map(|l| {
             let router = yiren_web::metrics::router(db.clone());
             let s = shutdown.clone();
-            tokio::spawn(async move { axum::serve(l, router).with_graceful_shutdown(s.cancelled_owned()).await })
+            tokio::spawn(async move {
+                axum::serve(l, router)
+                    .with_graceful_shutdown(s.cancelled_owned())
+                    .await
+            })
         });
         let s = shutdown.clone();
-        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { s.cancelled().await })
-            .await;
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { s.cancelled().await })
+        .await;
         tracing::info!("web server stopped");
-        if tokio::time::timeout(self.grace + Duration::from_secs(5), worker_task).await.is_err() {
+        if tokio::time::timeout(self.grace + Duration::from_secs(5), worker_task)
+            .await
+            .is_err()
+        {
             tracing::error!("job worker did not stop in time");
         }
         if let Some(t) = metrics_task {

@@ -9,7 +9,11 @@ use yiren::config::{Config, Overrides};
 use yiren::{backup, open_db, App, Deps};
 
 #[derive(Parser)]
-#[command(name = "yiren", version, about = "Yiren (一人): everything a one-person online business needs, on your own server")]
+#[command(
+    name = "yiren",
+    version,
+    about = "Yiren (一人): everything a one-person online business needs, on your own server"
+)]
 struct Cli {
     /// Configuration file (default: ./yiren.toml when it exists).
     #[arg(long, global = true, env = "YIREN_CONFIG")]
@@ -62,11 +66,19 @@ enum ConfigAction {
 
 fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn", config.log.level)));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn", config.log.level)));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     if config.log.format == "json" {
-        builder.json().with_current_span(true).with_span_list(false).init();
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
     } else {
         builder.init();
     }
@@ -74,7 +86,10 @@ fn init_logging(config: &Config) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Config { action: ConfigAction::Example } = cli.command {
+    if let Command::Config {
+        action: ConfigAction::Example,
+    } = cli.command
+    {
         print!("{}", yiren::config::EXAMPLE);
         return ExitCode::SUCCESS;
     }
@@ -82,7 +97,12 @@ fn main() -> ExitCode {
         Command::Serve { addr, metrics_addr } => (addr.clone(), metrics_addr.clone()),
         _ => (None, None),
     };
-    let overrides = Overrides { data_dir: cli.data_dir.clone(), database_url: cli.database_url.clone(), addr, metrics_addr };
+    let overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+        addr,
+        metrics_addr,
+    };
     let config = match Config::load(cli.config.as_deref(), &overrides) {
         Ok(c) => c,
         Err(e) => {
@@ -91,7 +111,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("yiren: cannot start the runtime: {e}");
@@ -137,14 +160,26 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let db = open_db(&config).await?;
             let m = backup::backup(&config, &db, &file).await?;
             let rows: u64 = m.tables.values().sum();
-            println!("backup written to {} ({} rows, {} files, from {})", file.display(), rows, m.files, m.source_engine);
+            println!(
+                "backup written to {} ({} rows, {} files, from {})",
+                file.display(),
+                rows,
+                m.files,
+                m.source_engine
+            );
             Ok(())
         }
         Command::Restore { file } => {
             let db = open_db(&config).await?;
             let m = backup::restore(&config, &db, &file).await?;
             let rows: u64 = m.tables.values().sum();
-            println!("restored {} rows and {} files from {} into {}", rows, m.files, file.display(), db.shown_url());
+            println!(
+                "restored {} rows and {} files from {} into {}",
+                rows,
+                m.files,
+                file.display(),
+                db.shown_url()
+            );
             Ok(())
         }
         Command::Config { .. } => Ok(()),

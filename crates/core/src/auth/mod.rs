@@ -116,8 +116,12 @@ pub struct Session {
 pub fn parse_email(raw: &str) -> DomainResult<String> {
     let e = raw.trim().to_lowercase();
     let valid = e.len() <= 254
-        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"'));
+        && e.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+        })
+        && !e.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
+        });
     if valid {
         Ok(e)
     } else {
@@ -146,16 +150,35 @@ pub async fn hash_new_password(ctx: &Ctx, pw: &str) -> DomainResult<String> {
 }
 
 /// Create a staff account (the owner at setup, or a helper added by the owner).
-pub async fn create_staff(ctx: &Ctx, tx: &mut yiren_store::Tx, email: &str, name: &str, pw: &str, role: Role, locale: Option<Locale>) -> DomainResult<i64> {
+pub async fn create_staff(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    email: &str,
+    name: &str,
+    pw: &str,
+    role: Role,
+    locale: Option<Locale>,
+) -> DomainResult<i64> {
     let email = parse_email(email)?;
     let name = parse_name(name)?;
     let hash = hash_new_password(ctx, pw).await?;
     let id = ctx.new_id();
-    let new = staff::NewStaff { id, email: &email, name: &name, password_hash: &hash, role: role.as_str(), locale: locale.map(Locale::tag) };
-    staff::insert(&mut **tx, &new, ctx.now()).await.map_err(|e| match e {
-        yiren_store::StoreError::Conflict(_) => DomainError::Conflict { key: "staff.email_taken" },
-        e => e.into(),
-    })?;
+    let new = staff::NewStaff {
+        id,
+        email: &email,
+        name: &name,
+        password_hash: &hash,
+        role: role.as_str(),
+        locale: locale.map(Locale::tag),
+    };
+    staff::insert(&mut **tx, &new, ctx.now())
+        .await
+        .map_err(|e| match e {
+            yiren_store::StoreError::Conflict(_) => DomainError::Conflict {
+                key: "staff.email_taken",
+            },
+            e => e.into(),
+        })?;
     Ok(id)
 }
 
@@ -163,10 +186,12 @@ pub async fn create_staff(ctx: &Ctx, tx: &mut yiren_store::Tx, email: &str, name
 pub async fn set_staff_disabled(ctx: &Ctx, id: i64, disabled: bool) -> DomainResult<()> {
     let now = ctx.now();
     let mut tx = ctx.db.begin().await?;
-    staff::set_disabled(&mut *tx, id, disabled.then_some(now), now).await.map_err(|e| match e {
-        yiren_store::StoreError::NotFound => DomainError::NotFound,
-        e => e.into(),
-    })?;
+    staff::set_disabled(&mut *tx, id, disabled.then_some(now), now)
+        .await
+        .map_err(|e| match e {
+            yiren_store::StoreError::NotFound => DomainError::NotFound,
+            e => e.into(),
+        })?;
     if disabled {
         session::delete_for_staff(&mut *tx, id, None).await?;
     }
@@ -176,7 +201,11 @@ pub async fn set_staff_disabled(ctx: &Ctx, id: i64, disabled: bool) -> DomainRes
 
 /// Every staff account.
 pub async fn list_staff(ctx: &Ctx, after_id: i64, limit: i64) -> DomainResult<Vec<Staff>> {
-    Ok(staff::list(ctx.db.read(), after_id, limit).await?.into_iter().map(Staff::from).collect())
+    Ok(staff::list(ctx.db.read(), after_id, limit)
+        .await?
+        .into_iter()
+        .map(Staff::from)
+        .collect())
 }
 
 /// Number of staff accounts.
@@ -189,14 +218,19 @@ fn block_for(policy: &AuthPolicy, failures: i64, free: i64) -> i64 {
         return 0;
     }
     let doublings = (failures - free).min(20) as u32;
-    policy.first_block_ms.saturating_mul(1i64 << doublings).min(policy.max_block_ms)
+    policy
+        .first_block_ms
+        .saturating_mul(1i64 << doublings)
+        .min(policy.max_block_ms)
 }
 
 async fn check_throttle(ctx: &Ctx, keys: &[String], now: i64) -> DomainResult<()> {
     for key in keys {
         if let Some(row) = throttle::find(ctx.db.read(), key).await? {
             if row.blocked_until > now {
-                return Err(DomainError::Throttled { retry_after_secs: ((row.blocked_until - now) + 999) / 1000 });
+                return Err(DomainError::Throttled {
+                    retry_after_secs: ((row.blocked_until - now) + 999) / 1000,
+                });
             }
         }
     }
@@ -208,9 +242,18 @@ async fn record_failure(ctx: &Ctx, key: &str, free: i64, now: i64) -> DomainResu
     ctx.db
         .retrying(|| async {
             let mut tx = ctx.db.begin().await?;
-            let failures = throttle::find(&mut *tx, key).await?.map(|r| r.failures).unwrap_or(0) + 1;
+            let failures = throttle::find(&mut *tx, key)
+                .await?
+                .map(|r| r.failures)
+                .unwrap_or(0)
+                + 1;
             let block = block_for(policy, failures, free);
-            let row = throttle::ThrottleRow { key: key.to_string(), failures, last_failure_at: now, blocked_until: if block > 0 { now + block } else { 0 } };
+            let row = throttle::ThrottleRow {
+                key: key.to_string(),
+                failures,
+                last_failure_at: now,
+                blocked_until: if block > 0 { now + block } else { 0 },
+            };
             throttle::put(&mut *tx, &row).await?;
             tx.commit().await?;
             Ok(())
@@ -221,7 +264,13 @@ async fn record_failure(ctx: &Ctx, key: &str, free: i64, now: i64) -> DomainResu
 
 /// Sign a staff member in with email and password, from `ip`. Unknown email, wrong password and
 /// disabled account give the same error after the same work (a dummy hash is verified).
-pub async fn sign_in(ctx: &Ctx, email: &str, pw: &str, ip: &str, user_agent: Option<&str>) -> DomainResult<(Session, String)> {
+pub async fn sign_in(
+    ctx: &Ctx,
+    email: &str,
+    pw: &str,
+    ip: &str,
+    user_agent: Option<&str>,
+) -> DomainResult<(Session, String)> {
     let now = ctx.now();
     let email_norm = email.trim().to_lowercase();
     let ip_key = format!("ip:{ip}");
@@ -229,12 +278,17 @@ pub async fn sign_in(ctx: &Ctx, email: &str, pw: &str, ip: &str, user_agent: Opt
     check_throttle(ctx, &[acct_key.clone(), ip_key.clone()], now).await?;
 
     let row = staff::find_by_email(ctx.db.read(), &email_norm).await?;
-    let phc = row.as_ref().map(|r| r.password_hash.as_str()).unwrap_or(password::Hasher::dummy_hash());
+    let phc = row
+        .as_ref()
+        .map(|r| r.password_hash.as_str())
+        .unwrap_or(password::Hasher::dummy_hash());
     let verified = ctx.hasher.verify(pw, phc, salt(ctx)).await;
     let row = match (row, verified) {
         (Some(r), v) if v != password::Verified::No && r.disabled_at.is_none() => {
             if let password::Verified::YesRehash(h) = v {
-                staff::set_password(ctx.db.write(), r.id, &h, now).await.ok();
+                staff::set_password(ctx.db.write(), r.id, &h, now)
+                    .await
+                    .ok();
             }
             r
         }
@@ -250,30 +304,61 @@ pub async fn sign_in(ctx: &Ctx, email: &str, pw: &str, ip: &str, user_agent: Opt
 }
 
 /// Start a new session for an account (always a fresh token: the id rotates on every sign-in).
-pub async fn start_session(ctx: &Ctx, staff: Staff, ip: &str, user_agent: Option<&str>) -> DomainResult<(Session, String)> {
+pub async fn start_session(
+    ctx: &Ctx,
+    staff: Staff,
+    ip: &str,
+    user_agent: Option<&str>,
+) -> DomainResult<(Session, String)> {
     let now = ctx.now();
     let token = ctx.rng.token(32);
     let csrf = ctx.rng.token(32);
     let id_hash = hash_token(&token);
     let ua: Option<String> = user_agent.map(|u| u.chars().take(300).collect());
-    session::insert(ctx.db.write(), &id_hash, staff.id, &csrf, now, now + ctx.auth.absolute_timeout_ms, Some(ip), ua.as_deref()).await?;
-    Ok((Session { staff, id_hash, csrf_token: csrf }, token))
+    session::insert(
+        ctx.db.write(),
+        &id_hash,
+        staff.id,
+        &csrf,
+        now,
+        now + ctx.auth.absolute_timeout_ms,
+        Some(ip),
+        ua.as_deref(),
+    )
+    .await?;
+    Ok((
+        Session {
+            staff,
+            id_hash,
+            csrf_token: csrf,
+        },
+        token,
+    ))
 }
 
 /// Resolve a session cookie; expired, idle or disabled sessions are removed and give None.
 pub async fn session_from_token(ctx: &Ctx, token: &str) -> DomainResult<Option<Session>> {
     let now = ctx.now();
     let id_hash = hash_token(token);
-    let Some(row) = session::find(ctx.db.read(), &id_hash).await? else { return Ok(None) };
+    let Some(row) = session::find(ctx.db.read(), &id_hash).await? else {
+        return Ok(None);
+    };
     let staff = staff::get(ctx.db.read(), row.staff_id).await?;
-    if row.expires_at <= now || now - row.last_seen_at >= ctx.auth.idle_timeout_ms || staff.disabled_at.is_some() {
+    if row.expires_at <= now
+        || now - row.last_seen_at >= ctx.auth.idle_timeout_ms
+        || staff.disabled_at.is_some()
+    {
         session::delete(ctx.db.write(), &id_hash).await?;
         return Ok(None);
     }
     if now - row.last_seen_at > 60_000 {
         session::touch(ctx.db.write(), &id_hash, now).await?;
     }
-    Ok(Some(Session { staff: staff.into(), id_hash, csrf_token: row.csrf_token }))
+    Ok(Some(Session {
+        staff: staff.into(),
+        id_hash,
+        csrf_token: row.csrf_token,
+    }))
 }
 
 /// End a session.
@@ -284,10 +369,24 @@ pub async fn sign_out(ctx: &Ctx, id_hash: &str) -> DomainResult<()> {
 
 /// Change a password after checking the current one; every other session of the account ends
 /// (and this one too unless `keep_current`).
-pub async fn change_password(ctx: &Ctx, s: &Session, current: &str, new: &str, keep_current: bool) -> DomainResult<()> {
+pub async fn change_password(
+    ctx: &Ctx,
+    s: &Session,
+    current: &str,
+    new: &str,
+    keep_current: bool,
+) -> DomainResult<()> {
     let row = staff::get(ctx.db.read(), s.staff.id).await?;
-    if ctx.hasher.verify(current, &row.password_hash, salt(ctx)).await == password::Verified::No {
-        return Err(DomainError::invalid("current_password", "password.current_wrong"));
+    if ctx
+        .hasher
+        .verify(current, &row.password_hash, salt(ctx))
+        .await
+        == password::Verified::No
+    {
+        return Err(DomainError::invalid(
+            "current_password",
+            "password.current_wrong",
+        ));
     }
     let hash = hash_new_password(ctx, new).await?;
     let now = ctx.now();
@@ -313,8 +412,19 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_junk_refused() {
-        assert_eq!(parse_email("  Owner@Example.COM ").unwrap(), "owner@example.com");
-        for bad in ["", "a", "a@b", "a@.com", "a b@c.com", "x@y.com\r\nBcc: z@w.com", "<a@b.com>"] {
+        assert_eq!(
+            parse_email("  Owner@Example.COM ").unwrap(),
+            "owner@example.com"
+        );
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "a@.com",
+            "a b@c.com",
+            "x@y.com\r\nBcc: z@w.com",
+            "<a@b.com>",
+        ] {
             assert!(parse_email(bad).is_err(), "{bad:?}");
         }
     }

@@ -54,7 +54,11 @@ impl Locale {
             let mut it = part.split(';');
             let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
             let q = it
-                .find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok()))
+                .find_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|v| v.parse::<f32>().ok())
+                })
                 .unwrap_or(1.0);
             let loc = if tag.starts_with("zh") {
                 Some(Locale::ZhCn)
@@ -90,7 +94,8 @@ impl Locale {
 type Catalog = HashMap<String, &'static str>;
 
 fn parse_catalog(src: &'static str) -> Catalog {
-    let table: toml::Table = toml::from_str(src).unwrap_or_else(|e| panic!("message catalog is not valid TOML: {e}"));
+    let table: toml::Table =
+        toml::from_str(src).unwrap_or_else(|e| panic!("message catalog is not valid TOML: {e}"));
     let mut out = HashMap::new();
     flatten("", &table, &mut out);
     out
@@ -98,7 +103,11 @@ fn parse_catalog(src: &'static str) -> Catalog {
 
 fn flatten(prefix: &str, t: &toml::Table, out: &mut Catalog) {
     for (k, v) in t {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             toml::Value::Table(inner) => flatten(&key, inner, out),
             toml::Value::String(s) => {
@@ -141,12 +150,18 @@ mod tests {
         let en: std::collections::BTreeSet<_> = catalog(Locale::En).keys().collect();
         let only_zh: Vec<_> = zh.difference(&en).collect();
         let only_en: Vec<_> = en.difference(&zh).collect();
-        assert!(only_zh.is_empty() && only_en.is_empty(), "only zh: {only_zh:?}; only en: {only_en:?}");
+        assert!(
+            only_zh.is_empty() && only_en.is_empty(),
+            "only zh: {only_zh:?}; only en: {only_en:?}"
+        );
     }
 
     #[test]
     fn accept_language_picks_the_highest_quality_supported_tag() {
-        assert_eq!(Locale::negotiate("fr, en;q=0.5, zh-CN;q=0.8"), Some(Locale::ZhCn));
+        assert_eq!(
+            Locale::negotiate("fr, en;q=0.5, zh-CN;q=0.8"),
+            Some(Locale::ZhCn)
+        );
         assert_eq!(Locale::negotiate("en-US,en;q=0.9"), Some(Locale::En));
         assert_eq!(Locale::negotiate("de, fr"), None);
         assert_eq!(Locale::negotiate("zh-TW;q=0, en;q=0.1"), Some(Locale::En));
@@ -154,6 +169,8 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled() {
-        assert!(Locale::En.tf("setup.printed", &[("url", "http://x/setup/abc")]).contains("http://x/setup/abc"));
+        assert!(Locale::En
+            .tf("setup.printed", &[("url", "http://x/setup/abc")])
+            .contains("http://x/setup/abc"));
     }
 }

@@ -36,17 +36,34 @@ pub struct EnqueueOptions {
 
 impl Default for EnqueueOptions {
     fn default() -> Self {
-        EnqueueOptions { run_at: None, max_attempts: 10, unique_key: None }
+        EnqueueOptions {
+            run_at: None,
+            max_attempts: 10,
+            unique_key: None,
+        }
     }
 }
 
 /// Write a job inside the caller's transaction, so it exists exactly when the change commits.
 /// Returns the new job id, or None when `unique_key` already exists.
-pub async fn enqueue(ctx: &Ctx, tx: &mut yiren_store::Tx, kind: &str, payload: &impl Serialize, opts: EnqueueOptions) -> DomainResult<Option<i64>> {
+pub async fn enqueue(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    kind: &str,
+    payload: &impl Serialize,
+    opts: EnqueueOptions,
+) -> DomainResult<Option<i64>> {
     let payload = serde_json::to_string(payload).unwrap_or_else(|_| "null".into());
     let id = ctx.new_id();
     let now = ctx.now();
-    let job = NewJob { id, kind, payload: &payload, run_at: opts.run_at.unwrap_or(now), max_attempts: opts.max_attempts.max(1), unique_key: opts.unique_key.as_deref() };
+    let job = NewJob {
+        id,
+        kind,
+        payload: &payload,
+        run_at: opts.run_at.unwrap_or(now),
+        max_attempts: opts.max_attempts.max(1),
+        unique_key: opts.unique_key.as_deref(),
+    };
     Ok(store::enqueue(&mut **tx, &job, now).await?.then_some(id))
 }
 
@@ -55,7 +72,10 @@ pub async fn enqueue(ctx: &Ctx, tx: &mut yiren_store::Tx, kind: &str, payload: &
 pub enum JobError {
     /// Worth retrying; `retry_after_ms` honours a service's advice (rate limits).
     #[error("{message}")]
-    Transient { message: String, retry_after_ms: Option<i64> },
+    Transient {
+        message: String,
+        retry_after_ms: Option<i64>,
+    },
     /// Retrying cannot help: the job goes straight to the dead list.
     #[error("{message}")]
     Permanent { message: String },
@@ -64,11 +84,16 @@ pub enum JobError {
 impl JobError {
     /// A transient failure.
     pub fn transient(message: impl Into<String>) -> Self {
-        JobError::Transient { message: message.into(), retry_after_ms: None }
+        JobError::Transient {
+            message: message.into(),
+            retry_after_ms: None,
+        }
     }
     /// A permanent failure.
     pub fn permanent(message: impl Into<String>) -> Self {
-        JobError::Permanent { message: message.into() }
+        JobError::Permanent {
+            message: message.into(),
+        }
     }
 }
 
@@ -113,7 +138,9 @@ impl Registry {
 
 /// Retry delay for the `attempt`-th failure: 5 s doubling up to 1 h, with ±20 % jitter.
 pub fn backoff_ms(attempt: i64, jitter_unit: f64) -> i64 {
-    let base = 5_000i64.saturating_mul(1i64 << (attempt.clamp(1, 20) - 1) as u32).min(3_600_000);
+    let base = 5_000i64
+        .saturating_mul(1i64 << (attempt.clamp(1, 20) - 1) as u32)
+        .min(3_600_000);
     let jitter = (base as f64 * 0.2 * (jitter_unit * 2.0 - 1.0)) as i64;
     base + jitter
 }
@@ -122,15 +149,27 @@ pub fn backoff_ms(attempt: i64, jitter_unit: f64) -> i64 {
 pub struct Cleanup;
 
 impl JobHandler for Cleanup {
-    fn run<'a>(&'a self, ctx: &'a Ctx, _job: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        _job: &'a JobContext,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
             let now = ctx.now();
             let w = ctx.db.write();
             let err = |e: yiren_store::StoreError| JobError::transient(e.to_string());
-            yiren_store::session::delete_expired(w, now, ctx.auth.idle_timeout_ms).await.map_err(err)?;
-            yiren_store::idempotency::delete_older_than(w, now - 24 * 3_600_000).await.map_err(err)?;
-            yiren_store::throttle::delete_stale(w, now - 24 * 3_600_000).await.map_err(err)?;
-            store::delete_done_before(w, now - 7 * 24 * 3_600_000).await.map_err(err)?;
+            yiren_store::session::delete_expired(w, now, ctx.auth.idle_timeout_ms)
+                .await
+                .map_err(err)?;
+            yiren_store::idempotency::delete_older_than(w, now - 24 * 3_600_000)
+                .await
+                .map_err(err)?;
+            yiren_store::throttle::delete_stale(w, now - 24 * 3_600_000)
+                .await
+                .map_err(err)?;
+            store::delete_done_before(w, now - 7 * 24 * 3_600_000)
+                .await
+                .map_err(err)?;
             Ok(())
         })
     }

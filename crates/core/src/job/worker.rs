@@ -28,11 +28,26 @@ pub struct Schedule {
 
 impl Schedule {
     /// Parse a cron expression: `min hour dom month dow`, or with a leading seconds field.
-    pub fn new(name: &str, expr: &str, kind: &str, payload: serde_json::Value) -> Result<Schedule, String> {
+    pub fn new(
+        name: &str,
+        expr: &str,
+        kind: &str,
+        payload: serde_json::Value,
+    ) -> Result<Schedule, String> {
         let fields = expr.split_whitespace().count();
-        let full = if fields == 5 { format!("0 {expr}") } else { expr.to_string() };
-        let cron = cron::Schedule::from_str(&full).map_err(|e| format!("schedule {name}: invalid cron expression `{expr}`: {e}"))?;
-        Ok(Schedule { name: name.into(), cron, kind: kind.into(), payload })
+        let full = if fields == 5 {
+            format!("0 {expr}")
+        } else {
+            expr.to_string()
+        };
+        let cron = cron::Schedule::from_str(&full)
+            .map_err(|e| format!("schedule {name}: invalid cron expression `{expr}`: {e}"))?;
+        Ok(Schedule {
+            name: name.into(),
+            cron,
+            kind: kind.into(),
+            payload,
+        })
     }
 
     /// The first due time strictly after `now_ms`.
@@ -67,8 +82,18 @@ pub struct Worker {
 
 impl Worker {
     /// A worker over `registry`'s job kinds.
-    pub fn new(ctx: Ctx, registry: Registry, schedules: Vec<Schedule>, config: WorkerConfig) -> Self {
-        Worker { ctx, registry, schedules, config }
+    pub fn new(
+        ctx: Ctx,
+        registry: Registry,
+        schedules: Vec<Schedule>,
+        config: WorkerConfig,
+    ) -> Self {
+        Worker {
+            ctx,
+            registry,
+            schedules,
+            config,
+        }
     }
 
     /// Enqueue due scheduled jobs. Several processes may tick at once: the unique key makes the
@@ -79,12 +104,21 @@ impl Worker {
         for s in &self.schedules {
             let mut tx = self.ctx.db.begin().await?;
             let next = store::schedule_next(&mut *tx, &s.name).await?;
-            let Some(following) = s.next_after(now) else { continue };
+            let Some(following) = s.next_after(now) else {
+                continue;
+            };
             match next {
                 None => store::schedule_set(&mut *tx, &s.name, following).await?,
                 Some(due) if due <= now => {
-                    let opts = EnqueueOptions { unique_key: Some(format!("schedule:{}:{due}", s.name)), max_attempts: 3, ..Default::default() };
-                    if super::enqueue(&self.ctx, &mut tx, &s.kind, &s.payload, opts).await?.is_some() {
+                    let opts = EnqueueOptions {
+                        unique_key: Some(format!("schedule:{}:{due}", s.name)),
+                        max_attempts: 3,
+                        ..Default::default()
+                    };
+                    if super::enqueue(&self.ctx, &mut tx, &s.kind, &s.payload, opts)
+                        .await?
+                        .is_some()
+                    {
                         fired += 1;
                     }
                     store::schedule_set(&mut *tx, &s.name, following).await?;
@@ -111,7 +145,15 @@ impl Worker {
             if free > 0 {
                 let now = this.ctx.now();
                 let lease_until = now + this.config.lease.as_millis() as i64;
-                match store::claim(&this.ctx.db, &this.config.worker_id, now, lease_until, free as i64).await {
+                match store::claim(
+                    &this.ctx.db,
+                    &this.config.worker_id,
+                    now,
+                    lease_until,
+                    free as i64,
+                )
+                .await
+                {
                     Ok(jobs) => {
                         claimed = jobs.len();
                         for job in jobs {
@@ -132,16 +174,26 @@ impl Worker {
                 break;
             }
         }
-        tracing::info!(running = running.len(), "job worker stopping: waiting for running jobs");
-        let drained = tokio::time::timeout(this.config.shutdown_grace, async { while running.join_next().await.is_some() {} }).await;
+        tracing::info!(
+            running = running.len(),
+            "job worker stopping: waiting for running jobs"
+        );
+        let drained = tokio::time::timeout(this.config.shutdown_grace, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
         if drained.is_err() {
             running.abort_all();
             while running.join_next().await.is_some() {}
         }
-        match store::release_worker(this.ctx.db.write(), &this.config.worker_id, this.ctx.now()).await {
+        match store::release_worker(this.ctx.db.write(), &this.config.worker_id, this.ctx.now())
+            .await
+        {
             Ok(n) if n > 0 => tracing::info!(returned = n, "unfinished jobs returned to the queue"),
             Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "could not return unfinished jobs; their leases will expire"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not return unfinished jobs; their leases will expire")
+            }
         }
         tracing::info!("job worker stopped");
     }
@@ -149,17 +201,28 @@ impl Worker {
     async fn execute(&self, job: store::JobRow) {
         let worker = &self.config.worker_id;
         let ctx = &self.ctx;
-        let jc = JobContext { id: job.id, kind: job.kind.clone(), payload: job.payload.clone(), attempt: job.attempts };
+        let jc = JobContext {
+            id: job.id,
+            kind: job.kind.clone(),
+            payload: job.payload.clone(),
+            attempt: job.attempts,
+        };
         let started = std::time::Instant::now();
         let outcome = if job.attempts > job.max_attempts {
-            Err(JobError::permanent("attempts exhausted (the worker running it stopped each time)"))
+            Err(JobError::permanent(
+                "attempts exhausted (the worker running it stopped each time)",
+            ))
         } else {
             match self.registry.get(&job.kind) {
                 Some(h) => h.run(ctx, &jc).await,
-                None => Err(JobError::permanent(format!("no handler for job kind {}", job.kind))),
+                None => Err(JobError::permanent(format!(
+                    "no handler for job kind {}",
+                    job.kind
+                ))),
             }
         };
-        metrics::histogram!("yiren_job_duration_seconds", "kind" => job.kind.clone()).record(started.elapsed().as_secs_f64());
+        metrics::histogram!("yiren_job_duration_seconds", "kind" => job.kind.clone())
+            .record(started.elapsed().as_secs_f64());
         let now = ctx.now();
         let result = match outcome {
             Ok(()) => {
@@ -170,22 +233,28 @@ impl Worker {
                     Ok::<_, yiren_store::StoreError>(())
                 }
                 .await;
-                metrics::counter!("yiren_jobs_completed_total", "kind" => job.kind.clone()).increment(1);
+                metrics::counter!("yiren_jobs_completed_total", "kind" => job.kind.clone())
+                    .increment(1);
                 r
             }
             Err(e) => {
-                metrics::counter!("yiren_job_failures_total", "kind" => job.kind.clone()).increment(1);
+                metrics::counter!("yiren_job_failures_total", "kind" => job.kind.clone())
+                    .increment(1);
                 let retry_at = match &e {
                     JobError::Permanent { .. } => None,
                     JobError::Transient { .. } if job.attempts >= job.max_attempts => None,
-                    JobError::Transient { retry_after_ms: Some(ms), .. } => Some(now + ms),
+                    JobError::Transient {
+                        retry_after_ms: Some(ms),
+                        ..
+                    } => Some(now + ms),
                     JobError::Transient { .. } => {
                         let unit = (ctx.rng.u64() % 10_000) as f64 / 10_000.0;
                         Some(now + backoff_ms(job.attempts, unit))
                     }
                 };
                 if retry_at.is_none() {
-                    metrics::counter!("yiren_jobs_dead_total", "kind" => job.kind.clone()).increment(1);
+                    metrics::counter!("yiren_jobs_dead_total", "kind" => job.kind.clone())
+                        .increment(1);
                     tracing::error!(job = job.id, kind = %job.kind, attempts = job.attempts, error = %e, "job moved to the dead list");
                 } else {
                     tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, error = %e, "job failed; will retry");

@@ -30,19 +30,34 @@ pub const FORM_ROUTES: &[&str] = &[
 pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/admin", get(pages::dashboard))
-        .route("/admin/sign-in", get(pages::sign_in_page).post(pages::sign_in))
+        .route(
+            "/admin/sign-in",
+            get(pages::sign_in_page).post(pages::sign_in),
+        )
         .route("/admin/sign-out", post(pages::sign_out))
         .route("/admin/jobs", get(pages::jobs))
         .route("/admin/jobs/{id}/retry", post(pages::retry_job))
-        .route("/admin/settings", get(pages::settings_page).post(pages::save_settings))
-        .route("/admin/staff", get(pages::staff_page).post(pages::add_staff))
+        .route(
+            "/admin/settings",
+            get(pages::settings_page).post(pages::save_settings),
+        )
+        .route(
+            "/admin/staff",
+            get(pages::staff_page).post(pages::add_staff),
+        )
         .route("/admin/staff/{id}/disable", post(pages::disable_staff))
         .route("/admin/staff/{id}/enable", post(pages::enable_staff))
         .route("/admin/account", get(pages::account_page))
         .route("/admin/account/password", post(pages::change_password))
-        .route("/admin/tokens", get(pages::tokens_page).post(pages::create_token))
+        .route(
+            "/admin/tokens",
+            get(pages::tokens_page).post(pages::create_token),
+        )
         .route("/admin/tokens/{id}/revoke", post(pages::revoke_token))
-        .layer(axum::middleware::from_fn_with_state(state, crate::security::load_session))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::security::load_session,
+        ))
 }
 
 #[derive(Serialize)]
@@ -52,10 +67,21 @@ struct LocaleOpt {
 }
 
 /// The context every page gets: locale, site, language switcher, time zone, signed-in staff, CSRF.
-pub async fn base_ctx(state: &AppState, path: &str, session: Option<&Session>, csrf: &str) -> Value {
+pub async fn base_ctx(
+    state: &AppState,
+    path: &str,
+    session: Option<&Session>,
+    csrf: &str,
+) -> Value {
     let locale = crate::locale::current();
     let site = state.settings().await;
-    let locales: Vec<LocaleOpt> = Locale::ALL.iter().map(|l| LocaleOpt { tag: l.tag(), name: l.native_name() }).collect();
+    let locales: Vec<LocaleOpt> = Locale::ALL
+        .iter()
+        .map(|l| LocaleOpt {
+            tag: l.tag(),
+            name: l.native_name(),
+        })
+        .collect();
     context! {
         locale => locale.tag(),
         time_zone => site.time_zone.clone(),
@@ -70,11 +96,19 @@ pub async fn base_ctx(state: &AppState, path: &str, session: Option<&Session>, c
 }
 
 /// Notices that may be shown after a redirect (`?notice=key`); anything else is ignored.
-pub const NOTICES: &[&str] =
-    &["settings.saved", "staff.created", "admin.retried", "admin.password_changed", "admin.signed_out"];
+pub const NOTICES: &[&str] = &[
+    "settings.saved",
+    "staff.created",
+    "admin.retried",
+    "admin.password_changed",
+    "admin.signed_out",
+];
 
 /// Translate a notice key from the query, if it is one of [`NOTICES`].
 pub fn notice(key: Option<&str>) -> Option<&'static str> {
     let key = key?;
-    NOTICES.iter().find(|k| **k == key).map(|k| crate::locale::current().t(k))
+    NOTICES
+        .iter()
+        .find(|k| **k == key)
+        .map(|k| crate::locale::current().t(k))
 }

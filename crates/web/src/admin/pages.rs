@@ -1,6 +1,6 @@
 //! Admin page handlers.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
@@ -13,7 +13,7 @@ use yiren_store::job;
 
 use super::{base_ctx, notice};
 use crate::error::ApiError;
-use crate::security::{self, AdminSession, ClientIp, CsrfForm, OwnerSession};
+use crate::security::{self, AdminSession, ClientIp, CsrfForm, MaybeSession, OwnerSession};
 use crate::AppState;
 
 fn domain_error_page(e: DomainError) -> Response {
@@ -22,7 +22,9 @@ fn domain_error_page(e: DomainError) -> Response {
 }
 
 fn local_next(next: Option<&str>) -> String {
-    next.filter(|n| n.starts_with("/admin") && !n.starts_with("//") && !n.contains('\\')).unwrap_or("/admin").to_string()
+    next.filter(|n| n.starts_with("/admin") && !n.starts_with("//") && !n.contains('\\'))
+        .unwrap_or("/admin")
+        .to_string()
 }
 
 /// Query of pages that can show a notice.
@@ -32,8 +34,17 @@ pub struct NoticeQuery {
     next: Option<String>,
 }
 
-pub async fn sign_in_page(State(state): State<AppState>, jar: CookieJar, Query(q): Query<NoticeQuery>) -> Response {
-    let (jar, csrf) = security::pre_session_csrf(&state, jar);
+pub async fn sign_in_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Extension(current): Extension<MaybeSession>,
+    Query(q): Query<NoticeQuery>,
+) -> Response {
+    // Signed in already (signing in again, e.g. as someone else): the form carries the session's token.
+    let (jar, csrf) = match current.0 {
+        Some(s) => (jar, s.csrf_token),
+        None => security::pre_session_csrf(&state, jar),
+    };
     let base = base_ctx(&state, "/admin/sign-in", None, &csrf).await;
     let ctx = context! { notice => notice(q.notice.as_deref()), next => local_next(q.next.as_deref()), email => "", ..base };
     (jar, state.templates.render("admin/sign_in.html", ctx)).into_response()
@@ -46,10 +57,25 @@ pub struct SignInForm {
     next: Option<String>,
 }
 
-pub async fn sign_in(State(state): State<AppState>, jar: CookieJar, ClientIp(ip): ClientIp, headers: axum::http::HeaderMap, CsrfForm(f): CsrfForm<SignInForm>) -> Response {
-    let ua = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+pub async fn sign_in(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    ClientIp(ip): ClientIp,
+    Extension(current): Extension<MaybeSession>,
+    headers: axum::http::HeaderMap,
+    CsrfForm(f): CsrfForm<SignInForm>,
+) -> Response {
+    let ua = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
     match auth::sign_in(&state.ctx, &f.email, &f.password, &ip.to_string(), ua).await {
         Ok((_session, token)) => {
+            // Rotation: the session this browser had before is gone, not merely replaced.
+            if let Some(old) = current.0 {
+                if let Err(e) = auth::sign_out(&state.ctx, &old.id_hash).await {
+                    return domain_error_page(e);
+                }
+            }
             let jar = jar.add(security::session_cookie(&state, token));
             (jar, Redirect::to(&local_next(f.next.as_deref()))).into_response()
         }
@@ -57,16 +83,33 @@ pub async fn sign_in(State(state): State<AppState>, jar: CookieJar, ClientIp(ip)
             let (status, message, retry) = match e {
                 DomainError::Throttled { retry_after_secs } => (
                     StatusCode::TOO_MANY_REQUESTS,
-                    crate::locale::current().tf("error.throttled", &[("seconds", &retry_after_secs.to_string())]),
+                    crate::locale::current().tf(
+                        "error.throttled",
+                        &[("seconds", &retry_after_secs.to_string())],
+                    ),
                     Some(retry_after_secs),
                 ),
-                DomainError::Unauthenticated => (StatusCode::UNAUTHORIZED, crate::locale::current().t("error.invalid_credentials").to_string(), None),
+                DomainError::Unauthenticated => (
+                    StatusCode::UNAUTHORIZED,
+                    crate::locale::current()
+                        .t("error.invalid_credentials")
+                        .to_string(),
+                    None,
+                ),
                 e => return domain_error_page(e),
             };
-            let (jar, csrf) = security::pre_session_csrf(&state, jar);
+            let (jar, csrf) = match current.0 {
+                Some(s) => (jar, s.csrf_token),
+                None => security::pre_session_csrf(&state, jar),
+            };
             let base = base_ctx(&state, "/admin/sign-in", None, &csrf).await;
             let ctx = context! { error => message, next => local_next(f.next.as_deref()), email => f.email, ..base };
-            let mut resp = (status, jar, state.templates.render("admin/sign_in.html", ctx)).into_response();
+            let mut resp = (
+                status,
+                jar,
+                state.templates.render("admin/sign_in.html", ctx),
+            )
+                .into_response();
             *resp.status_mut() = status;
             if let Some(s) = retry {
                 resp.headers_mut().insert("retry-after", s.into());
@@ -76,11 +119,20 @@ pub async fn sign_in(State(state): State<AppState>, jar: CookieJar, ClientIp(ip)
     }
 }
 
-pub async fn sign_out(State(state): State<AppState>, jar: CookieJar, AdminSession(s): AdminSession, CsrfForm(_): CsrfForm<Empty>) -> Response {
+pub async fn sign_out(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    AdminSession(s): AdminSession,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Response {
     if let Err(e) = auth::sign_out(&state.ctx, &s.id_hash).await {
         return domain_error_page(e);
     }
-    (jar.add(security::clear_session_cookie(&state)), Redirect::to("/admin/sign-in?notice=admin.signed_out")).into_response()
+    (
+        jar.add(security::clear_session_cookie(&state)),
+        Redirect::to("/admin/sign-in?notice=admin.signed_out"),
+    )
+        .into_response()
 }
 
 /// A form with only the CSRF field.
@@ -106,20 +158,46 @@ struct JobView {
 
 impl From<job::JobRow> for JobView {
     fn from(j: job::JobRow) -> Self {
-        JobView { id: j.id.to_string(), kind: j.kind, state: j.state, attempts: j.attempts, max_attempts: j.max_attempts, last_error: j.last_error, updated_at: j.updated_at }
+        JobView {
+            id: j.id.to_string(),
+            kind: j.kind,
+            state: j.state,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            last_error: j.last_error,
+            updated_at: j.updated_at,
+        }
     }
 }
 
 const STATES: [&str; 4] = ["queued", "running", "done", "dead"];
 
-pub async fn dashboard(State(state): State<AppState>, AdminSession(s): AdminSession, Query(q): Query<NoticeQuery>) -> Response {
+pub async fn dashboard(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Query(q): Query<NoticeQuery>,
+) -> Response {
     let db = &state.ctx.db;
     let db_ok = db.ping().await.is_ok();
     let migrations_ok = db.migrations_applied().await.unwrap_or(false);
     let counts = job::counts(db.read()).await.unwrap_or_default();
-    let job_states: Vec<StateCount> =
-        STATES.iter().map(|st| StateCount { state: st, count: counts.iter().find(|(k, _)| k == st).map(|(_, n)| *n).unwrap_or(0) }).collect();
-    let dead: Vec<JobView> = job::list(db.read(), Some("dead"), i64::MAX, 20).await.unwrap_or_default().into_iter().map(JobView::from).collect();
+    let job_states: Vec<StateCount> = STATES
+        .iter()
+        .map(|st| StateCount {
+            state: st,
+            count: counts
+                .iter()
+                .find(|(k, _)| k == st)
+                .map(|(_, n)| *n)
+                .unwrap_or(0),
+        })
+        .collect();
+    let dead: Vec<JobView> = job::list(db.read(), Some("dead"), i64::MAX, 20)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(JobView::from)
+        .collect();
     let base = base_ctx(&state, "/admin", Some(&s), &s.csrf_token).await;
     let ctx = context! {
         notice => notice(q.notice.as_deref()),
@@ -138,21 +216,39 @@ pub struct JobsQuery {
     notice: Option<String>,
 }
 
-pub async fn jobs(State(state): State<AppState>, AdminSession(s): AdminSession, Query(q): Query<JobsQuery>) -> Response {
+pub async fn jobs(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Query(q): Query<JobsQuery>,
+) -> Response {
     let filter = q.state.as_deref().filter(|f| STATES.contains(f));
     let limit = 50;
-    let rows = match job::list(state.ctx.db.read(), filter, q.before.unwrap_or(i64::MAX), limit).await {
+    let rows = match job::list(
+        state.ctx.db.read(),
+        filter,
+        q.before.unwrap_or(i64::MAX),
+        limit,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => return domain_error_page(e.into()),
     };
-    let next_before = (rows.len() as i64 == limit).then(|| rows.last().map(|j| j.id.to_string())).flatten();
+    let next_before = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|j| j.id.to_string()))
+        .flatten();
     let views: Vec<JobView> = rows.into_iter().map(JobView::from).collect();
     let base = base_ctx(&state, "/admin/jobs", Some(&s), &s.csrf_token).await;
     let ctx = context! { notice => notice(q.notice.as_deref()), jobs => Value::from_serialize(&views), states => STATES.to_vec(), state => filter.unwrap_or(""), next_before, ..base };
     state.templates.render("admin/jobs.html", ctx)
 }
 
-pub async fn retry_job(State(state): State<AppState>, AdminSession(_): AdminSession, Path(id): Path<i64>, CsrfForm(_): CsrfForm<Empty>) -> Response {
+pub async fn retry_job(
+    State(state): State<AppState>,
+    AdminSession(_): AdminSession,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Response {
     match job::retry_dead(state.ctx.db.write(), id, state.ctx.now()).await {
         Ok(()) => Redirect::to("/admin/jobs?notice=admin.retried").into_response(),
         Err(e) => domain_error_page(e.into()),
@@ -169,14 +265,29 @@ pub struct SettingsForm {
 
 impl From<&SiteSettings> for SettingsForm {
     fn from(s: &SiteSettings) -> Self {
-        SettingsForm { site_name: s.name.clone(), locale: s.default_locale.tag().into(), currency: s.currency.clone(), time_zone: s.time_zone.clone() }
+        SettingsForm {
+            site_name: s.name.clone(),
+            locale: s.default_locale.tag().into(),
+            currency: s.currency.clone(),
+            time_zone: s.time_zone.clone(),
+        }
     }
 }
 
 /// Common IANA zones offered in the time-zone field (any valid zone is accepted).
 pub const ZONES: &[&str] = &[
-    "Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Singapore", "Asia/Tokyo", "Asia/Seoul", "Europe/London",
-    "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Australia/Sydney", "UTC",
+    "Asia/Shanghai",
+    "Asia/Hong_Kong",
+    "Asia/Taipei",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Asia/Seoul",
+    "Europe/London",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Australia/Sydney",
+    "UTC",
 ];
 
 /// The currency codes offered.
@@ -184,18 +295,39 @@ pub fn currency_codes() -> Vec<&'static str> {
     site::CURRENCIES.iter().map(|(c, _)| *c).collect()
 }
 
-async fn render_settings(state: &AppState, s: &yiren_core::auth::Session, form: &SettingsForm, error: Option<String>, notice_key: Option<&str>) -> Response {
+async fn render_settings(
+    state: &AppState,
+    s: &yiren_core::auth::Session,
+    form: &SettingsForm,
+    error: Option<String>,
+    notice_key: Option<&str>,
+) -> Response {
     let base = base_ctx(state, "/admin/settings", Some(s), &s.csrf_token).await;
     let ctx = context! { form => Value::from_serialize(form), currencies => currency_codes(), zones => ZONES.to_vec(), error, notice => notice(notice_key), ..base };
     state.templates.render("admin/settings.html", ctx)
 }
 
-pub async fn settings_page(State(state): State<AppState>, OwnerSession(s): OwnerSession, Query(q): Query<NoticeQuery>) -> Response {
+pub async fn settings_page(
+    State(state): State<AppState>,
+    OwnerSession(s): OwnerSession,
+    Query(q): Query<NoticeQuery>,
+) -> Response {
     let current = state.refresh_settings().await;
-    render_settings(&state, &s, &SettingsForm::from(&current), None, q.notice.as_deref()).await
+    render_settings(
+        &state,
+        &s,
+        &SettingsForm::from(&current),
+        None,
+        q.notice.as_deref(),
+    )
+    .await
 }
 
-pub async fn save_settings(State(state): State<AppState>, OwnerSession(s): OwnerSession, CsrfForm(f): CsrfForm<SettingsForm>) -> Response {
+pub async fn save_settings(
+    State(state): State<AppState>,
+    OwnerSession(s): OwnerSession,
+    CsrfForm(f): CsrfForm<SettingsForm>,
+) -> Response {
     let parsed = SiteSettings::parse(&f.site_name, &f.locale, &f.currency, &f.time_zone);
     let result = match parsed {
         Ok(settings) => site::save(&state.ctx, &settings).await,
@@ -207,7 +339,14 @@ pub async fn save_settings(State(state): State<AppState>, OwnerSession(s): Owner
             Redirect::to("/admin/settings?notice=settings.saved").into_response()
         }
         Err(DomainError::Invalid { key, .. }) => {
-            let mut r = render_settings(&state, &s, &f, Some(crate::locale::current().t(key).to_string()), None).await;
+            let mut r = render_settings(
+                &state,
+                &s,
+                &f,
+                Some(crate::locale::current().t(key).to_string()),
+                None,
+            )
+            .await;
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r
         }
@@ -215,18 +354,30 @@ pub async fn save_settings(State(state): State<AppState>, OwnerSession(s): Owner
     }
 }
 
-async fn render_staff(state: &AppState, s: &yiren_core::auth::Session, error: Option<String>, notice_key: Option<&str>) -> Response {
+async fn render_staff(
+    state: &AppState,
+    s: &yiren_core::auth::Session,
+    error: Option<String>,
+    notice_key: Option<&str>,
+) -> Response {
     let members = match auth::list_staff(&state.ctx, 0, 500).await {
         Ok(m) => m,
         Err(e) => return domain_error_page(e),
     };
-    let members: Vec<_> = members.into_iter().map(|m| context! { id => m.id.to_string(), ..Value::from_serialize(&m) }).collect();
+    let members: Vec<_> = members
+        .into_iter()
+        .map(|m| context! { id => m.id.to_string(), ..Value::from_serialize(&m) })
+        .collect();
     let base = base_ctx(state, "/admin/staff", Some(s), &s.csrf_token).await;
     let ctx = context! { members, is_owner => s.staff.role == Role::Owner, error, notice => notice(notice_key), ..base };
     state.templates.render("admin/staff.html", ctx)
 }
 
-pub async fn staff_page(State(state): State<AppState>, AdminSession(s): AdminSession, Query(q): Query<NoticeQuery>) -> Response {
+pub async fn staff_page(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Query(q): Query<NoticeQuery>,
+) -> Response {
     render_staff(&state, &s, None, q.notice.as_deref()).await
 }
 
@@ -237,10 +388,23 @@ pub struct StaffForm {
     password: String,
 }
 
-pub async fn add_staff(State(state): State<AppState>, OwnerSession(s): OwnerSession, CsrfForm(f): CsrfForm<StaffForm>) -> Response {
+pub async fn add_staff(
+    State(state): State<AppState>,
+    OwnerSession(s): OwnerSession,
+    CsrfForm(f): CsrfForm<StaffForm>,
+) -> Response {
     let result = async {
         let mut tx = state.ctx.db.begin().await?;
-        auth::create_staff(&state.ctx, &mut tx, &f.email, &f.name, &f.password, Role::Staff, None).await?;
+        auth::create_staff(
+            &state.ctx,
+            &mut tx,
+            &f.email,
+            &f.name,
+            &f.password,
+            Role::Staff,
+            None,
+        )
+        .await?;
         tx.commit().await.map_err(yiren_store::StoreError::from)?;
         Ok::<_, DomainError>(())
     }
@@ -248,7 +412,13 @@ pub async fn add_staff(State(state): State<AppState>, OwnerSession(s): OwnerSess
     match result {
         Ok(()) => Redirect::to("/admin/staff?notice=staff.created").into_response(),
         Err(DomainError::Invalid { key, .. } | DomainError::Conflict { key }) => {
-            let mut r = render_staff(&state, &s, Some(crate::locale::current().t(key).to_string()), None).await;
+            let mut r = render_staff(
+                &state,
+                &s,
+                Some(crate::locale::current().t(key).to_string()),
+                None,
+            )
+            .await;
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r
         }
@@ -263,20 +433,43 @@ async fn set_disabled(state: &AppState, id: i64, disabled: bool) -> Response {
     }
 }
 
-pub async fn disable_staff(State(state): State<AppState>, OwnerSession(_): OwnerSession, Path(id): Path<i64>, CsrfForm(_): CsrfForm<Empty>) -> Response {
+pub async fn disable_staff(
+    State(state): State<AppState>,
+    OwnerSession(_): OwnerSession,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Response {
     set_disabled(&state, id, true).await
 }
 
-pub async fn enable_staff(State(state): State<AppState>, OwnerSession(_): OwnerSession, Path(id): Path<i64>, CsrfForm(_): CsrfForm<Empty>) -> Response {
+pub async fn enable_staff(
+    State(state): State<AppState>,
+    OwnerSession(_): OwnerSession,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Response {
     set_disabled(&state, id, false).await
 }
 
-async fn render_account(state: &AppState, s: &yiren_core::auth::Session, csrf: &str, error: Option<String>, notice_key: Option<&str>) -> Response {
+async fn render_account(
+    state: &AppState,
+    s: &yiren_core::auth::Session,
+    csrf: &str,
+    error: Option<String>,
+    notice_key: Option<&str>,
+) -> Response {
     let base = base_ctx(state, "/admin/account", Some(s), csrf).await;
-    state.templates.render("admin/account.html", context! { error, notice => notice(notice_key), ..base })
+    state.templates.render(
+        "admin/account.html",
+        context! { error, notice => notice(notice_key), ..base },
+    )
 }
 
-pub async fn account_page(State(state): State<AppState>, AdminSession(s): AdminSession, Query(q): Query<NoticeQuery>) -> Response {
+pub async fn account_page(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Query(q): Query<NoticeQuery>,
+) -> Response {
     render_account(&state, &s, &s.csrf_token, None, q.notice.as_deref()).await
 }
 
@@ -287,14 +480,33 @@ pub struct PasswordForm {
 }
 
 /// Change the password: every session of the account ends, and this browser gets a fresh one.
-pub async fn change_password(State(state): State<AppState>, jar: CookieJar, ClientIp(ip): ClientIp, AdminSession(s): AdminSession, CsrfForm(f): CsrfForm<PasswordForm>) -> Response {
+pub async fn change_password(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    ClientIp(ip): ClientIp,
+    AdminSession(s): AdminSession,
+    CsrfForm(f): CsrfForm<PasswordForm>,
+) -> Response {
     match auth::change_password(&state.ctx, &s, &f.current_password, &f.new_password, false).await {
-        Ok(()) => match auth::start_session(&state.ctx, s.staff.clone(), &ip.to_string(), None).await {
-            Ok((_, token)) => (jar.add(security::session_cookie(&state, token)), Redirect::to("/admin/account?notice=admin.password_changed")).into_response(),
-            Err(e) => domain_error_page(e),
-        },
+        Ok(()) => {
+            match auth::start_session(&state.ctx, s.staff.clone(), &ip.to_string(), None).await {
+                Ok((_, token)) => (
+                    jar.add(security::session_cookie(&state, token)),
+                    Redirect::to("/admin/account?notice=admin.password_changed"),
+                )
+                    .into_response(),
+                Err(e) => domain_error_page(e),
+            }
+        }
         Err(DomainError::Invalid { key, .. }) => {
-            let mut r = render_account(&state, &s, &s.csrf_token, Some(crate::locale::current().t(key).to_string()), None).await;
+            let mut r = render_account(
+                &state,
+                &s,
+                &s.csrf_token,
+                Some(crate::locale::current().t(key).to_string()),
+                None,
+            )
+            .await;
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r
         }
@@ -302,7 +514,12 @@ pub async fn change_password(State(state): State<AppState>, jar: CookieJar, Clie
     }
 }
 
-async fn render_tokens(state: &AppState, s: &yiren_core::auth::Session, new_secret: Option<String>, error: Option<String>) -> Response {
+async fn render_tokens(
+    state: &AppState,
+    s: &yiren_core::auth::Session,
+    new_secret: Option<String>,
+    error: Option<String>,
+) -> Response {
     let tokens = match api_token::list(&state.ctx).await {
         Ok(t) => t,
         Err(e) => return domain_error_page(e),
@@ -322,13 +539,31 @@ pub async fn tokens_page(State(state): State<AppState>, AdminSession(s): AdminSe
 }
 
 /// Token form: `scope` repeats, so the raw pairs are read.
-pub async fn create_token(State(state): State<AppState>, AdminSession(s): AdminSession, CsrfForm(pairs): CsrfForm<Vec<(String, String)>>) -> Response {
-    let name = pairs.iter().find(|(k, _)| k == "name").map(|(_, v)| v.as_str()).unwrap_or("");
-    let scopes: Vec<String> = pairs.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
+pub async fn create_token(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+) -> Response {
+    let name = pairs
+        .iter()
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    let scopes: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.clone())
+        .collect();
     match api_token::create(&state.ctx, &s.staff, name, &scopes).await {
         Ok((_, secret)) => render_tokens(&state, &s, Some(secret), None).await,
         Err(DomainError::Invalid { key, .. }) => {
-            let mut r = render_tokens(&state, &s, None, Some(crate::locale::current().t(key).to_string())).await;
+            let mut r = render_tokens(
+                &state,
+                &s,
+                None,
+                Some(crate::locale::current().t(key).to_string()),
+            )
+            .await;
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r
         }
@@ -336,9 +571,17 @@ pub async fn create_token(State(state): State<AppState>, AdminSession(s): AdminS
     }
 }
 
-pub async fn revoke_token(State(state): State<AppState>, AdminSession(s): AdminSession, Path(id): Path<i64>, CsrfForm(_): CsrfForm<Empty>) -> Response {
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Response {
     if s.staff.role != Role::Owner {
-        let own = api_token::list(&state.ctx).await.map(|ts| ts.iter().any(|t| t.id == id && t.staff_id == s.staff.id)).unwrap_or(false);
+        let own = api_token::list(&state.ctx)
+            .await
+            .map(|ts| ts.iter().any(|t| t.id == id && t.staff_id == s.staff.id))
+            .unwrap_or(false);
         if !own {
             return domain_error_page(DomainError::Forbidden);
         }

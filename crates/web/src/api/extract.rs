@@ -61,10 +61,15 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|s| !s.is_empty() && s.len() < 200);
-    let Some(secret) = secret else { return unauthorized() };
+    let Some(secret) = secret else {
+        return unauthorized();
+    };
     match api_token::authenticate(&state.ctx, secret).await {
         Ok(Some((token, staff))) => {
             req.extensions_mut().insert(Principal { token, staff });
@@ -77,14 +82,21 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
 
 fn unauthorized() -> Response {
     let mut r = ApiError::bad_token().into_response();
-    r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
     r
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Principal>().cloned().ok_or_else(ApiError::bad_token)
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(ApiError::bad_token)
     }
 }
 
@@ -98,15 +110,35 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         use axum::extract::rejection::JsonRejection;
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::MissingJsonContentType(_)) => {
-                Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "error.bad_request").arg("detail", "Content-Type must be application/json"))
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "error.bad_request",
+            )
+            .arg("detail", "Content-Type must be application/json")),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "error.bad_request",
+            )
+            .arg("detail", e.body_text())),
+            Err(JsonRejection::JsonSyntaxError(e)) => {
+                Err(
+                    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "error.bad_request")
+                        .arg("detail", e.body_text()),
+                )
             }
-            Err(JsonRejection::JsonDataError(e)) => {
-                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "error.bad_request").arg("detail", e.body_text()))
+            Err(JsonRejection::BytesRejection(_)) => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "error.payload_too_large",
+            )),
+            Err(e) => {
+                Err(
+                    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "error.bad_request")
+                        .arg("detail", e.body_text()),
+                )
             }
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "error.bad_request").arg("detail", e.body_text())),
-            Err(JsonRejection::BytesRejection(_)) => Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "error.payload_too_large")),
-            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "error.bad_request").arg("detail", e.body_text())),
         }
     }
 }

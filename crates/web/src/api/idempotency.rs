@@ -23,17 +23,32 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    let Some(key) = req.headers().get("idempotency-key").cloned() else { return next.run(req).await };
+    let Some(key) = req.headers().get("idempotency-key").cloned() else {
+        return next.run(req).await;
+    };
     let key = match key.to_str() {
-        Ok(k) if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..0x7f).contains(&b)) => k.to_string(),
+        Ok(k)
+            if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..0x7f).contains(&b)) =>
+        {
+            k.to_string()
+        }
         _ => return ApiError::invalid("error.idempotency_key_invalid").into_response(),
     };
-    let Some(principal) = req.extensions().get::<Principal>().cloned() else { return ApiError::bad_token().into_response() };
+    let Some(principal) = req.extensions().get::<Principal>().cloned() else {
+        return ApiError::bad_token().into_response();
+    };
     let token_id = principal.token.id;
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
         Ok(b) => b,
-        Err(_) => return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "error.payload_too_large").into_response(),
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "error.payload_too_large",
+            )
+            .into_response()
+        }
     };
     let mut h = Sha256::new();
     h.update(parts.method.as_str());
@@ -68,14 +83,29 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             continue;
         }
         if existing.request_hash != request_hash {
-            return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "error.idempotency_mismatch").into_response();
+            return ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "error.idempotency_mismatch",
+            )
+            .into_response();
         }
         if existing.status == 0 {
-            return ApiError::new(StatusCode::CONFLICT, "idempotency_in_progress", "error.idempotency_in_progress").into_response();
+            return ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_in_progress",
+                "error.idempotency_in_progress",
+            )
+            .into_response();
         }
         return replay(&existing);
     }
-    ApiError::new(StatusCode::CONFLICT, "idempotency_in_progress", "error.idempotency_in_progress").into_response()
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "idempotency_in_progress",
+        "error.idempotency_in_progress",
+    )
+    .into_response()
 }
 
 async fn store_response(state: &AppState, token_id: i64, key: &str, resp: Response) -> Response {
@@ -95,11 +125,26 @@ async fn store_response(state: &AppState, token_id: i64, key: &str, resp: Respon
     };
     let headers: Vec<(String, String)> = KEPT
         .iter()
-        .filter_map(|n| parts.headers.get(n).and_then(|v| v.to_str().ok()).map(|v| (n.as_str().to_string(), v.to_string())))
+        .filter_map(|n| {
+            parts
+                .headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| (n.as_str().to_string(), v.to_string()))
+        })
         .collect();
     let headers_json = serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into());
     let body_text = String::from_utf8_lossy(&bytes).into_owned();
-    if let Err(e) = store::complete(db.write(), token_id, key, status.as_u16() as i64, &headers_json, &body_text).await {
+    if let Err(e) = store::complete(
+        db.write(),
+        token_id,
+        key,
+        status.as_u16() as i64,
+        &headers_json,
+        &body_text,
+    )
+    .await
+    {
         tracing::error!(error = %e, "could not store idempotent response");
     }
     Response::from_parts(parts, Body::from(bytes))
@@ -110,10 +155,14 @@ fn replay(row: &store::IdempotencyRow) -> Response {
     let mut resp = (status, row.body.clone()).into_response();
     let headers: Vec<(String, String)> = serde_json::from_str(&row.headers).unwrap_or_default();
     for (k, v) in headers {
-        if let (Ok(name), Ok(value)) = (header::HeaderName::try_from(k.as_str()), HeaderValue::from_str(&v)) {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::try_from(k.as_str()),
+            HeaderValue::from_str(&v),
+        ) {
             resp.headers_mut().insert(name, value);
         }
     }
-    resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    resp.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
     resp
 }

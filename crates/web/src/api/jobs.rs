@@ -89,44 +89,87 @@ fn parse_state(s: Option<String>) -> Result<Option<String>, ApiError> {
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobFilter, PageQuery),
     responses((status = 200, body = JobListResponse, headers(("Link" = String, description = "rel=\"next\" cursor URL when more pages exist"))),
               (status = 422, body = super::extract::ErrorBody)))]
-pub async fn list_jobs(State(state): State<AppState>, p: Principal, headers: HeaderMap, Query(f): Query<JobFilter>, Query(q): Query<PageQuery>) -> Result<Response, ApiError> {
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    Query(f): Query<JobFilter>,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
     p.require("jobs:read")?;
     let paging = q.parse::<Cursor>()?;
     let (before, filter) = match paging.cursor {
         Some(c) => (c.before, parse_state(c.state)?),
         None => (i64::MAX, parse_state(f.state)?),
     };
-    let mut rows = job::list(state.ctx.db.read(), filter.as_deref(), before, paging.limit + 1).await?;
+    let mut rows = job::list(
+        state.ctx.db.read(),
+        filter.as_deref(),
+        before,
+        paging.limit + 1,
+    )
+    .await?;
     let more = rows.len() as i64 > paging.limit;
     rows.truncate(paging.limit as usize);
-    let next = more.then(|| Cursor { before: rows.last().map(|j| j.id).unwrap_or(0), state: filter.clone() });
-    let body = Json(JobListResponse { jobs: rows.into_iter().map(Job::from).collect() });
-    Ok(with_link(body, &base_url(state.config.public_url.as_deref(), &headers), "/api/v1/jobs", paging.limit, next))
+    let next = more.then(|| Cursor {
+        before: rows.last().map(|j| j.id).unwrap_or(0),
+        state: filter.clone(),
+    });
+    let body = Json(JobListResponse {
+        jobs: rows.into_iter().map(Job::from).collect(),
+    });
+    Ok(with_link(
+        body,
+        &base_url(state.config.public_url.as_deref(), &headers),
+        "/api/v1/jobs",
+        paging.limit,
+        next,
+    ))
 }
 
 /// Count jobs (optionally in one state).
 #[utoipa::path(get, path = "/api/v1/jobs/count", tag = "jobs", params(JobFilter), responses((status = 200, body = CountResponse)))]
-pub async fn count_jobs(State(state): State<AppState>, p: Principal, Query(f): Query<JobFilter>) -> Result<Json<CountResponse>, ApiError> {
+pub async fn count_jobs(
+    State(state): State<AppState>,
+    p: Principal,
+    Query(f): Query<JobFilter>,
+) -> Result<Json<CountResponse>, ApiError> {
     p.require("jobs:read")?;
     let filter = parse_state(f.state)?;
     let counts = job::counts(state.ctx.db.read()).await?;
-    let count = counts.iter().filter(|(s, _)| filter.as_deref().is_none_or(|f| f == s)).map(|(_, n)| n).sum();
+    let count = counts
+        .iter()
+        .filter(|(s, _)| filter.as_deref().is_none_or(|f| f == s))
+        .map(|(_, n)| n)
+        .sum();
     Ok(Json(CountResponse { count }))
 }
 
 /// Get one job.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = i64, Path)),
     responses((status = 200, body = JobResponse), (status = 404, body = super::extract::ErrorBody)))]
-pub async fn get_job(State(state): State<AppState>, p: Principal, Path(id): Path<i64>) -> Result<Json<JobResponse>, ApiError> {
+pub async fn get_job(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<JobResponse>, ApiError> {
     p.require("jobs:read")?;
-    Ok(Json(JobResponse { job: job::get(state.ctx.db.read(), id).await?.into() }))
+    Ok(Json(JobResponse {
+        job: job::get(state.ctx.db.read(), id).await?.into(),
+    }))
 }
 
 /// Put a dead job back in the queue.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = i64, Path)),
     responses((status = 200, body = JobResponse), (status = 404, body = super::extract::ErrorBody, description = "no dead job with this id")))]
-pub async fn retry_job(State(state): State<AppState>, p: Principal, Path(id): Path<i64>) -> Result<Json<JobResponse>, ApiError> {
+pub async fn retry_job(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<JobResponse>, ApiError> {
     p.require("jobs:write")?;
     job::retry_dead(state.ctx.db.write(), id, state.ctx.now()).await?;
-    Ok(Json(JobResponse { job: job::get(state.ctx.db.read(), id).await?.into() }))
+    Ok(Json(JobResponse {
+        job: job::get(state.ctx.db.read(), id).await?.into(),
+    }))
 }

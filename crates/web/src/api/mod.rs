@@ -45,7 +45,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -68,9 +71,21 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/jobs/count", get(jobs::count_jobs))
         .route("/jobs/{id}", get(jobs::get_job))
         .route("/jobs/{id}/retry", post(jobs::retry_job))
-        .route("/api_tokens", get(tokens::list_tokens).post(tokens::create_token))
+        .route(
+            "/api_tokens",
+            get(tokens::list_tokens).post(tokens::create_token),
+        )
         .route("/api_tokens/{id}", delete(tokens::revoke_token))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
-        .layer(axum::middleware::from_fn_with_state(state, extract::authenticate));
-    Router::new().route("/openapi.json", get(openapi)).merge(authed).fallback(crate::error::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            extract::authenticate,
+        ));
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .merge(authed)
+        .fallback(|| async { crate::error::ApiError::not_found() })
 }

@@ -35,8 +35,13 @@ impl PageQuery {
         let cursor = match &self.page_info {
             None => None,
             Some(s) => {
-                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| ApiError::invalid("error.cursor_invalid"))?;
-                Some(serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid("error.cursor_invalid"))?)
+                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(s)
+                    .map_err(|_| ApiError::invalid("error.cursor_invalid"))?;
+                Some(
+                    serde_json::from_slice(&bytes)
+                        .map_err(|_| ApiError::invalid("error.cursor_invalid"))?,
+                )
             }
         };
         Ok(Paging { limit, cursor })
@@ -45,14 +50,24 @@ impl PageQuery {
 
 /// Encode a cursor.
 pub fn encode<C: Serialize>(c: &C) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(c).unwrap_or_default())
 }
 
 /// A JSON response with a `Link` header when there is a next page.
-pub fn with_link<C: Serialize>(body: impl IntoResponse, base: &str, path: &str, limit: i64, next: Option<C>) -> Response {
+pub fn with_link<C: Serialize>(
+    body: impl IntoResponse,
+    base: &str,
+    path: &str,
+    limit: i64,
+    next: Option<C>,
+) -> Response {
     let mut resp = body.into_response();
     if let Some(c) = next {
-        let url = format!("<{base}{path}?limit={limit}&page_info={}>; rel=\"next\"", encode(&c));
+        let url = format!(
+            "<{base}{path}?limit={limit}&page_info={}>; rel=\"next\"",
+            encode(&c)
+        );
         if let Ok(v) = HeaderValue::from_str(&url) {
             resp.headers_mut().insert(header::LINK, v);
         }
@@ -65,6 +80,9 @@ pub fn base_url(public_url: Option<&str>, headers: &HeaderMap) -> String {
     if let Some(u) = public_url {
         return u.trim_end_matches('/').to_string();
     }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
     format!("http://{host}")
 }

@@ -25,7 +25,12 @@ pub struct Shop {
 
 impl From<SiteSettings> for Shop {
     fn from(s: SiteSettings) -> Self {
-        Shop { name: s.name, default_locale: s.default_locale.tag().into(), currency: s.currency, time_zone: s.time_zone }
+        Shop {
+            name: s.name,
+            default_locale: s.default_locale.tag().into(),
+            currency: s.currency,
+            time_zone: s.time_zone,
+        }
     }
 }
 
@@ -53,7 +58,10 @@ pub struct UpdateShopRequest {
 /// Get the shop.
 #[utoipa::path(get, path = "/api/v1/shop", tag = "shop",
     responses((status = 200, body = ShopResponse), (status = 401, body = super::extract::ErrorBody), (status = 403, body = super::extract::ErrorBody)))]
-pub async fn get_shop(State(state): State<AppState>, p: Principal) -> Result<Json<ShopResponse>, ApiError> {
+pub async fn get_shop(
+    State(state): State<AppState>,
+    p: Principal,
+) -> Result<Json<ShopResponse>, ApiError> {
     p.require("shop:read")?;
     let s = settings::load(&state.ctx).await?;
     Ok(Json(ShopResponse { shop: s.into() }))
@@ -62,13 +70,19 @@ pub async fn get_shop(State(state): State<AppState>, p: Principal) -> Result<Jso
 /// Update the shop (owner tokens with `shop:write`).
 #[utoipa::path(put, path = "/api/v1/shop", tag = "shop", request_body = UpdateShopRequest,
     responses((status = 200, body = ShopResponse), (status = 422, body = super::extract::ErrorBody)))]
-pub async fn update_shop(State(state): State<AppState>, p: Principal, ApiJson(body): ApiJson<UpdateShopRequest>) -> Result<Json<ShopResponse>, ApiError> {
+pub async fn update_shop(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiJson(body): ApiJson<UpdateShopRequest>,
+) -> Result<Json<ShopResponse>, ApiError> {
     p.require("shop:write")?;
     let cur = settings::load(&state.ctx).await?;
     let u = body.shop;
     let next = SiteSettings::parse(
         u.name.as_deref().unwrap_or(&cur.name),
-        u.default_locale.as_deref().unwrap_or(cur.default_locale.tag()),
+        u.default_locale
+            .as_deref()
+            .unwrap_or(cur.default_locale.tag()),
         u.currency.as_deref().unwrap_or(&cur.currency),
         u.time_zone.as_deref().unwrap_or(&cur.time_zone),
     )?;

@@ -78,26 +78,53 @@ pub struct CreateApiTokenRequest {
 
 /// List tokens.
 #[utoipa::path(get, path = "/api/v1/api_tokens", tag = "api_tokens", responses((status = 200, body = ApiTokenListResponse)))]
-pub async fn list_tokens(State(state): State<AppState>, p: Principal) -> Result<Json<ApiTokenListResponse>, ApiError> {
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    p: Principal,
+) -> Result<Json<ApiTokenListResponse>, ApiError> {
     p.require("tokens:read")?;
     let tokens = api_token::list(&state.ctx).await?;
-    Ok(Json(ApiTokenListResponse { api_tokens: tokens.into_iter().map(ApiToken::from).collect() }))
+    Ok(Json(ApiTokenListResponse {
+        api_tokens: tokens.into_iter().map(ApiToken::from).collect(),
+    }))
 }
 
 /// Create a token for the caller's account.
 #[utoipa::path(post, path = "/api/v1/api_tokens", tag = "api_tokens", request_body = CreateApiTokenRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses((status = 201, body = ApiTokenResponse), (status = 422, body = super::extract::ErrorBody)))]
-pub async fn create_token(State(state): State<AppState>, p: Principal, ApiJson(body): ApiJson<CreateApiTokenRequest>) -> Result<(StatusCode, Json<ApiTokenResponse>), ApiError> {
+pub async fn create_token(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiJson(body): ApiJson<CreateApiTokenRequest>,
+) -> Result<(StatusCode, Json<ApiTokenResponse>), ApiError> {
     p.require("tokens:write")?;
-    let (token, secret) = api_token::create(&state.ctx, &p.staff, &body.api_token.name, &body.api_token.scopes).await?;
-    Ok((StatusCode::CREATED, Json(ApiTokenResponse { api_token: NewApiToken { token: token.into(), secret } })))
+    let (token, secret) = api_token::create(
+        &state.ctx,
+        &p.staff,
+        &body.api_token.name,
+        &body.api_token.scopes,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ApiTokenResponse {
+            api_token: NewApiToken {
+                token: token.into(),
+                secret,
+            },
+        }),
+    ))
 }
 
 /// Revoke a token.
 #[utoipa::path(delete, path = "/api/v1/api_tokens/{id}", tag = "api_tokens", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = super::extract::ErrorBody)))]
-pub async fn revoke_token(State(state): State<AppState>, p: Principal, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
     p.require("tokens:write")?;
     api_token::revoke(&state.ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
