@@ -22,16 +22,26 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let mut r = Receiver {
+        let r = Receiver {
             url: format!("http://{}/hook", listener.local_addr().unwrap()),
             ..Default::default()
         };
         let app = Router::new()
             .route("/hook", post(hook))
+            .route("/slow", post(slow))
+            .route("/limited", post(limited))
+            .route(
+                "/broken",
+                post(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down") }),
+            )
             .with_state(r.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-        r.url = r.url.clone();
         r
+    }
+
+    /// URL of another route on the same receiver (`slow`, `limited`, `broken`).
+    pub fn route(&self, name: &str) -> String {
+        self.url.replace("/hook", &format!("/{name}"))
     }
 
     /// Distinct keys received.
@@ -58,4 +68,37 @@ async fn hook(State(r): State<Receiver>, Json(body): Json<serde_json::Value>) ->
         .to_string();
     *r.seen.lock().unwrap().entry(key).or_insert(0) += 1;
     "ok"
+}
+
+/// Records, but only after a long pause (to catch a job mid-flight).
+async fn slow(State(r): State<Receiver>, body: Json<serde_json::Value>) -> &'static str {
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    hook(State(r), body).await
+}
+
+/// The first delivery of each key is refused with 429 and `Retry-After: 120`; later ones record.
+async fn limited(
+    State(r): State<Receiver>,
+    Json(body): Json<serde_json::Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let key = format!(
+        "limited:{}",
+        body.get("key").and_then(|k| k.as_str()).unwrap_or("")
+    );
+    let first = {
+        let mut seen = r.seen.lock().unwrap();
+        let n = seen.entry(key).or_insert(0);
+        *n += 1;
+        *n == 1
+    };
+    if first {
+        return (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "120")],
+            "slow down",
+        )
+            .into_response();
+    }
+    hook(State(r), Json(body)).await.into_response()
 }

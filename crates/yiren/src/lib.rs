@@ -83,6 +83,7 @@ impl App {
     /// Build the app exactly as `serve` runs it: open and migrate the database, bind listeners,
     /// prepare the worker, and issue a setup token when no owner exists.
     pub async fn build(config: &Config, deps: Deps) -> anyhow::Result<App> {
+        yiren_web::metrics::handle(); // record from the first moment, whether or not metrics are served
         let db = open_db(config).await?;
         db.migrate().await?;
         let ctx = Ctx {
