@@ -137,7 +137,7 @@ impl Db {
         match scheme.as_str() {
             "sqlite" => Self::connect_sqlite(url, &shown, opts).await,
             "postgres" | "postgresql" => Self::connect_postgres(url, &shown, opts).await,
-            _ if !url.contains(':') => Err(ConnectError::Malformed {
+            _ if scheme.is_empty() || !url.contains(':') => Err(ConnectError::Malformed {
                 url: shown,
                 reason: "it has no scheme".into(),
             }),
@@ -226,6 +226,24 @@ impl Db {
             url: shown.to_string(),
             reason: e.to_string(),
         })?;
+        // One direct attempt first: a refused or misnamed server fails now, not after the pool's
+        // acquire timeout of retries.
+        let unreachable = |reason: String| ConnectError::Unreachable {
+            url: shown.to_string(),
+            reason,
+        };
+        match tokio::time::timeout(
+            opts.acquire_timeout,
+            <sqlx::AnyConnection as sqlx::Connection>::connect_with(&any),
+        )
+        .await
+        {
+            Ok(Ok(c)) => {
+                let _ = sqlx::Connection::close(c).await;
+            }
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Err(_) => return Err(unreachable("timed out".into())),
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(opts.max_connections)
             .acquire_timeout(opts.acquire_timeout)

@@ -5,6 +5,7 @@
 //! drives headless Chromium.
 
 pub mod browser;
+pub mod process;
 mod receiver;
 
 use std::path::{Path, PathBuf};

@@ -50,10 +50,11 @@ async fn render(
     let ctx = context! { token, form => Value::from_serialize(form), currencies => currency_codes(), zones => ZONES.to_vec(), error, ..base };
     let mut resp = (jar, state.templates.render("setup.html", ctx)).into_response();
     *resp.status_mut() = status;
-    // The token is in the URL: never send it onward as a referrer, never cache the page.
+    // The token is in the URL: never send it to another site as a referrer (same-origin, not
+    // no-referrer: browsers then send `Origin: null` on the form post), never cache the page.
     resp.headers_mut().insert(
         header::REFERRER_POLICY,
-        header::HeaderValue::from_static("no-referrer"),
+        header::HeaderValue::from_static("same-origin"),
     );
     resp.headers_mut().insert(
         header::CACHE_CONTROL,

@@ -229,25 +229,26 @@ pub fn setup_message(url: &str, locale: Locale) -> String {
     locale.tf("setup.printed", &[("url", url)])
 }
 
-/// Fire `token` on SIGTERM or SIGINT.
-pub fn cancel_on_signals(token: CancellationToken) {
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
+/// Fire `token` on SIGTERM or SIGINT. The handlers are registered before this returns, so a
+/// signal that arrives right after start-up is not lost.
+pub fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT received: shutting down"),
             }
-        };
-        #[cfg(not(unix))]
-        let term = std::future::pending::<()>();
-        tokio::select! {
-            _ = ctrl_c => tracing::info!("SIGINT received: shutting down"),
-            _ = term => tracing::info!("SIGTERM received: shutting down"),
-        }
+            token.cancel();
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
         token.cancel();
     });
+    Ok(())
 }

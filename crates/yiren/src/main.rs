@@ -133,6 +133,8 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve { .. } => {
+            let shutdown = CancellationToken::new();
+            yiren::cancel_on_signals(shutdown.clone())?;
             let app = App::build(&config, Deps::default()).await?;
             let locale = app.state.settings().await.default_locale;
             tracing::info!(addr = %app.local_addr(), engine = app.state.ctx.db.engine().name(), "Yiren is listening on http://{}", app.local_addr());
@@ -146,8 +148,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     println!("{}", yiren::setup_message(url, yiren_core::Locale::En));
                 }
             }
-            let shutdown = CancellationToken::new();
-            yiren::cancel_on_signals(shutdown.clone());
             app.run(shutdown).await
         }
         Command::Migrate => {

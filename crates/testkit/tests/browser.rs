@@ -1,0 +1,139 @@
+//! The first-run flow a person clicks through, in headless Chromium: open the printed setup URL,
+//! create the owner, sign out, sign in again. Screenshots go to target/test-artifacts/.
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use yiren_testkit::browser::Browser;
+use yiren_testkit::process::Server;
+use yiren_testkit::{artifact_path, Engine, TestDb};
+
+async fn wait_for_text(b: &fantoccini::Client, css: &str, text: &str) {
+    for _ in 0..100 {
+        if let Ok(e) = b.find(Locator::Css(css)).await {
+            if e.text().await.unwrap_or_default().contains(text) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{css} never showed {text:?}; page: {}",
+        b.source().await.unwrap_or_default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_sets_up_the_site_signs_out_and_signs_in_again_in_a_real_browser() {
+    let t = TestDb::new(Engine::Sqlite).await;
+    let server = Server::start(t.dir(), "", &[]);
+    let setup_url = server
+        .setup_url
+        .clone()
+        .expect("the first start prints a setup URL");
+    let browser = Browser::start().await;
+    let b = &browser.client;
+
+    b.goto(&setup_url).await.unwrap();
+    wait_for_text(b, "h1", "初始化").await;
+    b.find(Locator::Css("input[name=site_name]"))
+        .await
+        .unwrap()
+        .send_keys("一人小店")
+        .await
+        .unwrap();
+    b.find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("店主")
+        .await
+        .unwrap();
+    b.find(Locator::Css("input[name=email]"))
+        .await
+        .unwrap()
+        .send_keys("owner@example.com")
+        .await
+        .unwrap();
+    b.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("a long owner passphrase")
+        .await
+        .unwrap();
+    b.find(Locator::Css("input[name=password_confirm]"))
+        .await
+        .unwrap()
+        .send_keys("a long owner passphrase")
+        .await
+        .unwrap();
+    let shot = b.screenshot().await.unwrap();
+    std::fs::write(artifact_path("setup.png"), shot).unwrap();
+    b.find(Locator::Id("setup-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    wait_for_text(b, "h1", "概览").await;
+    assert!(b.source().await.unwrap().contains("一人小店"));
+    std::fs::write(
+        artifact_path("dashboard.png"),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // The setup link is dead now.
+    b.goto(&setup_url).await.unwrap();
+    wait_for_text(b, "h1", "404").await;
+
+    b.goto(&format!("{}/admin", server.base)).await.unwrap();
+    wait_for_text(b, "h1", "概览").await;
+    b.find(Locator::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(b, "h1", "登录管理后台").await;
+
+    b.find(Locator::Css("input[name=email]"))
+        .await
+        .unwrap()
+        .send_keys("owner@example.com")
+        .await
+        .unwrap();
+    b.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("a long owner passphrase")
+        .await
+        .unwrap();
+    b.find(Locator::Id("sign-in-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(b, "h1", "概览").await;
+    std::fs::write(
+        artifact_path("signed-in-again.png"),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // Switch to English from the language switcher.
+    b.find(Locator::Css("a[hreflang=en]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(b, "h1", "Dashboard").await;
+    std::fs::write(
+        artifact_path("dashboard-en.png"),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    browser.close().await;
+}
