@@ -1,12 +1,12 @@
 //! The real `yiren` binary: fail-fast database URLs, `config example`, migrate/backup/restore,
 //! graceful SIGTERM, and the crash test (SIGKILL mid-run loses no job).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use yiren_store::job::{self, NewJob};
 use yiren_testkit::process::{yiren, Server};
-use yiren_testkit::{both_engines, yiren_bin, Engine, Receiver, TestDb};
+use yiren_testkit::{both_engines, yiren_bin, Receiver, TestDb};
 
 #[test]
 fn a_bad_database_url_stops_the_server_at_once_with_advice() {

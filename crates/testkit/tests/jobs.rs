@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use yiren_core::job::{self, EnqueueOptions, Schedule, Worker, WorkerConfig};
 use yiren_store::job as store;
-use yiren_testkit::{both_engines, Engine, Receiver, TestApp};
+use yiren_testkit::{both_engines, Receiver, TestApp};
 
 async fn enqueue_ping(app: &TestApp, url: &str, key: &str, max_attempts: i64) -> i64 {
     let ctx = &app.state.ctx;
