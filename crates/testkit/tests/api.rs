@@ -170,3 +170,23 @@ async fn the_openapi_document_matches_its_snapshot() {
     }
     insta::assert_json_snapshot!("openapi", doc);
 }
+
+both_engines! {
+    async fn health_and_readiness_answer_and_every_response_carries_a_request_id(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let h = reqwest::get(app.url("/healthz")).await.unwrap();
+        assert_eq!(h.status(), 200);
+        assert!(h.headers().get("x-request-id").is_some_and(|v| v.len() >= 32));
+        let r = reqwest::get(app.url("/readyz")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!((body["database"].as_bool(), body["migrations"].as_bool()), (Some(true), Some(true)));
+        // A client-supplied id is kept, so it can be followed across systems.
+        let r = reqwest::Client::new().get(app.url("/nope")).header("x-request-id", "trace-me-123").send().await.unwrap();
+        assert_eq!((r.status().as_u16(), r.headers()["x-request-id"].to_str().unwrap()), (404, "trace-me-123"));
+        // Pages are in the visitor's language: zh-CN by default, English when asked.
+        let en = reqwest::Client::new().get(app.url("/")).header("accept-language", "en").send().await.unwrap();
+        assert_eq!(en.headers()["content-language"], "en");
+        assert!(en.text().await.unwrap().contains("Welcome"));
+    }
+}

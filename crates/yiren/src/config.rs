@@ -294,3 +294,57 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }
+
+#[cfg(test)]
+mod precedence {
+    use super::*;
+
+    // Environment variables are process-wide: nextest runs each test in its own process.
+    #[test]
+    fn defaults_then_file_then_environment_then_flags() {
+        let dir = tempfile_dir();
+        let file = dir.join("yiren.toml");
+        std::fs::write(&file, "data_dir = \"/from/file\"\n[server]\naddr = \"127.0.0.1:1111\"\nmetrics_addr = \"127.0.0.1:2222\"\n[jobs]\nconcurrency = 9\n").unwrap();
+        std::env::set_var("YIREN_SERVER__ADDR", "127.0.0.1:3333");
+        std::env::set_var("YIREN_JOBS__CONCURRENCY", "7");
+        std::env::set_var("YIREN_TEST_DATABASE_URL", "postgres://ignored"); // not an option: ignored
+        let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(c.server.addr, "127.0.0.1:3333", "env beats file");
+        assert_eq!(
+            c.server.metrics_addr, "127.0.0.1:2222",
+            "file beats default"
+        );
+        assert_eq!(c.jobs.concurrency, 7);
+        assert_eq!(c.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(c.log.level, "info", "default kept");
+        let flags = Overrides {
+            addr: Some("127.0.0.1:4444".into()),
+            data_dir: Some("/from/flag".into()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(&file), &flags).unwrap();
+        assert_eq!(
+            (c.server.addr.as_str(), c.data_dir.as_path()),
+            ("127.0.0.1:4444", Path::new("/from/flag")),
+            "flags beat env"
+        );
+        std::fs::write(&file, "[server]\naddres = \"typo\"\n").unwrap();
+        let err = Config::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("addres"), "unknown keys are reported: {err}");
+        std::env::set_var("YIREN_DATABASE__URL", "postgres://u:hunter2@db/x");
+        std::fs::write(&file, "[database]\nmax_connections = \"many\"\n").unwrap();
+        let err = Config::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(Config::load(Some(&dir.join("missing.toml")), &Overrides::default()).is_err());
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("yiren-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
