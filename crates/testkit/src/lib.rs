@@ -262,8 +262,7 @@ impl TestApp {
     pub async fn setup_owner(&self, email: &str, password: &str) -> reqwest::Client {
         let c = self.client();
         let url = self.setup_url.clone().expect("setup pending");
-        let page = c.get(&url).send().await.unwrap().text().await.unwrap();
-        let csrf = csrf_of(&page);
+        let csrf = csrf_of(&c.get(&url).send().await.unwrap().text().await.unwrap());
         let r = c
             .post(&url)
             .form(&[

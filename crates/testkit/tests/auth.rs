@@ -195,9 +195,9 @@ both_engines! {
     }
 }
 
-#[tokio::test]
-async fn over_https_the_session_cookie_is_host_prefixed_and_secure() {
-    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+both_engines! {
+    async fn over_https_the_session_cookie_is_host_prefixed_and_secure(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |c| {
         c.server.public_url = "https://shop.example.com".into()
     })
     .await;
@@ -252,9 +252,8 @@ async fn over_https_the_session_cookie_is_host_prefixed_and_secure() {
     );
 }
 
-#[tokio::test]
-async fn sessions_are_stored_hashed() {
-    let app = TestApp::spawn(Engine::Sqlite).await;
+    async fn sessions_are_stored_hashed(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
     let c = app.setup_owner(OWNER, PW).await;
     let r = app.sign_in(&c, OWNER, PW).await;
     let token = cookie_header(&r, "yiren_admin")
@@ -273,4 +272,5 @@ async fn sessions_are_stored_hashed() {
         .unwrap();
     assert!(stored.iter().all(|h| h.len() == 64 && *h != token));
     assert!(stored.contains(&yiren_core::id::hash_token(&token)));
+}
 }

@@ -23,6 +23,14 @@ async fn wait_for_text(b: &fantoccini::Client, css: &str, text: &str) {
     );
 }
 
+async fn fill(b: &fantoccini::Client, name: &str, value: &str) {
+    let field = b
+        .find(Locator::Css(&format!("input[name={name}]")))
+        .await
+        .unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_sets_up_the_site_signs_out_and_signs_in_again_in_a_real_browser() {
     let t = TestDb::new(Engine::Sqlite).await;
@@ -36,36 +44,11 @@ async fn the_owner_sets_up_the_site_signs_out_and_signs_in_again_in_a_real_brows
 
     b.goto(&setup_url).await.unwrap();
     wait_for_text(b, "h1", "初始化").await;
-    b.find(Locator::Css("input[name=site_name]"))
-        .await
-        .unwrap()
-        .send_keys("一人小店")
-        .await
-        .unwrap();
-    b.find(Locator::Css("input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("店主")
-        .await
-        .unwrap();
-    b.find(Locator::Css("input[name=email]"))
-        .await
-        .unwrap()
-        .send_keys("owner@example.com")
-        .await
-        .unwrap();
-    b.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("a long owner passphrase")
-        .await
-        .unwrap();
-    b.find(Locator::Css("input[name=password_confirm]"))
-        .await
-        .unwrap()
-        .send_keys("a long owner passphrase")
-        .await
-        .unwrap();
+    fill(b, "site_name", "一人小店").await;
+    fill(b, "name", "店主").await;
+    fill(b, "email", "owner@example.com").await;
+    fill(b, "password", "a long owner passphrase").await;
+    fill(b, "password_confirm", "a long owner passphrase").await;
     let shot = b.screenshot().await.unwrap();
     std::fs::write(artifact_path("setup.png"), shot).unwrap();
     b.find(Locator::Id("setup-submit"))
@@ -97,18 +80,8 @@ async fn the_owner_sets_up_the_site_signs_out_and_signs_in_again_in_a_real_brows
         .unwrap();
     wait_for_text(b, "h1", "登录管理后台").await;
 
-    b.find(Locator::Css("input[name=email]"))
-        .await
-        .unwrap()
-        .send_keys("owner@example.com")
-        .await
-        .unwrap();
-    b.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("a long owner passphrase")
-        .await
-        .unwrap();
+    fill(b, "email", "owner@example.com").await;
+    fill(b, "password", "a long owner passphrase").await;
     b.find(Locator::Id("sign-in-submit"))
         .await
         .unwrap()

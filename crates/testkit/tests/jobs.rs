@@ -148,6 +148,23 @@ both_engines! {
     }
 }
 
+both_engines! {
+    async fn the_cleanup_job_removes_expired_sessions_and_old_keys(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let c = app.setup_owner("o@example.com", "a long owner passphrase").await;
+        let ctx = &app.state.ctx;
+        let sessions = || async { sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM staff_sessions").fetch_one(ctx.db.read()).await.unwrap() };
+        assert_eq!(sessions().await, 1);
+        app.clock.advance(13 * 3_600_000);
+        let mut tx = ctx.db.begin().await.unwrap();
+        let id = job::enqueue(ctx, &mut tx, "maintenance.cleanup", &json!(null), EnqueueOptions::default()).await.unwrap().unwrap();
+        tx.commit().await.unwrap();
+        wait_for(&app, id, "done").await;
+        assert_eq!(sessions().await, 0, "the expired session row is gone");
+        assert_eq!(c.get(app.url("/admin")).send().await.unwrap().status(), 303);
+    }
+}
+
 trait ClockNow {
     fn clock_now(&self) -> i64;
 }

@@ -14,7 +14,7 @@ use yiren_core::DomainError;
 
 use crate::admin::base_ctx;
 use crate::admin::pages::{currency_codes, ZONES};
-use crate::security::{self, ClientIp, CsrfForm};
+use crate::security::{self, ClientIp, CsrfForm, UserAgent};
 use crate::templates::error_page;
 use crate::AppState;
 
@@ -88,47 +88,28 @@ pub async fn complete_setup(
     State(state): State<AppState>,
     jar: CookieJar,
     ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
     Path(token): Path<String>,
-    headers: axum::http::HeaderMap,
     CsrfForm(f): CsrfForm<SetupForm>,
 ) -> Response {
-    let locale = crate::locale::current();
-    if f.password != f.password_confirm {
-        return render(
-            &state,
-            jar,
-            &token,
-            &f,
-            Some(locale.t("password.mismatch").into()),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-    }
-    let site = match SiteSettings::parse(&f.site_name, &f.locale, &f.currency, &f.time_zone) {
-        Ok(s) => s,
-        Err(DomainError::Invalid { key, .. }) => {
-            return render(
-                &state,
-                jar,
-                &token,
-                &f,
-                Some(locale.t(key).into()),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+    let result = async {
+        if f.password != f.password_confirm {
+            return Err(DomainError::invalid(
+                "password_confirm",
+                "password.mismatch",
+            ));
         }
-        Err(e) => return crate::error::internal(&e).into_response(),
-    };
-    let ua = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    let input = SetupInput {
-        email: &f.email,
-        name: &f.name,
-        password: &f.password,
-        site,
-    };
-    match setup::complete(&state.ctx, &token, input, &ip.to_string(), ua).await {
+        let site = SiteSettings::parse(&f.site_name, &f.locale, &f.currency, &f.time_zone)?;
+        let input = SetupInput {
+            email: &f.email,
+            name: &f.name,
+            password: &f.password,
+            site,
+        };
+        setup::complete(&state.ctx, &token, input, &ip.to_string(), ua.as_deref()).await
+    }
+    .await;
+    match result {
         Ok((_, session_token)) => {
             state.refresh_settings().await;
             (
@@ -141,12 +122,13 @@ pub async fn complete_setup(
             key: "setup.link_used",
         }) => error_page(StatusCode::NOT_FOUND, "setup.link_used"),
         Err(DomainError::Invalid { key, .. } | DomainError::Conflict { key }) => {
+            let message = crate::locale::current().t(key).to_string();
             render(
                 &state,
                 jar,
                 &token,
                 &f,
-                Some(locale.t(key).into()),
+                Some(message),
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
             .await

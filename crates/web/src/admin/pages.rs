@@ -13,7 +13,9 @@ use yiren_store::job;
 
 use super::{base_ctx, notice};
 use crate::error::ApiError;
-use crate::security::{self, AdminSession, ClientIp, CsrfForm, MaybeSession, OwnerSession};
+use crate::security::{
+    self, AdminSession, ClientIp, CsrfForm, MaybeSession, OwnerSession, UserAgent,
+};
 use crate::AppState;
 
 fn domain_error_page(e: DomainError) -> Response {
@@ -62,13 +64,18 @@ pub async fn sign_in(
     jar: CookieJar,
     ClientIp(ip): ClientIp,
     Extension(current): Extension<MaybeSession>,
-    headers: axum::http::HeaderMap,
+    UserAgent(ua): UserAgent,
     CsrfForm(f): CsrfForm<SignInForm>,
 ) -> Response {
-    let ua = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    match auth::sign_in(&state.ctx, &f.email, &f.password, &ip.to_string(), ua).await {
+    match auth::sign_in(
+        &state.ctx,
+        &f.email,
+        &f.password,
+        &ip.to_string(),
+        ua.as_deref(),
+    )
+    .await
+    {
         Ok((_session, token)) => {
             // Rotation: the session this browser had before is gone, not merely replaced.
             if let Some(old) = current.0 {
