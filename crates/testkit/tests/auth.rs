@@ -1,7 +1,7 @@
 //! First run, staff sign-in, sessions, throttling and CSRF (RELIABILITY AUTH-1, AUTH-2, AUTH-5,
 //! SESS-1, CSRF-1), through real HTTP on loopback.
 
-use yiren_testkit::{both_engines, csrf_of, Engine, TestApp};
+use yiren_testkit::{both_engines, csrf_of, TestApp};
 
 /// Form fields or headers.
 type Pairs<'a> = Vec<(&'a str, &'a str)>;
