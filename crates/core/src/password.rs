@@ -165,6 +165,25 @@ mod tests {
         assert!(check_policy(&"x".repeat(129)).is_err());
         assert!(check_policy("password123").is_err());
         assert!(check_policy("密码是八个汉字吗").is_ok());
+        for common in [
+            "iloveyou",
+            "sunshine",
+            "football",
+            "baseball",
+            "Password1",
+            "trustno1",
+            "whatever",
+            "woaini1314",
+        ] {
+            assert!(
+                check_policy(common).is_err(),
+                "{common} is among the most common passwords"
+            );
+        }
+        assert!(
+            check_policy("correct horse battery").is_ok(),
+            "a passphrase is fine"
+        );
     }
 
     #[tokio::test]

@@ -199,3 +199,30 @@ both_engines! {
         assert!(en.text().await.unwrap().contains("Welcome"));
     }
 }
+
+both_engines! {
+    async fn shutdown_lets_an_in_flight_request_finish(engine: Engine) {
+        let (app, _c, token) = app_with_token(engine, &["shop:write", "shop:read"]).await;
+        let body = r#"{"shop":{"name":"Finished"}}"#;
+        let head = format!(
+            "PUT /api/v1/shop HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let mut sock = tokio::net::TcpStream::connect(app.url("").trim_start_matches("http://")).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        sock.write_all(head.as_bytes()).await.unwrap();
+        sock.write_all(&body.as_bytes()[..10]).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // Shut down while the request is half sent.
+        let stopping = tokio::spawn(app.stop());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!stopping.is_finished(), "shutdown waits for the request in flight");
+        sock.write_all(&body.as_bytes()[10..]).await.unwrap();
+        let mut reply = String::new();
+        sock.read_to_string(&mut reply).await.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.contains("Finished"));
+        let db = stopping.await.unwrap();
+        drop(db);
+    }
+}
