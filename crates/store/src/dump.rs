@@ -94,3 +94,11 @@ pub async fn count(conn: &mut AnyConnection, table: &str) -> StoreResult<i64> {
         .fetch_one(conn)
         .await?)
 }
+
+/// Delete every row of a table (restore clears bookkeeping tables this way).
+pub async fn clear(tx: &mut Tx, table: &str) -> StoreResult<u64> {
+    Ok(sqlx::query(&format!("DELETE FROM {table}"))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}

@@ -22,6 +22,10 @@ pub const TABLES: &[&str] = &[
     "job_schedules",
 ];
 
+/// Tables a server fills on its own at start (a pending setup token, planned schedule times,
+/// throttle counters): a database holding only these still counts as empty for restore.
+pub const HOUSEKEEPING: &[&str] = &["setup_tokens", "login_throttle", "job_schedules"];
+
 /// How a column's values are carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ColumnKind {

@@ -63,10 +63,37 @@ fn migrate_backup_and_restore_work_from_the_command_line() {
     let b = tempfile::tempdir().unwrap();
     let file = a.path().join("x.tar.gz");
     assert!(yiren(a.path()).arg("migrate").status().unwrap().success());
-    // One start leaves rows behind (the pending setup token).
+    // A real site: start the server and create the owner through the setup page.
     let server = Server::start(a.path(), "", &[]);
+    let url = server.setup_url.clone().expect("setup link");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let csrf = yiren_testkit::csrf_of(&c.get(&url).send().await.unwrap().text().await.unwrap());
+        let pw = "a long owner passphrase";
+        let form = [
+            ("_csrf", csrf.as_str()),
+            ("site_name", "S"),
+            ("locale", "en"),
+            ("currency", "USD"),
+            ("time_zone", "UTC"),
+            ("name", "O"),
+            ("email", "o@example.com"),
+            ("password", pw),
+            ("password_confirm", pw),
+        ];
+        assert_eq!(c.post(&url).form(&form).send().await.unwrap().status(), 303);
+    });
     server.signal(libc::SIGTERM);
     assert!(server.wait(Duration::from_secs(30)).success());
+    // The new machine was started once before the restore (so it holds a setup token): allowed.
+    let started = Server::start(b.path(), "", &[]);
+    started.signal(libc::SIGTERM);
+    assert!(started.wait(Duration::from_secs(30)).success());
     let out = yiren(a.path()).arg("backup").arg(&file).output().unwrap();
     assert!(
         out.status.success(),
@@ -80,6 +107,13 @@ fn migrate_backup_and_restore_work_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(b.path().join("yiren.db").exists());
+    let restored = Server::start(b.path(), "", &[]);
+    assert!(
+        restored.setup_url.is_none(),
+        "the restored site has its owner: no setup link"
+    );
+    restored.signal(libc::SIGTERM);
+    assert!(restored.wait(Duration::from_secs(30)).success());
     let again = yiren(b.path()).arg("restore").arg(&file).output().unwrap();
     assert!(!again.status.success(), "restoring twice is refused");
 }

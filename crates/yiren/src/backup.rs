@@ -4,7 +4,8 @@
 //! counts), `db/<table>.jsonl` (one JSON object per row, integers and strings only — the same on
 //! both engines) and `files/...`, `themes/...` from the data directory. The database part is read
 //! inside one snapshot transaction, so a backup taken while the server runs is consistent.
-//! Restore needs an empty database (migrated, no rows) and writes every row in one transaction,
+//! Restore needs an empty database (no rows but the bookkeeping a first start leaves: setup token,
+//! schedule times, throttle counters, which it replaces) and writes every row in one transaction,
 //! so a failed restore leaves nothing behind. SQLite → PostgreSQL and back is the "move to a
 //! bigger machine" path.
 
@@ -146,7 +147,10 @@ pub async fn restore(config: &Config, db: &Db, input: &Path) -> anyhow::Result<M
     db.migrate().await?;
     {
         let mut conn = db.read().acquire().await?;
-        for table in schema::TABLES {
+        for table in schema::TABLES
+            .iter()
+            .filter(|t| !schema::HOUSEKEEPING.contains(t))
+        {
             if dump::count(&mut conn, table).await? > 0 {
                 bail!("the database is not empty (table {table} has rows); restore needs an empty database");
             }
@@ -217,6 +221,11 @@ pub async fn restore(config: &Config, db: &Db, input: &Path) -> anyhow::Result<M
         }
     }
     let mut tx = db.begin().await?;
+    // A server started once on this database left bookkeeping (a setup token, schedule times):
+    // the backup's own rows replace it.
+    for table in schema::HOUSEKEEPING.iter().rev() {
+        dump::clear(&mut tx, table).await?;
+    }
     for table in schema::TABLES {
         let cols = schema::columns(&mut tx, db.engine(), table).await?;
         for row in rows.get(*table).map(Vec::as_slice).unwrap_or(&[]) {

@@ -86,6 +86,15 @@ impl App {
         yiren_web::metrics::handle(); // record from the first moment, whether or not metrics are served
         let db = open_db(config).await?;
         db.migrate().await?;
+        // Everything else the server keeps lives here too (uploads, search indexes, theme overrides).
+        for dir in [
+            config.files_dir(),
+            config.themes_dir(),
+            config.data_dir.join("indexes"),
+        ] {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
         let ctx = Ctx {
             db,
             clock: deps.clock,
