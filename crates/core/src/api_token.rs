@@ -127,6 +127,20 @@ pub async fn list(ctx: &Ctx) -> DomainResult<Vec<ApiToken>> {
         .collect())
 }
 
+/// Revoke a token on behalf of `actor`: the owner may revoke any token, staff only their own.
+pub async fn revoke_as(ctx: &Ctx, actor: &Staff, id: i64) -> DomainResult<()> {
+    if actor.role != Role::Owner {
+        let own = store::list(ctx.db.read())
+            .await?
+            .iter()
+            .any(|t| t.id == id && t.staff_id == actor.id);
+        if !own {
+            return Err(DomainError::Forbidden);
+        }
+    }
+    revoke(ctx, id).await
+}
+
 /// Revoke a token.
 pub async fn revoke(ctx: &Ctx, id: i64) -> DomainResult<()> {
     store::revoke(ctx.db.write(), id, ctx.now())

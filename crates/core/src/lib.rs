@@ -12,6 +12,7 @@ pub mod api_token;
 pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod health;
 pub mod i18n;
 pub mod id;
 pub mod job;

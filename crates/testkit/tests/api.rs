@@ -226,3 +226,29 @@ both_engines! {
         drop(db);
     }
 }
+
+both_engines! {
+    async fn a_dead_job_is_retried_through_the_api_and_only_a_dead_one(engine: Engine) {
+        let (app, _c, token) = app_with_token(engine, &["jobs:read", "jobs:write"]).await;
+        let ctx = &app.state.ctx;
+        let mut tx = ctx.db.begin().await.unwrap();
+        // A kind no handler knows goes straight to the dead list.
+        let id = yiren_core::job::enqueue(ctx, &mut tx, "no.such.kind", &serde_json::json!({}), Default::default()).await.unwrap().unwrap();
+        tx.commit().await.unwrap();
+        let api = reqwest::Client::new();
+        let mut state = String::new();
+        for _ in 0..200 {
+            let j: serde_json::Value = api.get(app.url(&format!("/api/v1/jobs/{id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+            state = j["job"]["state"].as_str().unwrap().to_string();
+            if state == "dead" { break; }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(state, "dead");
+        let r = api.post(app.url(&format!("/api/v1/jobs/{id}/retry"))).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let j: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(j["job"]["attempts"], 0);
+        let r = api.post(app.url(&format!("/api/v1/jobs/{}/retry", id + 1))).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(r.status(), 404);
+    }
+}

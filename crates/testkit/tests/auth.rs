@@ -274,3 +274,27 @@ both_engines! {
     assert!(stored.contains(&yiren_core::id::hash_token(&token)));
 }
 }
+
+both_engines! {
+    async fn staff_may_revoke_only_their_own_tokens(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let owner = app.setup_owner(OWNER, PW).await;
+        let owner_token = app.api_token(&owner, &["jobs:read"]).await;
+        let csrf = app.csrf(&owner, "/admin/staff").await;
+        owner.post(app.url("/admin/staff")).form(&[("_csrf", csrf.as_str()), ("name", "H"), ("email", "h@example.com"), ("password", "helper passphrase 1")]).send().await.unwrap();
+        let helper = app.client();
+        app.sign_in(&helper, "h@example.com", "helper passphrase 1").await;
+        let page = helper.get(app.url("/admin/tokens")).send().await.unwrap().text().await.unwrap();
+        assert!(!page.contains("/revoke"), "the owner's token is not offered to staff");
+        let id: i64 = sqlx::query_scalar("SELECT id FROM api_tokens").fetch_one(app.state.ctx.db.read()).await.unwrap();
+        let csrf = app.csrf(&helper, "/admin/tokens").await;
+        let r = helper.post(app.url(&format!("/admin/tokens/{id}/revoke"))).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        let r = reqwest::Client::new().get(app.url("/api/v1/jobs")).bearer_auth(&owner_token).send().await.unwrap();
+        assert_eq!(r.status(), 200, "still valid");
+        // Staff cannot mint owner-only scopes.
+        let csrf = app.csrf(&helper, "/admin/tokens").await;
+        let r = helper.post(app.url("/admin/tokens")).form(&[("_csrf", csrf.as_str()), ("name", "x"), ("scope", "tokens:write")]).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+    }
+}

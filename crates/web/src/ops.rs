@@ -22,9 +22,9 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let db = state.ctx.db.ping().await.is_ok();
-    let migrations = db && state.ctx.db.migrations_applied().await.unwrap_or(false);
-    let status = if db && migrations {
+    let h = yiren_core::health::check(&state.ctx).await;
+    let (db, migrations) = (h.db_ok, h.migrations_ok);
+    let status = if h.ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

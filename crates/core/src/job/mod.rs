@@ -18,7 +18,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use yiren_store::job::{self as store, NewJob};
 
-use crate::error::DomainResult;
+use crate::error::{DomainError, DomainResult};
 use crate::Ctx;
 
 pub use worker::{Schedule, Worker, WorkerConfig};
@@ -65,6 +65,69 @@ pub async fn enqueue(
         unique_key: opts.unique_key.as_deref(),
     };
     Ok(store::enqueue(&mut **tx, &job, now).await?.then_some(id))
+}
+
+/// The states a job moves through.
+pub const STATES: [&str; 4] = ["queued", "running", "done", "dead"];
+
+/// Parse a state filter; anything but a known state is invalid.
+pub fn parse_state(s: Option<&str>) -> DomainResult<Option<&'static str>> {
+    match s {
+        None | Some("") => Ok(None),
+        Some(s) => STATES
+            .iter()
+            .find(|k| **k == s)
+            .map(|k| Some(*k))
+            .ok_or(DomainError::invalid("state", "error.invalid")),
+    }
+}
+
+/// Jobs in a state (or all), newest first, with ids below `before_id`.
+pub async fn list(
+    ctx: &Ctx,
+    state: Option<&str>,
+    before_id: i64,
+    limit: i64,
+) -> DomainResult<Vec<store::JobRow>> {
+    Ok(store::list(ctx.db.read(), state, before_id, limit).await?)
+}
+
+/// Number of jobs in every state (zero included), in [`STATES`] order.
+pub async fn counts(ctx: &Ctx) -> DomainResult<Vec<(&'static str, i64)>> {
+    let counts = store::counts(ctx.db.read()).await?;
+    Ok(STATES
+        .iter()
+        .map(|st| {
+            (
+                *st,
+                counts
+                    .iter()
+                    .find(|(k, _)| k == st)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0),
+            )
+        })
+        .collect())
+}
+
+/// One job.
+pub async fn get(ctx: &Ctx, id: i64) -> DomainResult<store::JobRow> {
+    store::get(ctx.db.read(), id).await.map_err(not_found)
+}
+
+/// Put a dead job back in the queue with fresh attempts; NotFound unless it is dead.
+pub async fn retry(ctx: &Ctx, id: i64) -> DomainResult<store::JobRow> {
+    store::retry_dead(ctx.db.write(), id, ctx.now())
+        .await
+        .map_err(not_found)?;
+    get(ctx, id).await
+}
+
+fn not_found(e: yiren_store::StoreError) -> DomainError {
+    match e {
+        yiren_store::StoreError::NotFound => DomainError::NotFound,
+        e => e.into(),
+    }
 }
 
 /// Why a job attempt failed.

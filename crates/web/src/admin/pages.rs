@@ -8,8 +8,8 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 use yiren_core::auth::{self, Role};
 use yiren_core::settings::{self as site, SiteSettings};
-use yiren_core::{api_token, DomainError};
-use yiren_store::job;
+use yiren_core::{api_token, health, job, DomainError};
+use yiren_store::job::JobRow;
 
 use super::{base_ctx, notice};
 use crate::error::ApiError;
@@ -163,8 +163,8 @@ struct JobView {
     updated_at: i64,
 }
 
-impl From<job::JobRow> for JobView {
-    fn from(j: job::JobRow) -> Self {
+impl From<JobRow> for JobView {
+    fn from(j: JobRow) -> Self {
         JobView {
             id: j.id.to_string(),
             kind: j.kind,
@@ -177,38 +177,27 @@ impl From<job::JobRow> for JobView {
     }
 }
 
-const STATES: [&str; 4] = ["queued", "running", "done", "dead"];
-
 pub async fn dashboard(
     State(state): State<AppState>,
     AdminSession(s): AdminSession,
     Query(q): Query<NoticeQuery>,
 ) -> Response {
-    let db = &state.ctx.db;
-    let db_ok = db.ping().await.is_ok();
-    let migrations_ok = db.migrations_applied().await.unwrap_or(false);
-    let counts = job::counts(db.read()).await.unwrap_or_default();
-    let job_states: Vec<StateCount> = STATES
-        .iter()
-        .map(|st| StateCount {
-            state: st,
-            count: counts
-                .iter()
-                .find(|(k, _)| k == st)
-                .map(|(_, n)| *n)
-                .unwrap_or(0),
-        })
-        .collect();
-    let dead: Vec<JobView> = job::list(db.read(), Some("dead"), i64::MAX, 20)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(JobView::from)
-        .collect();
+    let health = health::check(&state.ctx).await;
+    let job_states: Vec<StateCount> = match job::counts(&state.ctx).await {
+        Ok(c) => c
+            .into_iter()
+            .map(|(state, count)| StateCount { state, count })
+            .collect(),
+        Err(e) => return domain_error_page(e),
+    };
+    let dead: Vec<JobView> = match job::list(&state.ctx, Some("dead"), i64::MAX, 20).await {
+        Ok(rows) => rows.into_iter().map(JobView::from).collect(),
+        Err(e) => return domain_error_page(e),
+    };
     let base = base_ctx(&state, "/admin", Some(&s), &s.csrf_token).await;
     let ctx = context! {
         notice => notice(q.notice.as_deref()),
-        health => context! { db_ok, migrations_ok, engine => db.engine().name() },
+        health => Value::from_serialize(&health),
         job_states => Value::from_serialize(&job_states),
         dead_jobs => Value::from_serialize(&dead),
         ..base
@@ -228,25 +217,18 @@ pub async fn jobs(
     AdminSession(s): AdminSession,
     Query(q): Query<JobsQuery>,
 ) -> Response {
-    let filter = q.state.as_deref().filter(|f| STATES.contains(f));
+    let filter = job::parse_state(q.state.as_deref()).unwrap_or(None);
     let limit = 50;
-    let rows = match job::list(
-        state.ctx.db.read(),
-        filter,
-        q.before.unwrap_or(i64::MAX),
-        limit,
-    )
-    .await
-    {
+    let rows = match job::list(&state.ctx, filter, q.before.unwrap_or(i64::MAX), limit).await {
         Ok(r) => r,
-        Err(e) => return domain_error_page(e.into()),
+        Err(e) => return domain_error_page(e),
     };
     let next_before = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|j| j.id.to_string()))
         .flatten();
     let views: Vec<JobView> = rows.into_iter().map(JobView::from).collect();
     let base = base_ctx(&state, "/admin/jobs", Some(&s), &s.csrf_token).await;
-    let ctx = context! { notice => notice(q.notice.as_deref()), jobs => Value::from_serialize(&views), states => STATES.to_vec(), state => filter.unwrap_or(""), next_before, ..base };
+    let ctx = context! { notice => notice(q.notice.as_deref()), jobs => Value::from_serialize(&views), states => job::STATES.to_vec(), state => filter.unwrap_or(""), next_before, ..base };
     state.templates.render("admin/jobs.html", ctx)
 }
 
@@ -256,9 +238,9 @@ pub async fn retry_job(
     Path(id): Path<i64>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Response {
-    match job::retry_dead(state.ctx.db.write(), id, state.ctx.now()).await {
-        Ok(()) => Redirect::to("/admin/jobs?notice=admin.retried").into_response(),
-        Err(e) => domain_error_page(e.into()),
+    match job::retry(&state.ctx, id).await {
+        Ok(_) => Redirect::to("/admin/jobs?notice=admin.retried").into_response(),
+        Err(e) => domain_error_page(e),
     }
 }
 
@@ -584,16 +566,7 @@ pub async fn revoke_token(
     Path(id): Path<i64>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Response {
-    if s.staff.role != Role::Owner {
-        let own = api_token::list(&state.ctx)
-            .await
-            .map(|ts| ts.iter().any(|t| t.id == id && t.staff_id == s.staff.id))
-            .unwrap_or(false);
-        if !own {
-            return domain_error_page(DomainError::Forbidden);
-        }
-    }
-    match api_token::revoke(&state.ctx, id).await {
+    match api_token::revoke_as(&state.ctx, &s.staff, id).await {
         Ok(()) => Redirect::to("/admin/tokens").into_response(),
         Err(e) => domain_error_page(e),
     }

@@ -6,7 +6,8 @@ use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use yiren_store::job::{self, JobRow};
+use yiren_core::job;
+use yiren_store::job::JobRow;
 
 use super::extract::{ts, ts_opt, CountResponse, Principal};
 use super::page::{base_url, with_link, PageQuery};
@@ -74,17 +75,6 @@ struct Cursor {
     state: Option<String>,
 }
 
-const STATES: [&str; 4] = ["queued", "running", "done", "dead"];
-
-fn parse_state(s: Option<String>) -> Result<Option<String>, ApiError> {
-    match s {
-        None => Ok(None),
-        Some(s) if s.is_empty() => Ok(None),
-        Some(s) if STATES.contains(&s.as_str()) => Ok(Some(s)),
-        Some(_) => Err(ApiError::invalid("error.invalid")),
-    }
-}
-
 /// List jobs, newest first.
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobFilter, PageQuery),
     responses((status = 200, body = JobListResponse, headers(("Link" = String, description = "rel=\"next\" cursor URL when more pages exist"))),
@@ -99,21 +89,15 @@ pub async fn list_jobs(
     p.require("jobs:read")?;
     let paging = q.parse::<Cursor>()?;
     let (before, filter) = match paging.cursor {
-        Some(c) => (c.before, parse_state(c.state)?),
-        None => (i64::MAX, parse_state(f.state)?),
+        Some(c) => (c.before, job::parse_state(c.state.as_deref())?),
+        None => (i64::MAX, job::parse_state(f.state.as_deref())?),
     };
-    let mut rows = job::list(
-        state.ctx.db.read(),
-        filter.as_deref(),
-        before,
-        paging.limit + 1,
-    )
-    .await?;
+    let mut rows = job::list(&state.ctx, filter, before, paging.limit + 1).await?;
     let more = rows.len() as i64 > paging.limit;
     rows.truncate(paging.limit as usize);
     let next = more.then(|| Cursor {
         before: rows.last().map(|j| j.id).unwrap_or(0),
-        state: filter.clone(),
+        state: filter.map(str::to_string),
     });
     let body = Json(JobListResponse {
         jobs: rows.into_iter().map(Job::from).collect(),
@@ -135,11 +119,11 @@ pub async fn count_jobs(
     Query(f): Query<JobFilter>,
 ) -> Result<Json<CountResponse>, ApiError> {
     p.require("jobs:read")?;
-    let filter = parse_state(f.state)?;
-    let counts = job::counts(state.ctx.db.read()).await?;
+    let filter = job::parse_state(f.state.as_deref())?;
+    let counts = job::counts(&state.ctx).await?;
     let count = counts
         .iter()
-        .filter(|(s, _)| filter.as_deref().is_none_or(|f| f == s))
+        .filter(|(s, _)| filter.is_none_or(|f| f == *s))
         .map(|(_, n)| n)
         .sum();
     Ok(Json(CountResponse { count }))
@@ -155,7 +139,7 @@ pub async fn get_job(
 ) -> Result<Json<JobResponse>, ApiError> {
     p.require("jobs:read")?;
     Ok(Json(JobResponse {
-        job: job::get(state.ctx.db.read(), id).await?.into(),
+        job: job::get(&state.ctx, id).await?.into(),
     }))
 }
 
@@ -168,8 +152,7 @@ pub async fn retry_job(
     Path(id): Path<i64>,
 ) -> Result<Json<JobResponse>, ApiError> {
     p.require("jobs:write")?;
-    job::retry_dead(state.ctx.db.write(), id, state.ctx.now()).await?;
     Ok(Json(JobResponse {
-        job: job::get(state.ctx.db.read(), id).await?.into(),
+        job: job::retry(&state.ctx, id).await?.into(),
     }))
 }

@@ -126,6 +126,6 @@ pub async fn revoke_token(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     p.require("tokens:write")?;
-    api_token::revoke(&state.ctx, id).await?;
+    api_token::revoke_as(&state.ctx, &p.staff, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
