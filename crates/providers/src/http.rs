@@ -3,7 +3,7 @@
 //! internal destinations **at connect time** (after DNS, so a name that resolves or re-resolves to
 //! an internal address is refused too) unless configuration allows them.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -242,9 +242,6 @@ impl HttpClient {
         })
     }
 }
-
-/// Used by tests: an address that is certainly internal.
-pub const LOOPBACK_V6: Ipv6Addr = Ipv6Addr::LOCALHOST;
 
 #[cfg(test)]
 mod tests {

@@ -265,17 +265,7 @@ impl TestApp {
         let csrf = csrf_of(&c.get(&url).send().await.unwrap().text().await.unwrap());
         let r = c
             .post(&url)
-            .form(&[
-                ("_csrf", csrf.as_str()),
-                ("site_name", "测试小店"),
-                ("locale", "zh-CN"),
-                ("currency", "CNY"),
-                ("time_zone", "Asia/Shanghai"),
-                ("name", "店主"),
-                ("email", email),
-                ("password", password),
-                ("password_confirm", password),
-            ])
+            .form(&setup_form(&csrf, "测试小店", "zh-CN", email, password))
             .send()
             .await
             .unwrap();
@@ -295,15 +285,7 @@ impl TestApp {
         email: &str,
         password: &str,
     ) -> reqwest::Response {
-        let page = c
-            .get(self.url("/admin/sign-in"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = csrf_of(&page);
+        let csrf = self.csrf(c, "/admin/sign-in").await;
         c.post(self.url("/admin/sign-in"))
             .form(&[
                 ("_csrf", csrf.as_str()),
@@ -382,6 +364,33 @@ fn client_from(ip: Option<&str>) -> reqwest::Client {
         b = b.local_address(ip.parse::<std::net::IpAddr>().expect("ip"));
     }
     b.build().expect("client")
+}
+
+/// The setup page's fields: a site named `site` in `locale` (CNY or USD by locale, Shanghai or UTC),
+/// owned by `email` with `password`.
+pub fn setup_form<'a>(
+    csrf: &'a str,
+    site: &'a str,
+    locale: &'a str,
+    email: &'a str,
+    password: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    let (currency, zone) = if locale == "zh-CN" {
+        ("CNY", "Asia/Shanghai")
+    } else {
+        ("USD", "UTC")
+    };
+    vec![
+        ("_csrf", csrf),
+        ("site_name", site),
+        ("locale", locale),
+        ("currency", currency),
+        ("time_zone", zone),
+        ("name", if locale == "zh-CN" { "店主" } else { "Owner" }),
+        ("email", email),
+        ("password", password),
+        ("password_confirm", password),
+    ]
 }
 
 /// Extract the `_csrf` hidden field from a page.

@@ -1,7 +1,7 @@
 //! First run, staff sign-in, sessions, throttling and CSRF (RELIABILITY AUTH-1, AUTH-2, AUTH-5,
 //! SESS-1, CSRF-1), through real HTTP on loopback.
 
-use yiren_testkit::{both_engines, csrf_of, TestApp};
+use yiren_testkit::{both_engines, csrf_of, setup_form, TestApp};
 
 /// Form fields or headers.
 type Pairs<'a> = Vec<(&'a str, &'a str)>;
@@ -42,8 +42,7 @@ both_engines! {
         let url = app.setup_url.clone().unwrap();
         let c = app.client();
         let csrf = csrf_of(&c.get(&url).send().await.unwrap().text().await.unwrap());
-        let r = c.post(&url).header("accept-language", "en").form(&[("_csrf", csrf.as_str()), ("site_name", "S"), ("locale", "en"), ("currency", "USD"),
-            ("time_zone", "UTC"), ("name", "O"), ("email", OWNER), ("password", "password123"), ("password_confirm", "password123")]).send().await.unwrap();
+        let r = c.post(&url).header("accept-language", "en").form(&setup_form(&csrf, "S", "en", OWNER, "password123")).send().await.unwrap();
         assert_eq!(r.status(), 422);
         assert!(r.text().await.unwrap().contains("too common"));
         assert_eq!(app.client().get(&url).send().await.unwrap().status(), 200, "the link still works");
@@ -227,17 +226,7 @@ both_engines! {
         .unwrap()
         .post(&url)
         .header("cookie", csrf_cookie.split(';').next().unwrap())
-        .form(&[
-            ("_csrf", csrf.as_str()),
-            ("site_name", "S"),
-            ("locale", "en"),
-            ("currency", "USD"),
-            ("time_zone", "UTC"),
-            ("name", "O"),
-            ("email", OWNER),
-            ("password", PW),
-            ("password_confirm", PW),
-        ])
+        .form(&setup_form(&csrf, "S", "en", OWNER, PW))
         .send()
         .await
         .unwrap();

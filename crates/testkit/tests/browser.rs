@@ -23,6 +23,14 @@ async fn wait_for_text(b: &fantoccini::Client, css: &str, text: &str) {
     );
 }
 
+async fn click(b: &fantoccini::Client, what: Locator<'_>) {
+    b.find(what).await.unwrap().click().await.unwrap();
+}
+
+async fn shot(b: &fantoccini::Client, name: &str) {
+    std::fs::write(artifact_path(name), b.screenshot().await.unwrap()).unwrap();
+}
+
 async fn fill(b: &fantoccini::Client, name: &str, value: &str) {
     let field = b
         .find(Locator::Css(&format!("input[name={name}]")))
@@ -49,22 +57,12 @@ async fn the_owner_sets_up_the_site_signs_out_and_signs_in_again_in_a_real_brows
     fill(b, "email", "owner@example.com").await;
     fill(b, "password", "a long owner passphrase").await;
     fill(b, "password_confirm", "a long owner passphrase").await;
-    let shot = b.screenshot().await.unwrap();
-    std::fs::write(artifact_path("setup.png"), shot).unwrap();
-    b.find(Locator::Id("setup-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    shot(b, "setup.png").await;
+    click(b, Locator::Id("setup-submit")).await;
 
     wait_for_text(b, "h1", "概览").await;
     assert!(b.source().await.unwrap().contains("一人小店"));
-    std::fs::write(
-        artifact_path("dashboard.png"),
-        b.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    shot(b, "dashboard.png").await;
 
     // The setup link is dead now.
     b.goto(&setup_url).await.unwrap();
@@ -72,41 +70,18 @@ async fn the_owner_sets_up_the_site_signs_out_and_signs_in_again_in_a_real_brows
 
     b.goto(&format!("{}/admin", server.base)).await.unwrap();
     wait_for_text(b, "h1", "概览").await;
-    b.find(Locator::Id("sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(b, Locator::Id("sign-out")).await;
     wait_for_text(b, "h1", "登录管理后台").await;
 
     fill(b, "email", "owner@example.com").await;
     fill(b, "password", "a long owner passphrase").await;
-    b.find(Locator::Id("sign-in-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(b, Locator::Id("sign-in-submit")).await;
     wait_for_text(b, "h1", "概览").await;
-    std::fs::write(
-        artifact_path("signed-in-again.png"),
-        b.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    shot(b, "signed-in-again.png").await;
 
     // Switch to English from the language switcher.
-    b.find(Locator::Css("a[hreflang=en]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(b, Locator::Css("a[hreflang=en]")).await;
     wait_for_text(b, "h1", "Dashboard").await;
-    std::fs::write(
-        artifact_path("dashboard-en.png"),
-        b.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    shot(b, "dashboard-en.png").await;
     browser.close().await;
 }

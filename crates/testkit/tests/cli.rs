@@ -74,18 +74,8 @@ fn migrate_backup_and_restore_work_from_the_command_line() {
             .build()
             .unwrap();
         let csrf = yiren_testkit::csrf_of(&c.get(&url).send().await.unwrap().text().await.unwrap());
-        let pw = "a long owner passphrase";
-        let form = [
-            ("_csrf", csrf.as_str()),
-            ("site_name", "S"),
-            ("locale", "en"),
-            ("currency", "USD"),
-            ("time_zone", "UTC"),
-            ("name", "O"),
-            ("email", "o@example.com"),
-            ("password", pw),
-            ("password_confirm", pw),
-        ];
+        let form =
+            yiren_testkit::setup_form(&csrf, "S", "en", "o@example.com", "a long owner passphrase");
         assert_eq!(c.post(&url).form(&form).send().await.unwrap().status(), 303);
     });
     server.signal(libc::SIGTERM);

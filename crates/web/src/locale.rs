@@ -91,12 +91,16 @@ pub async fn resolve_locale(
 
 /// Query of the language switcher.
 #[derive(serde::Deserialize)]
-pub struct Next_ {
+pub struct SwitchQuery {
     next: Option<String>,
 }
 
 /// `GET /lang/{tag}`: remember the visitor's language and go back (only to a local path).
-pub async fn switch(Path(tag): Path<String>, Query(q): Query<Next_>, jar: CookieJar) -> Response {
+pub async fn switch(
+    Path(tag): Path<String>,
+    Query(q): Query<SwitchQuery>,
+    jar: CookieJar,
+) -> Response {
     let Some(l) = Locale::parse(&tag) else {
         return crate::templates::error_page(axum::http::StatusCode::NOT_FOUND, "error.not_found");
     };
