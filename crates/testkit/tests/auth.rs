@@ -287,3 +287,66 @@ both_engines! {
         assert_eq!(r.status(), 403);
     }
 }
+
+/// Every GET route (pages, API, ops), with ids filled in.
+const GET_ROUTES: &[&str] = &[
+    "/",
+    "/lang/en?next=/",
+    "/healthz",
+    "/readyz",
+    "/assets/yiren.css",
+    "/admin",
+    "/admin/sign-in",
+    "/admin/jobs",
+    "/admin/jobs?state=dead",
+    "/admin/settings",
+    "/admin/staff",
+    "/admin/account",
+    "/admin/tokens",
+    "/api/v1/openapi.json",
+    "/api/v1/shop",
+    "/api/v1/staff",
+    "/api/v1/staff/count",
+    "/api/v1/jobs",
+    "/api/v1/jobs/count",
+    "/api/v1/jobs/1",
+    "/api/v1/api_tokens",
+];
+
+/// Every table's rows, with the two bookkeeping columns a read legitimately touches blanked.
+async fn snapshot(app: &TestApp) -> Vec<serde_json::Value> {
+    let db = &app.state.ctx.db;
+    let mut conn = db.read().acquire().await.unwrap();
+    let mut out = Vec::new();
+    for table in yiren_store::schema::TABLES {
+        yiren_store::dump::read_table(&mut conn, db.engine(), table, |mut row| {
+            row.remove("last_seen_at");
+            row.remove("last_used_at");
+            out.push(serde_json::json!({ "table": table, "row": row }));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+    out
+}
+
+both_engines! {
+    async fn get_and_head_never_change_state(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let setup = app.setup_url.clone().unwrap();
+        let c = app.setup_owner(OWNER, PW).await;
+        let token = app.api_token(&c, &["shop:read", "staff:read", "jobs:read", "tokens:read"]).await;
+        let before = snapshot(&app).await;
+        let anon = app.client();
+        for route in GET_ROUTES.iter().copied().chain([setup.trim_start_matches(&app.base)]) {
+            for client in [&c, &anon] {
+                for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+                    let r = client.request(method.clone(), app.url(route)).bearer_auth(&token).send().await.unwrap();
+                    assert!(!r.status().is_server_error(), "{method} {route}: {}", r.status());
+                }
+            }
+        }
+        assert_eq!(snapshot(&app).await, before, "a GET or HEAD changed stored state");
+    }
+}
