@@ -9,15 +9,14 @@ use crate::id::hash_token;
 use crate::settings::{self, SiteSettings};
 use crate::{Ctx, Locale};
 
-/// If no owner exists yet, issue a fresh setup token (older unused ones stop working) and return it.
+/// If no owner exists yet, issue a setup token and return it. A link printed by an earlier start
+/// stays valid until the owner is created (then every unused link dies).
 pub async fn issue_token_if_needed(ctx: &Ctx) -> DomainResult<Option<String>> {
     if staff::count_owners(ctx.db.read()).await? > 0 {
         return Ok(None);
     }
     let token = ctx.rng.token(24);
-    let mut tx = ctx.db.begin().await?;
-    store::replace_setup_token(&mut tx, &hash_token(&token), ctx.now()).await?;
-    tx.commit().await.map_err(yiren_store::StoreError::from)?;
+    store::add_setup_token(ctx.db.write(), &hash_token(&token), ctx.now()).await?;
     Ok(Some(token))
 }
 
@@ -52,6 +51,7 @@ pub async fn complete(
             key: "setup.link_used",
         });
     }
+    store::drop_unused_setup_tokens(&mut tx).await?;
     let locale: Option<Locale> = Some(input.site.default_locale);
     let id = auth::create_staff(
         ctx,

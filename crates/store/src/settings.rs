@@ -34,21 +34,26 @@ pub async fn put<'e, E: Executor<'e, Database = Any>>(
     Ok(())
 }
 
-/// Forget unused setup tokens and store a new one (by hash).
-pub async fn replace_setup_token(
-    tx: &mut crate::Tx,
+/// Store a new setup token (by hash). Earlier unused ones stay valid until one is used.
+pub async fn add_setup_token<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
     token_hash: &str,
     now: i64,
 ) -> StoreResult<()> {
-    sqlx::query("DELETE FROM setup_tokens WHERE used_at IS NULL")
-        .execute(&mut **tx)
-        .await?;
     sqlx::query("INSERT INTO setup_tokens (token_hash, created_at) VALUES ($1, $2)")
         .bind(token_hash)
         .bind(now)
-        .execute(&mut **tx)
+        .execute(exec)
         .await?;
     Ok(())
+}
+
+/// Forget every unused setup token (once the owner exists none may work).
+pub async fn drop_unused_setup_tokens(tx: &mut crate::Tx) -> StoreResult<u64> {
+    let r = sqlx::query("DELETE FROM setup_tokens WHERE used_at IS NULL")
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.rows_affected())
 }
 
 /// True when an unused setup token has this hash.

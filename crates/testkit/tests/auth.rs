@@ -25,7 +25,13 @@ both_engines! {
         // No default credentials: nobody can sign in before setup.
         let c = app.client();
         assert_eq!(app.sign_in(&c, "admin@example.com", "admin").await.status(), 401);
+        // A second start before setup prints another link; the first stays valid until the owner exists.
+        let second = yiren_core::setup::issue_token_if_needed(&app.state.ctx).await.unwrap().expect("still pending");
+        let second_url = format!("{}/setup/{second}", app.base);
+        assert_eq!(app.client().get(&second_url).send().await.unwrap().status(), 200);
         let owner = app.setup_owner(OWNER, PW).await;
+        assert_eq!(app.client().get(&second_url).send().await.unwrap().status(), 404, "every other link dies with setup");
+        assert!(yiren_core::setup::issue_token_if_needed(&app.state.ctx).await.unwrap().is_none());
         let dash = owner.get(app.url("/admin")).send().await.unwrap();
         assert_eq!(dash.status(), 200);
         let body = dash.text().await.unwrap();
