@@ -23,6 +23,17 @@ fn domain_error_page(e: DomainError) -> Response {
     crate::templates::error_page(err.status, err.key)
 }
 
+/// A form's error message, in the request's language.
+fn message(key: &str) -> Option<String> {
+    Some(crate::locale::current().t(key).to_string())
+}
+
+/// A re-rendered form that was refused: 422.
+fn unprocessable(mut r: Response) -> Response {
+    *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    r
+}
+
 fn local_next(next: Option<&str>) -> String {
     next.filter(|n| n.starts_with("/admin") && !n.starts_with("//") && !n.contains('\\'))
         .unwrap_or("/admin")
@@ -328,16 +339,7 @@ pub async fn save_settings(
             Redirect::to("/admin/settings?notice=settings.saved").into_response()
         }
         Err(DomainError::Invalid { key, .. }) => {
-            let mut r = render_settings(
-                &state,
-                &s,
-                &f,
-                Some(crate::locale::current().t(key).to_string()),
-                None,
-            )
-            .await;
-            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            r
+            unprocessable(render_settings(&state, &s, &f, message(key), None).await)
         }
         Err(e) => domain_error_page(e),
     }
@@ -401,15 +403,7 @@ pub async fn add_staff(
     match result {
         Ok(()) => Redirect::to("/admin/staff?notice=staff.created").into_response(),
         Err(DomainError::Invalid { key, .. } | DomainError::Conflict { key }) => {
-            let mut r = render_staff(
-                &state,
-                &s,
-                Some(crate::locale::current().t(key).to_string()),
-                None,
-            )
-            .await;
-            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            r
+            unprocessable(render_staff(&state, &s, message(key), None).await)
         }
         Err(e) => domain_error_page(e),
     }
@@ -488,16 +482,7 @@ pub async fn change_password(
             }
         }
         Err(DomainError::Invalid { key, .. }) => {
-            let mut r = render_account(
-                &state,
-                &s,
-                &s.csrf_token,
-                Some(crate::locale::current().t(key).to_string()),
-                None,
-            )
-            .await;
-            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            r
+            unprocessable(render_account(&state, &s, &s.csrf_token, message(key), None).await)
         }
         Err(e) => domain_error_page(e),
     }
@@ -546,15 +531,7 @@ pub async fn create_token(
     match api_token::create(&state.ctx, &s.staff, name, &scopes).await {
         Ok((_, secret)) => render_tokens(&state, &s, Some(secret), None).await,
         Err(DomainError::Invalid { key, .. }) => {
-            let mut r = render_tokens(
-                &state,
-                &s,
-                None,
-                Some(crate::locale::current().t(key).to_string()),
-            )
-            .await;
-            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            r
+            unprocessable(render_tokens(&state, &s, None, message(key)).await)
         }
         Err(e) => domain_error_page(e),
     }
