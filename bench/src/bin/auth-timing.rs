@@ -51,6 +51,7 @@ async fn main() {
         rng: Rng::os(),
         hasher: Hasher::default(),
         auth: AuthPolicy::default(),
+        keys: yiren_core::keys::Keys::from_bytes([0; 32]),
     };
 
     let mut hashes = Vec::new();

@@ -11,11 +11,14 @@
 pub mod api_token;
 pub mod auth;
 pub mod clock;
+pub mod customer;
 pub mod error;
 pub mod health;
 pub mod i18n;
 pub mod id;
 pub mod job;
+pub mod keys;
+pub mod mail;
 pub mod password;
 pub mod secret;
 pub mod settings;
@@ -43,6 +46,8 @@ pub struct Ctx {
     pub hasher: password::Hasher,
     /// Session lifetimes and other auth policy.
     pub auth: auth::AuthPolicy,
+    /// The server key (MACs of short secrets, signed browser tokens).
+    pub keys: keys::Keys,
 }
 
 impl Ctx {

@@ -3,3 +3,5 @@
 //! [`http::HttpClient`], the guarded client.
 
 pub mod http;
+pub mod oauth;
+pub mod wechat;

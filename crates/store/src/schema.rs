@@ -20,6 +20,12 @@ pub const TABLES: &[&str] = &[
     "idempotency_keys",
     "jobs",
     "job_schedules",
+    "customers",
+    "customer_identities",
+    "customer_sessions",
+    "login_codes",
+    "invite_codes",
+    "auth_flows",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,

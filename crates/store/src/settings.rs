@@ -85,3 +85,16 @@ pub async fn consume_setup_token(
     .await?;
     Ok(r.rows_affected() == 1)
 }
+
+/// One setting's value, if set.
+pub async fn get<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    key: &str,
+) -> StoreResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(exec)
+            .await?,
+    )
+}

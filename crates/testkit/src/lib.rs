@@ -298,6 +298,89 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Every message written to the mail directory (no SMTP configured) addressed to `to`, oldest
+    /// first, as raw RFC 5322 text.
+    pub fn mails_to(&self, to: &str) -> Vec<String> {
+        let dir = self.db.dir().join("mail");
+        let mut found: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .filter_map(|e| {
+                        let text = std::fs::read_to_string(e.path()).ok()?;
+                        let modified = e.metadata().ok()?.modified().ok()?;
+                        let head = text.split("\r\n\r\n").next().unwrap_or("");
+                        head.lines()
+                            .any(|l| l.to_ascii_lowercase().starts_with("to:") && l.contains(to))
+                            .then_some((modified, text))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found.into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// Wait (up to 15 s) until `to` has received more than `seen` messages; return the newest.
+    pub async fn wait_for_mail(&self, to: &str, seen: usize) -> String {
+        for _ in 0..300 {
+            let all = self.mails_to(to);
+            if all.len() > seen {
+                return all.last().unwrap().clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no mail to {to} after 15 s");
+    }
+
+    /// Ask for a sign-in code for `email` with `c` and return the code from the mail it gets.
+    pub async fn request_code(&self, c: &reqwest::Client, email: &str) -> String {
+        let seen = self.mails_to(email).len();
+        let csrf = self.csrf(c, "/account/sign-in").await;
+        let r = c
+            .post(self.url("/account/code"))
+            .form(&[("_csrf", csrf.as_str()), ("email", email)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            303,
+            "code request: {}",
+            r.text().await.unwrap_or_default()
+        );
+        code_in_mail(&self.wait_for_mail(email, seen).await)
+    }
+
+    /// Submit a code for `email` with `c` (the browser that asked for it); returns the response.
+    pub async fn submit_code(
+        &self,
+        c: &reqwest::Client,
+        email: &str,
+        code: &str,
+    ) -> reqwest::Response {
+        let csrf = self.csrf(c, "/account/sign-in").await;
+        c.post(self.url("/account/verify"))
+            .form(&[("_csrf", csrf.as_str()), ("email", email), ("code", code)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sign a customer in (or up) by email code; returns the signed-in client.
+    pub async fn customer(&self, email: &str) -> reqwest::Client {
+        let c = self.client();
+        let code = self.request_code(&c, email).await;
+        let r = self.submit_code(&c, email, &code).await;
+        assert_eq!(
+            r.status(),
+            303,
+            "verify: {}",
+            r.text().await.unwrap_or_default()
+        );
+        c
+    }
+
     /// The CSRF token on an admin page, fetched with `c`.
     pub async fn csrf(&self, c: &reqwest::Client, path: &str) -> String {
         csrf_of(
@@ -391,6 +474,29 @@ pub fn setup_form<'a>(
         ("password", password),
         ("password_confirm", password),
     ]
+}
+
+/// The text part of a raw message, decoded.
+pub fn mail_text(mail: &str) -> String {
+    mail_parser::MessageParser::default()
+        .parse(mail.as_bytes())
+        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+        .unwrap_or_else(|| panic!("not a message with a text part: {mail}"))
+}
+
+/// A header of a raw message, decoded (e.g. `Subject`).
+pub fn mail_header(mail: &str, name: &str) -> Option<String> {
+    let m = mail_parser::MessageParser::default().parse(mail.as_bytes())?;
+    m.header(name).and_then(|h| h.as_text()).map(str::to_string)
+}
+
+/// The 6-digit code in a sign-in mail's text part.
+pub fn code_in_mail(mail: &str) -> String {
+    let text = mail_text(mail);
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("no code in mail: {text}"))
+        .to_string()
 }
 
 /// Extract the `_csrf` hidden field from a page.

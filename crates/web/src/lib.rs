@@ -3,6 +3,7 @@
 //!
 //! Boundaries: calls `yiren-core` services; owns status codes (see [`error`]), templates, cookies.
 
+pub mod account;
 pub mod admin;
 pub mod api;
 pub mod assets;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(storefront::routes())
         .merge(setup::routes())
+        .merge(account::routes(state.clone()))
         .merge(admin::routes(state.clone()))
         .nest("/api/v1", api::routes(state.clone()))
         .merge(ops::routes())

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::de::DeserializeOwned;
 use yiren_core::auth::{self, Role, Session};
+use yiren_core::customer::{self, CustomerSession};
 
 use crate::templates::error_page;
 use crate::AppState;
@@ -57,6 +58,126 @@ pub fn clear_session_cookie(state: &AppState) -> Cookie<'static> {
     let mut c = base_cookie(state, session_cookie_name(state), String::new());
     c.make_removal();
     c
+}
+
+/// Customer session cookie name (SameSite=Lax: a customer following a link from elsewhere arrives
+/// signed in; state changes still need the CSRF token).
+pub fn customer_cookie_name(state: &AppState) -> &'static str {
+    if state.config.https() {
+        "__Host-yiren_sid"
+    } else {
+        "yiren_sid"
+    }
+}
+
+fn binding_cookie_name(state: &AppState) -> &'static str {
+    if state.config.https() {
+        "__Host-yiren_bind"
+    } else {
+        "yiren_bind"
+    }
+}
+
+fn lax_cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static> {
+    let mut c = base_cookie(state, name, value);
+    c.set_same_site(SameSite::Lax);
+    c
+}
+
+/// The cookie that carries a new customer session.
+pub fn customer_cookie(state: &AppState, token: String) -> Cookie<'static> {
+    lax_cookie(state, customer_cookie_name(state), token)
+}
+
+/// A cookie that removes the customer session cookie.
+pub fn clear_customer_cookie(state: &AppState) -> Cookie<'static> {
+    let mut c = lax_cookie(state, customer_cookie_name(state), String::new());
+    c.make_removal();
+    c
+}
+
+/// The browser's binding secret: ties a one-time code, an OAuth state or a WeChat login code to
+/// the browser that started it (Lax, so it survives the provider's redirect back).
+pub fn browser_binding(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
+    if let Some(c) = jar.get(binding_cookie_name(state)) {
+        if c.value().len() >= 32 {
+            let v = c.value().to_string();
+            return (jar, v);
+        }
+    }
+    let token = state.ctx.rng.token(32);
+    (
+        jar.add(lax_cookie(state, binding_cookie_name(state), token.clone())),
+        token,
+    )
+}
+
+/// The browser's binding secret if it has one.
+pub fn existing_binding(state: &AppState, jar: &CookieJar) -> Option<String> {
+    jar.get(binding_cookie_name(state))
+        .map(|c| c.value().to_string())
+        .filter(|v| v.len() >= 32)
+}
+
+/// The signed-in customer, if any (resolved by [`load_customer`] on customer routes).
+#[derive(Clone, Debug, Default)]
+pub struct MaybeCustomer(pub Option<CustomerSession>);
+
+/// Middleware for customer routes: resolve the customer cookie (never the admin one).
+pub async fn load_customer(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let session = match jar.get(customer_cookie_name(&state)) {
+        Some(c) if !c.value().is_empty() => {
+            match customer::session_from_token(&state.ctx, c.value()).await {
+                Ok(s) => s,
+                Err(e) => return crate::error::internal(&e).into_response(),
+            }
+        }
+        _ => None,
+    };
+    if let Some(s) = &session {
+        crate::locale::prefer(s.customer.locale);
+    }
+    req.extensions_mut().insert(MaybeCustomer(session));
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+/// A signed-in customer. Pages redirect to the customer sign-in; forms answer 401.
+pub struct CustomerAuth(pub CustomerSession);
+
+impl<S: Send + Sync> FromRequestParts<S> for CustomerAuth {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts
+            .extensions
+            .get::<MaybeCustomer>()
+            .and_then(|m| m.0.clone())
+        {
+            Some(s) => Ok(CustomerAuth(s)),
+            None if parts.method == axum::http::Method::GET => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/account");
+                let q = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+                Err(Redirect::to(&format!("/account/sign-in?{q}")).into_response())
+            }
+            None => Err(error_page(
+                StatusCode::UNAUTHORIZED,
+                "error.unauthenticated",
+            )),
+        }
+    }
 }
 
 /// Make sure a pre-session CSRF cookie exists; returns the jar to send back and the token to embed.
@@ -223,12 +344,18 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
         if !same_origin(&req) {
             return Err(forbidden());
         }
-        let expected = match req
+        let staff = req
             .extensions()
             .get::<MaybeSession>()
             .and_then(|m| m.0.as_ref())
-        {
-            Some(s) => Some(s.csrf_token.clone()),
+            .map(|s| s.csrf_token.clone());
+        let customer = req
+            .extensions()
+            .get::<MaybeCustomer>()
+            .and_then(|m| m.0.as_ref())
+            .map(|s| s.csrf_token.clone());
+        let expected = match staff.or(customer) {
+            Some(t) => Some(t),
             None => {
                 let jar = CookieJar::from_headers(req.headers());
                 jar.get(csrf_cookie_name(state))

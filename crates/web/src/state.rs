@@ -53,6 +53,8 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     /// Page templates.
     pub templates: Templates,
+    /// The guarded outbound HTTP client (sign-in providers, callback forwarding).
+    pub http: yiren_providers::http::HttpClient,
     settings: Arc<SettingsCache>,
 }
 
@@ -62,12 +64,14 @@ impl AppState {
         ctx: Ctx,
         config: WebConfig,
         templates: Templates,
+        http: yiren_providers::http::HttpClient,
     ) -> Result<Self, yiren_core::DomainError> {
         let s = settings::load(&ctx).await?;
         Ok(AppState {
             ctx,
             config: Arc::new(config),
             templates,
+            http,
             settings: Arc::new(SettingsCache::new(s)),
         })
     }

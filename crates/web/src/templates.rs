@@ -18,6 +18,34 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("error.html", include_str!("../templates/error.html")),
     ("setup.html", include_str!("../templates/setup.html")),
     (
+        "account/nav.html",
+        include_str!("../templates/account/nav.html"),
+    ),
+    (
+        "account/sign_in.html",
+        include_str!("../templates/account/sign_in.html"),
+    ),
+    (
+        "account/verify.html",
+        include_str!("../templates/account/verify.html"),
+    ),
+    (
+        "account/profile.html",
+        include_str!("../templates/account/profile.html"),
+    ),
+    (
+        "account/security.html",
+        include_str!("../templates/account/security.html"),
+    ),
+    (
+        "account/delete.html",
+        include_str!("../templates/account/delete.html"),
+    ),
+    (
+        "account/wechat.html",
+        include_str!("../templates/account/wechat.html"),
+    ),
+    (
         "admin/layout.html",
         include_str!("../templates/admin/layout.html"),
     ),

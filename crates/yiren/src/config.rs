@@ -18,7 +18,28 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub jobs: JobsConfig,
     pub outbound: OutboundConfig,
+    pub mail: MailConfig,
     pub log: LogConfig,
+}
+
+/// Outgoing email.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// `smtps://USER:PASSWORD@HOST:465` (implicit TLS) or `smtp://USER:PASSWORD@HOST:587?tls=required`
+    /// (STARTTLS); empty = write each message as an .eml file under `<data_dir>/mail/`.
+    pub smtp_url: Secret,
+    /// The From address.
+    pub from: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            smtp_url: Secret::default(),
+            from: "Yiren <noreply@localhost>".into(),
+        }
+    }
 }
 
 /// The HTTP listeners.
@@ -86,6 +107,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             jobs: JobsConfig::default(),
             outbound: OutboundConfig::default(),
+            mail: MailConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -228,6 +250,16 @@ impl Config {
         self.data_dir.join("themes")
     }
 
+    /// Directory of outgoing mail written as .eml files when no SMTP server is configured.
+    pub fn mail_dir(&self) -> PathBuf {
+        self.data_dir.join("mail")
+    }
+
+    /// The server key file.
+    pub fn key_file(&self) -> PathBuf {
+        self.data_dir.join("secret.key")
+    }
+
     /// Directory of uploaded files.
     pub fn files_dir(&self) -> PathBuf {
         self.data_dir.join("files")
@@ -237,9 +269,16 @@ impl Config {
 fn is_option_key(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
     k == "data_dir"
-        || ["server__", "database__", "jobs__", "outbound__", "log__"]
-            .iter()
-            .any(|p| k.starts_with(p))
+        || [
+            "server__",
+            "database__",
+            "jobs__",
+            "outbound__",
+            "mail__",
+            "log__",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
 }
 
 /// The annotated example printed by `yiren config example`.

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod config;
 pub mod handlers;
+pub mod mail;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,10 +73,11 @@ impl Default for Deps {
 }
 
 /// The job kinds this build knows, with their handlers.
-pub fn registry(http: HttpClient) -> Registry {
+pub fn registry(http: HttpClient, mail: mail::MailSend) -> Registry {
     let mut r = Registry::default();
     r.register("maintenance.cleanup", yiren_core::job::Cleanup);
     r.register("diagnostic.ping", handlers::Ping { http });
+    r.register(yiren_core::mail::KIND, mail);
     r
 }
 
@@ -95,12 +97,15 @@ impl App {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
+        let keys = yiren_core::keys::Keys::load_or_create(&config.key_file(), &deps.rng)
+            .with_context(|| format!("cannot read or create {}", config.key_file().display()))?;
         let ctx = Ctx {
             db,
             clock: deps.clock,
             rng: deps.rng,
             hasher: Hasher::default(),
             auth: AuthPolicy::default(),
+            keys,
         };
         let public_url = Some(config.server.public_url.clone()).filter(|u| !u.is_empty());
         let web = WebConfig {
@@ -109,7 +114,13 @@ impl App {
         };
         let themes = config.themes_dir();
         let templates = Templates::new(Some(themes));
-        let state = AppState::new(ctx.clone(), web, templates).await?;
+        let http = HttpClient::new(OutboundPolicy {
+            allow_private: config.outbound.allow_private,
+            timeout: Duration::from_secs(config.outbound.timeout_secs.max(1)),
+            max_response_bytes: config.outbound.max_response_bytes,
+            ..Default::default()
+        })?;
+        let state = AppState::new(ctx.clone(), web, templates, http.clone()).await?;
 
         let listener = TcpListener::bind(&config.server.addr)
             .await
@@ -124,12 +135,6 @@ impl App {
         };
         let addr = listener.local_addr()?;
 
-        let http = HttpClient::new(OutboundPolicy {
-            allow_private: config.outbound.allow_private,
-            timeout: Duration::from_secs(config.outbound.timeout_secs.max(1)),
-            max_response_bytes: config.outbound.max_response_bytes,
-            ..Default::default()
-        })?;
         let mut schedules = Vec::new();
         for s in &config.jobs.schedules {
             schedules.push(
@@ -145,7 +150,7 @@ impl App {
         let worker_id = format!("{}-{}", std::process::id(), ctx.rng.token(6));
         let worker = Worker::new(
             ctx.clone(),
-            registry(http),
+            registry(http, mail::MailSend::new(&config.mail, config.mail_dir())?),
             schedules,
             WorkerConfig {
                 worker_id,

@@ -32,6 +32,10 @@ pub struct AuthPolicy {
     pub first_block_ms: i64,
     /// Longest block (ms).
     pub max_block_ms: i64,
+    /// Customer sessions: sign out after this long without a request (ms).
+    pub customer_idle_timeout_ms: i64,
+    /// Customer sessions: sign out this long after sign-in (ms).
+    pub customer_absolute_timeout_ms: i64,
 }
 
 impl Default for AuthPolicy {
@@ -43,6 +47,8 @@ impl Default for AuthPolicy {
             free_failures_per_ip: 20,
             first_block_ms: 60_000,
             max_block_ms: 30 * 60_000,
+            customer_idle_timeout_ms: 14 * 24 * 3_600_000,
+            customer_absolute_timeout_ms: 90 * 24 * 3_600_000,
         }
     }
 }
@@ -137,7 +143,7 @@ fn parse_name(raw: &str) -> DomainResult<String> {
     Ok(n.to_string())
 }
 
-fn salt(ctx: &Ctx) -> [u8; 16] {
+pub(crate) fn salt(ctx: &Ctx) -> [u8; 16] {
     let mut s = [0u8; 16];
     ctx.rng.fill(&mut s);
     s
@@ -224,7 +230,7 @@ fn block_for(policy: &AuthPolicy, failures: i64, free: i64) -> i64 {
         .min(policy.max_block_ms)
 }
 
-async fn check_throttle(ctx: &Ctx, keys: &[String], now: i64) -> DomainResult<()> {
+pub(crate) async fn check_throttle(ctx: &Ctx, keys: &[String], now: i64) -> DomainResult<()> {
     for key in keys {
         if let Some(row) = throttle::find(ctx.db.read(), key).await? {
             if row.blocked_until > now {
@@ -237,7 +243,7 @@ async fn check_throttle(ctx: &Ctx, keys: &[String], now: i64) -> DomainResult<()
     Ok(())
 }
 
-async fn record_failure(ctx: &Ctx, key: &str, free: i64, now: i64) -> DomainResult<()> {
+pub(crate) async fn record_failure(ctx: &Ctx, key: &str, free: i64, now: i64) -> DomainResult<()> {
     let policy = &ctx.auth;
     ctx.db
         .retrying(|| async {

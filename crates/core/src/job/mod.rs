@@ -230,6 +230,16 @@ impl JobHandler for Cleanup {
             yiren_store::throttle::delete_stale(w, now - 24 * 3_600_000)
                 .await
                 .map_err(err)?;
+            let c = ctx.auth.customer_idle_timeout_ms;
+            yiren_store::customer::delete_expired_sessions(w, now, c)
+                .await
+                .map_err(err)?;
+            yiren_store::customer::delete_codes(w, None, now - 24 * 3_600_000)
+                .await
+                .map_err(err)?;
+            yiren_store::customer::delete_expired_flows(w, now)
+                .await
+                .map_err(err)?;
             store::delete_done_before(w, now - 7 * 24 * 3_600_000)
                 .await
                 .map_err(err)?;
