@@ -13,6 +13,8 @@ pub const SCOPES: &[&str] = &[
     "shop:read",
     "shop:write",
     "staff:read",
+    "customers:read",
+    "customers:write",
     "jobs:read",
     "jobs:write",
     "tokens:read",

@@ -876,3 +876,28 @@ pub async fn code_state<'e, E: Executor<'e, Database = Any>>(
             .await?,
     )
 }
+
+/// A customer's personal invite code, if not revoked.
+pub async fn personal_invite<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    customer_id: i64,
+) -> StoreResult<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT code FROM invite_codes WHERE customer_id = $1 AND revoked_at IS NULL ORDER BY created_at LIMIT 1",
+    )
+    .bind(customer_id)
+    .fetch_optional(exec)
+    .await?)
+}
+
+/// Forget a customer's pending sign-in flows.
+pub async fn delete_customer_flows<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    customer_id: i64,
+) -> StoreResult<u64> {
+    let r = sqlx::query("DELETE FROM auth_flows WHERE customer_id = $1")
+        .bind(customer_id)
+        .execute(exec)
+        .await?;
+    Ok(r.rows_affected())
+}

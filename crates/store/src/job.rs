@@ -252,3 +252,23 @@ pub async fn schedule_set<'e, E: Executor<'e, Database = Any>>(
     .await?;
     Ok(())
 }
+
+/// Replace the payload of every job that mentions `needle` (e.g. a deleted customer's address, as
+/// a JSON string) and cancel those not yet run: an erased person must not linger in the outbox.
+pub async fn redact_mentioning<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    needle: &str,
+    now: i64,
+) -> StoreResult<u64> {
+    let r = sqlx::query(
+        "UPDATE jobs SET payload = '{\"redacted\":true}', last_error = NULL, \
+         state = CASE WHEN state = 'queued' THEN 'done' ELSE state END, \
+         finished_at = CASE WHEN state = 'queued' THEN $2 ELSE finished_at END, updated_at = $2 \
+         WHERE payload LIKE $1 ESCAPE '\\'",
+    )
+    .bind(format!("%{}%", crate::like_escape(needle)))
+    .bind(now)
+    .execute(exec)
+    .await?;
+    Ok(r.rows_affected())
+}

@@ -33,3 +33,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The embedded migrations, applied at start on both engines.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Escape `%`, `_` and `\\` for a `LIKE ... ESCAPE '\\'` pattern.
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -66,3 +66,15 @@ pub async fn delete_stale<'e, E: Executor<'e, Database = Any>>(
             .await?;
     Ok(r.rows_affected())
 }
+
+/// Forget every counter whose key starts with `prefix` (account deletion).
+pub async fn delete_prefix<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    prefix: &str,
+) -> StoreResult<u64> {
+    let r = sqlx::query("DELETE FROM login_throttle WHERE key LIKE $1 ESCAPE '\\'")
+        .bind(format!("{}%", crate::like_escape(prefix)))
+        .execute(exec)
+        .await?;
+    Ok(r.rows_affected())
+}

@@ -359,7 +359,7 @@ impl TestApp {
         email: &str,
         code: &str,
     ) -> reqwest::Response {
-        let csrf = self.csrf(c, "/account/sign-in").await;
+        let csrf = self.csrf(c, "/account/verify").await;
         c.post(self.url("/account/verify"))
             .form(&[("_csrf", csrf.as_str()), ("email", email), ("code", code)])
             .send()

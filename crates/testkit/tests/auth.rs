@@ -169,7 +169,7 @@ both_engines! {
         let good = app.csrf(&c, "/admin").await;
         let before = yiren_core::settings::load(&app.state.ctx).await.unwrap();
         for route in yiren_web::admin::FORM_ROUTES {
-            let path = route.replace("{id}", "1");
+            let path = route.replace("{id}", "1").replace("{slug}", "github").replace("{code}", "ABCDEF");
             let url = app.url(&path);
             let cases: Vec<(Pairs, Pairs)> = vec![
                 (vec![("site_name", "X")], vec![]),
@@ -317,6 +317,25 @@ const GET_ROUTES: &[&str] = &[
     "/api/v1/jobs/count",
     "/api/v1/jobs/1",
     "/api/v1/api_tokens",
+    "/admin/customers",
+    "/admin/customers?q=a&state=disabled",
+    "/admin/customers/1",
+    "/admin/sign-in-methods",
+    "/admin/invites",
+    "/account",
+    "/account/sign-in",
+    "/account/verify?email=a@example.com",
+    "/account/security",
+    "/account/data",
+    "/account/delete",
+    "/account/wechat",
+    "/account/oauth/github/callback",
+    "/account/oauth/github/callback?state=x&code=y",
+    "/invite/ABCDEF",
+    "/wechat/callback?signature=x&timestamp=1&nonce=2&echostr=3",
+    "/api/v1/customers",
+    "/api/v1/customers/count",
+    "/api/v1/customers/1",
 ];
 
 /// Every table's rows, with the two bookkeeping columns a read legitimately touches blanked.
@@ -342,11 +361,17 @@ both_engines! {
         let app = TestApp::spawn(engine).await;
         let setup = app.setup_url.clone().unwrap();
         let c = app.setup_owner(OWNER, PW).await;
-        let token = app.api_token(&c, &["shop:read", "staff:read", "jobs:read", "tokens:read"]).await;
+        let token = app.api_token(&c, &["shop:read", "staff:read", "jobs:read", "tokens:read", "customers:read"]).await;
+        let mut m = yiren_core::customer::settings::load(&app.state.ctx).await.unwrap();
+        m.wechat.enabled = true;
+        m.wechat.token = "token".into();
+        m.providers.push(yiren_core::customer::settings::OAuthProvider::github("id", "secret"));
+        yiren_core::customer::settings::save(&app.state.ctx, &m).await.unwrap();
+        let customer = app.customer("get@example.com").await;
         let before = snapshot(&app).await;
         let anon = app.client();
         for route in GET_ROUTES.iter().copied().chain([setup.trim_start_matches(&app.base)]) {
-            for client in [&c, &anon] {
+            for client in [&c, &anon, &customer] {
                 for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
                     let r = client.request(method.clone(), app.url(route)).bearer_auth(&token).send().await.unwrap();
                     assert!(!r.status().is_server_error(), "{method} {route}: {}", r.status());

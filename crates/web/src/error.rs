@@ -79,6 +79,12 @@ impl ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", key)
     }
 
+    /// Blame a field.
+    pub fn field(mut self, field: &'static str) -> Self {
+        self.field = Some(field);
+        self
+    }
+
     /// The message in a locale.
     pub fn message(&self, locale: Locale) -> String {
         let args: Vec<(&str, &str)> = self.args.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -74,6 +74,22 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/admin/account.html"),
     ),
     (
+        "admin/customers.html",
+        include_str!("../templates/admin/customers.html"),
+    ),
+    (
+        "admin/customer.html",
+        include_str!("../templates/admin/customer.html"),
+    ),
+    (
+        "admin/sign_in_methods.html",
+        include_str!("../templates/admin/sign_in_methods.html"),
+    ),
+    (
+        "admin/invites.html",
+        include_str!("../templates/admin/invites.html"),
+    ),
+    (
         "admin/tokens.html",
         include_str!("../templates/admin/tokens.html"),
     ),

@@ -38,7 +38,8 @@ pub struct Customer {
     pub avatar_url: Option<String>,
     pub locale: Option<Locale>,
     pub has_password: bool,
-    pub invite_code: Option<String>,
+    /// The invite code used to register, if any.
+    pub joined_with_code: Option<String>,
     pub invited_by: Option<i64>,
     pub disabled: bool,
     pub deleted: bool,
@@ -56,7 +57,7 @@ impl From<CustomerRow> for Customer {
             avatar_url: r.avatar_url,
             locale: r.locale.as_deref().and_then(Locale::parse),
             has_password: r.password_hash.is_some(),
-            invite_code: r.invite_code,
+            joined_with_code: r.invite_code,
             invited_by: r.invited_by,
             disabled: r.disabled_at.is_some(),
             deleted: r.deleted_at.is_some(),
@@ -258,6 +259,11 @@ pub async fn registration_invite(
         return Err(DomainError::invalid("invite", "signup.invite_required"));
     }
     Ok(found)
+}
+
+/// A customer's personal invite code (None once revoked, e.g. after deletion).
+pub async fn personal_invite(ctx: &Ctx, customer_id: i64) -> DomainResult<Option<String>> {
+    Ok(store::personal_invite(ctx.db.read(), customer_id).await?)
 }
 
 /// An invite code made by the owner (`max_uses` None = unlimited).
@@ -760,7 +766,8 @@ pub async fn export(ctx: &Ctx, customer_id: i64) -> DomainResult<serde_json::Val
             "avatar_url": c.avatar_url,
             "locale": c.locale.map(Locale::tag),
             "has_password": c.has_password,
-            "invite_code": c.invite_code,
+            "invite_code": personal_invite(ctx, customer_id).await?,
+            "joined_with_invite_code": c.joined_with_code,
             "invited_by": c.invited_by,
             "created_at": ts(c.created_at),
         },
@@ -790,6 +797,13 @@ pub async fn delete_account(ctx: &Ctx, customer_id: i64) -> DomainResult<()> {
     store::revoke_customer_invites(&mut *tx, customer_id, now).await?;
     if let Some(e) = c.email.as_deref() {
         store::delete_codes(&mut *tx, Some(e), 0).await?;
+    }
+    store::delete_customer_flows(&mut *tx, customer_id).await?;
+    if let Some(e) = c.email.as_deref() {
+        // Outbox rows that name the address (sent mail, queued mail) and throttle counters keyed by it.
+        let quoted = serde_json::to_string(e).unwrap_or_default();
+        yiren_store::job::redact_mentioning(&mut *tx, &quoted, now).await?;
+        yiren_store::throttle::delete_prefix(&mut *tx, &format!("cacct:{e}|")).await?;
     }
     store::anonymise(&mut *tx, customer_id, now).await?;
     tx.commit().await.map_err(StoreError::from)?;

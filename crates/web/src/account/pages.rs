@@ -24,16 +24,29 @@ pub struct PageQuery {
     email: Option<String>,
 }
 
+/// The token forms on a page must carry: the session's when signed in, else the pre-session one.
+fn form_token(
+    state: &AppState,
+    jar: CookieJar,
+    current: Option<&CustomerSession>,
+) -> (CookieJar, String) {
+    match current {
+        Some(s) => (jar, s.csrf_token.clone()),
+        None => security::pre_session_csrf(state, jar),
+    }
+}
+
 /// Render the sign-in page (also after a refused form).
 async fn render_sign_in(
     state: &AppState,
     jar: CookieJar,
+    current: Option<&CustomerSession>,
     next: &str,
     email: &str,
     error: Option<String>,
     notice_text: Option<&str>,
 ) -> (CookieJar, Response) {
-    let (jar, csrf) = security::pre_session_csrf(state, jar);
+    let (jar, csrf) = form_token(state, jar, current);
     let (jar, _) = security::browser_binding(state, jar);
     let m = match methods::load(&state.ctx).await {
         Ok(m) => m,
@@ -69,6 +82,7 @@ pub async fn sign_in_page(
     let (jar, page) = render_sign_in(
         &state,
         jar,
+        current.0.as_ref(),
         &next,
         q.email.as_deref().unwrap_or(""),
         None,
@@ -88,6 +102,7 @@ pub async fn send_code(
     State(state): State<AppState>,
     jar: CookieJar,
     ClientIp(ip): ClientIp,
+    Extension(current): Extension<MaybeCustomer>,
     CsrfForm(f): CsrfForm<CodeForm>,
 ) -> Response {
     let next = local_next(f.next.as_deref());
@@ -101,8 +116,16 @@ pub async fn send_code(
         }
         Err(e) => match refusal(&e) {
             Some((status, msg, retry)) => {
-                let (jar, page) =
-                    render_sign_in(&state, jar, &next, &f.email, Some(msg), None).await;
+                let (jar, page) = render_sign_in(
+                    &state,
+                    jar,
+                    current.0.as_ref(),
+                    &next,
+                    &f.email,
+                    Some(msg),
+                    None,
+                )
+                .await;
                 with_status(status, retry, (jar, page))
             }
             None => domain_error_page(e),
@@ -113,11 +136,12 @@ pub async fn send_code(
 async fn render_verify(
     state: &AppState,
     jar: CookieJar,
+    current: Option<&CustomerSession>,
     email: &str,
     next: &str,
     error: Option<String>,
 ) -> Response {
-    let (jar, csrf) = security::pre_session_csrf(state, jar);
+    let (jar, csrf) = form_token(state, jar, current);
     let invite_only = methods::load(&state.ctx)
         .await
         .map(|m| m.invite_only)
@@ -134,10 +158,19 @@ async fn render_verify(
 pub async fn verify_page(
     State(state): State<AppState>,
     jar: CookieJar,
+    Extension(current): Extension<MaybeCustomer>,
     Query(q): Query<PageQuery>,
 ) -> Response {
     let next = local_next(q.next.as_deref());
-    render_verify(&state, jar, q.email.as_deref().unwrap_or(""), &next, None).await
+    render_verify(
+        &state,
+        jar,
+        current.0.as_ref(),
+        q.email.as_deref().unwrap_or(""),
+        &next,
+        None,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -208,7 +241,7 @@ pub async fn verify_code(
             Some((status, msg, retry)) => with_status(
                 status,
                 retry,
-                render_verify(&state, jar, &f.email, &next, Some(msg)).await,
+                render_verify(&state, jar, current.0.as_ref(), &f.email, &next, Some(msg)).await,
             ),
             None => domain_error_page(e),
         },
@@ -251,8 +284,16 @@ pub async fn sign_in_password(
         Ok(token) => signed_in(&state, jar, current.0, token, &next).await,
         Err(e) => match refusal(&e) {
             Some((status, msg, retry)) => {
-                let (jar, page) =
-                    render_sign_in(&state, jar, &next, &f.email, Some(msg), None).await;
+                let (jar, page) = render_sign_in(
+                    &state,
+                    jar,
+                    current.0.as_ref(),
+                    &next,
+                    &f.email,
+                    Some(msg),
+                    None,
+                )
+                .await;
                 with_status(status, retry, (jar, page))
             }
             None => domain_error_page(e),
@@ -288,15 +329,18 @@ async fn render_profile(
     notice_text: Option<&str>,
     error: Option<String>,
 ) -> Response {
-    let c = match customer::get(&state.ctx, s.customer.id).await {
-        Ok(c) => c,
-        Err(e) => return domain_error_page(e),
+    let (c, invite) = match (
+        customer::get(&state.ctx, s.customer.id).await,
+        customer::personal_invite(&state.ctx, s.customer.id).await,
+    ) {
+        (Ok(c), Ok(i)) => (c, i),
+        (Err(e), _) | (_, Err(e)) => return domain_error_page(e),
     };
     let base = page_ctx(state, "/account", Some(s), &s.csrf_token).await;
     let ctx = context! {
         me => Value::from_serialize(&c),
         me_locale => c.locale.map(Locale::tag).unwrap_or(""),
-        invite_path => c.invite_code.as_deref().map(|code| format!("/invite/{code}")),
+        invite_path => invite.map(|code| format!("/invite/{code}")),
         notice => notice_text, error => error, ..base
     };
     state.templates.render("account/profile.html", ctx)

@@ -1,6 +1,7 @@
 //! Admin pages: sign in and out, dashboard (health, job queue, dead jobs with retry), jobs, site
 //! settings, staff accounts, the signed-in account, API tokens. Server-rendered, no JavaScript.
 
+pub mod customers;
 pub mod pages;
 
 use axum::routing::{get, post};
@@ -24,6 +25,15 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/account/password",
     "/admin/tokens",
     "/admin/tokens/{id}/revoke",
+    "/admin/customers",
+    "/admin/customers/{id}/disable",
+    "/admin/customers/{id}/enable",
+    "/admin/customers/{id}/sign-out",
+    "/admin/sign-in-methods",
+    "/admin/sign-in-methods/providers",
+    "/admin/sign-in-methods/providers/{slug}/delete",
+    "/admin/invites",
+    "/admin/invites/{code}/revoke",
 ];
 
 /// Admin routes.
@@ -54,6 +64,37 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(pages::tokens_page).post(pages::create_token),
         )
         .route("/admin/tokens/{id}/revoke", post(pages::revoke_token))
+        .route(
+            "/admin/customers",
+            get(customers::list).post(customers::create),
+        )
+        .route("/admin/customers/{id}", get(customers::detail))
+        .route("/admin/customers/{id}/disable", post(customers::disable))
+        .route("/admin/customers/{id}/enable", post(customers::enable))
+        .route(
+            "/admin/customers/{id}/sign-out",
+            post(customers::sign_out_everywhere),
+        )
+        .route(
+            "/admin/sign-in-methods",
+            get(customers::methods_page).post(customers::save_methods_form),
+        )
+        .route(
+            "/admin/sign-in-methods/providers",
+            post(customers::save_provider),
+        )
+        .route(
+            "/admin/sign-in-methods/providers/{slug}/delete",
+            post(customers::delete_provider),
+        )
+        .route(
+            "/admin/invites",
+            get(customers::invites_page).post(customers::create_invite),
+        )
+        .route(
+            "/admin/invites/{code}/revoke",
+            post(customers::revoke_invite),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state,
             crate::security::load_session,
@@ -102,6 +143,14 @@ pub const NOTICES: &[&str] = &[
     "admin.retried",
     "admin.password_changed",
     "admin.signed_out",
+    "customer.created",
+    "customer.disabled",
+    "customer.enabled",
+    "customer.signed_out",
+    "signin.provider_saved",
+    "signin.provider_deleted",
+    "invite.created",
+    "invite.revoked",
 ];
 
 /// Translate a notice key from the query, if it is one of [`NOTICES`].

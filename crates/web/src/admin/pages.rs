@@ -18,18 +18,18 @@ use crate::security::{
 };
 use crate::AppState;
 
-fn domain_error_page(e: DomainError) -> Response {
+pub(crate) fn domain_error_page(e: DomainError) -> Response {
     let err = ApiError::from(e);
     crate::templates::error_page(err.status, err.key)
 }
 
 /// A form's error message, in the request's language.
-fn message(key: &str) -> Option<String> {
+pub(crate) fn message(key: &str) -> Option<String> {
     Some(crate::locale::current().t(key).to_string())
 }
 
 /// A re-rendered form that was refused: 422.
-fn unprocessable(mut r: Response) -> Response {
+pub(crate) fn unprocessable(mut r: Response) -> Response {
     *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     r
 }

@@ -3,6 +3,7 @@
 //! language, cursor pagination with a `Link` header, `Idempotency-Key` on POST, and an OpenAPI 3.1
 //! document generated from this code at `/api/v1/openapi.json`.
 
+pub mod customers;
 pub mod extract;
 pub mod idempotency;
 pub mod jobs;
@@ -25,6 +26,7 @@ use crate::AppState;
     paths(
         shop::get_shop, shop::update_shop,
         staff::list_staff, staff::count_staff,
+        customers::list_customers, customers::count_customers, customers::get_customer, customers::create_customer,
         jobs::list_jobs, jobs::count_jobs, jobs::get_job, jobs::retry_job,
         tokens::list_tokens, tokens::create_token, tokens::revoke_token,
     ),
@@ -32,6 +34,7 @@ use crate::AppState;
         extract::ErrorBody, extract::ErrorDetail, extract::CountResponse,
         shop::Shop, shop::ShopResponse, shop::UpdateShopRequest,
         staff::StaffMember, staff::StaffListResponse,
+        customers::Customer, customers::CustomerListResponse, customers::CustomerResponse, customers::CustomerInput, customers::CreateCustomerRequest,
         jobs::Job, jobs::JobResponse, jobs::JobListResponse,
         tokens::ApiToken, tokens::ApiTokenListResponse, tokens::ApiTokenResponse, tokens::CreateApiTokenRequest, tokens::NewApiToken,
     )),
@@ -67,6 +70,12 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/shop", get(shop::get_shop).put(shop::update_shop))
         .route("/staff", get(staff::list_staff))
         .route("/staff/count", get(staff::count_staff))
+        .route(
+            "/customers",
+            get(customers::list_customers).post(customers::create_customer),
+        )
+        .route("/customers/count", get(customers::count_customers))
+        .route("/customers/{id}", get(customers::get_customer))
         .route("/jobs", get(jobs::list_jobs))
         .route("/jobs/count", get(jobs::count_jobs))
         .route("/jobs/{id}", get(jobs::get_job))
