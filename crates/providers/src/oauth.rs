@@ -206,6 +206,10 @@ pub async fn github_person(
         .map(|a| {
             a.iter()
                 .filter(|e| e.get("verified") == Some(&serde_json::Value::Bool(true)))
+                // GitHub's no-reply addresses are verified but reach nobody.
+                .filter(|e| {
+                    string_of(e, "email").is_some_and(|m| !m.ends_with("@users.noreply.github.com"))
+                })
                 .collect()
         })
         .unwrap_or_default();

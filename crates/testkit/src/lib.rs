@@ -5,6 +5,7 @@
 //! drives headless Chromium.
 
 pub mod browser;
+pub mod fake_oauth;
 pub mod process;
 mod receiver;
 
