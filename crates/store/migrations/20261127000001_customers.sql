@@ -12,6 +12,7 @@ CREATE TABLE customers (
     password_hash TEXT,
     invite_code TEXT,
     invited_by BIGINT REFERENCES customers (id) ON DELETE SET NULL,
+    second_factor BIGINT NOT NULL DEFAULT 0,
     disabled_at BIGINT,
     deleted_at BIGINT,
     created_at BIGINT NOT NULL,
@@ -33,12 +34,25 @@ CREATE TABLE customer_identities (
 CREATE UNIQUE INDEX customer_identities_provider_subject_key ON customer_identities (provider, subject);
 CREATE INDEX customer_identities_customer_id_idx ON customer_identities (customer_id);
 
+CREATE TABLE customer_passkeys (
+    id BIGINT PRIMARY KEY NOT NULL,
+    customer_id BIGINT NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+    credential_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    passkey TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+CREATE UNIQUE INDEX customer_passkeys_credential_id_key ON customer_passkeys (credential_id);
+CREATE INDEX customer_passkeys_customer_id_idx ON customer_passkeys (customer_id);
+
 CREATE TABLE customer_sessions (
     id BIGINT PRIMARY KEY NOT NULL,
     id_hash TEXT NOT NULL,
     customer_id BIGINT NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
     csrf_token TEXT NOT NULL,
     method TEXT NOT NULL,
+    mfa_pending BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
     last_seen_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,

@@ -18,6 +18,7 @@ pub struct CustomerRow {
     pub password_hash: Option<String>,
     pub invite_code: Option<String>,
     pub invited_by: Option<i64>,
+    pub second_factor: i64,
     pub disabled_at: Option<i64>,
     pub deleted_at: Option<i64>,
     pub created_at: i64,
@@ -26,7 +27,7 @@ pub struct CustomerRow {
 
 const COLUMNS: &str =
     "id, email, email_verified_at, name, phone, avatar_url, locale, password_hash, \
-     invite_code, invited_by, disabled_at, deleted_at, created_at, updated_at";
+     invite_code, invited_by, second_factor, disabled_at, deleted_at, created_at, updated_at";
 
 /// A customer not yet stored.
 #[derive(Debug, Default)]
@@ -385,6 +386,7 @@ pub struct SessionRow {
     pub customer_id: i64,
     pub csrf_token: String,
     pub method: String,
+    pub mfa_pending: i64,
     pub created_at: i64,
     pub last_seen_at: i64,
     pub expires_at: i64,
@@ -393,7 +395,8 @@ pub struct SessionRow {
 }
 
 const SESSION_COLUMNS: &str =
-    "id, id_hash, customer_id, csrf_token, method, created_at, last_seen_at, expires_at, ip, user_agent";
+    "id, id_hash, customer_id, csrf_token, method, mfa_pending, created_at, last_seen_at, \
+     expires_at, ip, user_agent";
 
 /// A session not yet stored.
 #[derive(Debug)]
@@ -403,6 +406,7 @@ pub struct NewSession<'a> {
     pub customer_id: i64,
     pub csrf_token: &'a str,
     pub method: &'a str,
+    pub mfa_pending: bool,
     pub expires_at: i64,
     pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
@@ -415,8 +419,8 @@ pub async fn insert_session<'e, E: Executor<'e, Database = Any>>(
     now: i64,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO customer_sessions (id, id_hash, customer_id, csrf_token, method, created_at, last_seen_at, \
-         expires_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)",
+        "INSERT INTO customer_sessions (id, id_hash, customer_id, csrf_token, method, mfa_pending, created_at, \
+         last_seen_at, expires_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $10, $6, $6, $7, $8, $9)",
     )
     .bind(s.id)
     .bind(s.id_hash)
@@ -427,6 +431,7 @@ pub async fn insert_session<'e, E: Executor<'e, Database = Any>>(
     .bind(s.expires_at)
     .bind(s.ip)
     .bind(s.user_agent)
+    .bind(i64::from(s.mfa_pending))
     .execute(exec)
     .await?;
     Ok(())
@@ -900,4 +905,142 @@ pub async fn delete_customer_flows<'e, E: Executor<'e, Database = Any>>(
         .execute(exec)
         .await?;
     Ok(r.rows_affected())
+}
+
+/// Turn the passkey second factor on or off.
+pub async fn set_second_factor<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+    on: bool,
+    now: i64,
+) -> StoreResult<()> {
+    let r = sqlx::query("UPDATE customers SET second_factor = $1, updated_at = $2 WHERE id = $3")
+        .bind(i64::from(on))
+        .bind(now)
+        .bind(id)
+        .execute(exec)
+        .await?;
+    one(r.rows_affected())
+}
+
+// ---- passkeys ----
+
+/// A stored passkey (the credential as JSON, opaque here).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PasskeyRow {
+    pub id: i64,
+    pub customer_id: i64,
+    pub credential_id: String,
+    pub name: String,
+    pub passkey: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+const PASSKEY_COLUMNS: &str =
+    "id, customer_id, credential_id, name, passkey, created_at, last_used_at";
+
+/// Store a passkey; a credential already registered is a conflict.
+pub async fn insert_passkey<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    p: &PasskeyRow,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO customer_passkeys (id, customer_id, credential_id, name, passkey, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(p.id)
+    .bind(p.customer_id)
+    .bind(&p.credential_id)
+    .bind(&p.name)
+    .bind(&p.passkey)
+    .bind(p.created_at)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// A customer's passkeys, oldest first.
+pub async fn passkeys<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    customer_id: i64,
+) -> StoreResult<Vec<PasskeyRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {PASSKEY_COLUMNS} FROM customer_passkeys WHERE customer_id = $1 ORDER BY id"
+    ))
+    .bind(customer_id)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// A passkey by credential id.
+pub async fn find_passkey<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    credential_id: &str,
+) -> StoreResult<Option<PasskeyRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {PASSKEY_COLUMNS} FROM customer_passkeys WHERE credential_id = $1"
+    ))
+    .bind(credential_id)
+    .fetch_optional(exec)
+    .await?)
+}
+
+/// Store a passkey's updated state (signature counter, backup flags) after a sign-in.
+pub async fn update_passkey<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+    passkey: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE customer_passkeys SET passkey = $1, last_used_at = $2 WHERE id = $3")
+        .bind(passkey)
+        .bind(now)
+        .bind(id)
+        .execute(exec)
+        .await?;
+    Ok(())
+}
+
+/// Remove one of a customer's passkeys (NotFound when it is not theirs).
+pub async fn delete_passkey<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    customer_id: i64,
+    id: i64,
+) -> StoreResult<()> {
+    let r = sqlx::query("DELETE FROM customer_passkeys WHERE id = $1 AND customer_id = $2")
+        .bind(id)
+        .bind(customer_id)
+        .execute(exec)
+        .await?;
+    one(r.rows_affected())
+}
+
+/// Remove every passkey of a customer.
+pub async fn delete_passkeys<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    customer_id: i64,
+) -> StoreResult<u64> {
+    let r = sqlx::query("DELETE FROM customer_passkeys WHERE customer_id = $1")
+        .bind(customer_id)
+        .execute(exec)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// Complete a pending second factor: the session is fully signed in under a new token hash.
+pub async fn complete_second_factor<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    old_hash: &str,
+    new_hash: &str,
+    csrf_token: &str,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE customer_sessions SET id_hash = $1, csrf_token = $2, mfa_pending = 0 WHERE id_hash = $3 AND mfa_pending = 1",
+    )
+    .bind(new_hash)
+    .bind(csrf_token)
+    .bind(old_hash)
+    .execute(exec)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }

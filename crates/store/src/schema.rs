@@ -22,6 +22,7 @@ pub const TABLES: &[&str] = &[
     "job_schedules",
     "customers",
     "customer_identities",
+    "customer_passkeys",
     "customer_sessions",
     "login_codes",
     "invite_codes",

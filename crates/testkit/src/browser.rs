@@ -79,3 +79,84 @@ impl Browser {
         let _ = self.driver.wait();
     }
 }
+
+/// WebDriver's WebAuthn extension: add a virtual authenticator to the session.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = serde_json::json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// WebDriver's WebAuthn extension: the credentials an authenticator holds.
+#[derive(Debug)]
+struct GetCredentials(String);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for GetCredentials {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/authenticator/{}/credentials",
+            session_id.unwrap_or_default(),
+            self.0
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::GET, None)
+    }
+}
+
+impl Browser {
+    /// Give the browser a platform authenticator (CTAP2, resident keys, user verification, always
+    /// consenting) through WebDriver's WebAuthn extension; returns its id.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let v = self
+            .client
+            .issue_cmd(AddVirtualAuthenticator)
+            .await
+            .expect("add a virtual authenticator");
+        v.as_str()
+            .map(str::to_string)
+            .or_else(|| {
+                v.get("authenticatorId")
+                    .and_then(|x| x.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| panic!("unexpected answer: {v}"))
+    }
+
+    /// The credentials a virtual authenticator holds (WebDriver's JSON).
+    pub async fn authenticator_credentials(&self, id: &str) -> Vec<serde_json::Value> {
+        let v = self
+            .client
+            .issue_cmd(GetCredentials(id.to_string()))
+            .await
+            .expect("list credentials");
+        v.as_array().cloned().unwrap_or_default()
+    }
+}

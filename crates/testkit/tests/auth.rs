@@ -329,6 +329,8 @@ const GET_ROUTES: &[&str] = &[
     "/account/data",
     "/account/delete",
     "/account/wechat",
+    "/account/second-factor",
+    "/assets/passkeys.js",
     "/account/oauth/github/callback",
     "/account/oauth/github/callback?state=x&code=y",
     "/invite/ABCDEF",

@@ -85,3 +85,84 @@ async fn the_owner_sets_up_the_site_signs_out_and_signs_in_again_in_a_real_brows
     shot(b, "dashboard-en.png").await;
     browser.close().await;
 }
+
+/// Email-code sign-up with the code read from the captured mail, then a passkey registered and used
+/// to sign in (Chromium's virtual authenticator over WebDriver), then the passkey as a second step
+/// after an email code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_signs_up_by_email_code_then_signs_in_with_a_passkey() {
+    let app = yiren_testkit::TestApp::spawn(Engine::Sqlite).await;
+    // WebAuthn needs a domain as relying party: open the site as localhost, not 127.0.0.1.
+    let base = app.base.replace("127.0.0.1", "localhost");
+    let browser = Browser::start().await;
+    let b = &browser.client;
+    let email = "buyer@example.com";
+
+    b.goto(&format!("{base}/account/sign-in")).await.unwrap();
+    wait_for_text(b, "h1", "登录或注册").await;
+    fill(b, "email", email).await;
+    click(b, Locator::Id("send-code")).await;
+    wait_for_text(b, "h1", "输入验证码").await;
+    let code = yiren_testkit::code_in_mail(&app.wait_for_mail(email, 0).await);
+    fill(b, "code", &code).await;
+    shot(b, "customer-code.png").await;
+    click(b, Locator::Id("verify-code")).await;
+    wait_for_text(b, "#my-email", email).await;
+    wait_for_text(b, ".notice", "欢迎").await;
+
+    // Register a passkey from the security page.
+    let authenticator = browser.add_virtual_authenticator().await;
+    b.goto(&format!("{base}/account/security")).await.unwrap();
+    wait_for_text(b, "h1", "登录与安全").await;
+    b.find(Locator::Id("passkey-name"))
+        .await
+        .unwrap()
+        .send_keys("测试手机")
+        .await
+        .unwrap();
+    click(b, Locator::Id("add-passkey")).await;
+    wait_for_text(b, ".notice", "通行密钥已添加").await;
+    assert!(b.source().await.unwrap().contains("测试手机"));
+    let held = browser.authenticator_credentials(&authenticator).await;
+    assert_eq!(held.len(), 1, "one resident credential: {held:?}");
+    assert_eq!(held[0]["isResidentCredential"], true);
+    shot(b, "customer-passkey-added.png").await;
+
+    // Sign out, then sign in with the passkey alone (no email typed).
+    click(b, Locator::Id("customer-sign-out")).await;
+    wait_for_text(b, "h1", "登录或注册").await;
+    click(b, Locator::Id("passkey-sign-in")).await;
+    wait_for_text(b, "#my-email", email).await;
+    let id = yiren_store::customer::find_by_email(app.state.ctx.db.read(), email)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let sessions = yiren_core::customer::sessions(&app.state.ctx, id)
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].method, "passkey");
+    let keys = yiren_core::customer::passkey::list(&app.state.ctx, id)
+        .await
+        .unwrap();
+    assert!(keys[0].last_used_at.is_some());
+
+    // Two-step: require the passkey after other methods; an email code then only gets half-way.
+    b.goto(&format!("{base}/account/security")).await.unwrap();
+    click(b, Locator::Id("second-factor-on")).await;
+    wait_for_text(b, ".notice", "已保存").await;
+    click(b, Locator::Id("customer-sign-out")).await;
+    wait_for_text(b, "h1", "登录或注册").await;
+    fill(b, "email", email).await;
+    click(b, Locator::Id("send-code")).await;
+    wait_for_text(b, "h1", "输入验证码").await;
+    let code = yiren_testkit::code_in_mail(&app.wait_for_mail(email, 1).await);
+    fill(b, "code", &code).await;
+    click(b, Locator::Id("verify-code")).await;
+    wait_for_text(b, "h1", "确认是你本人").await;
+    shot(b, "customer-second-factor.png").await;
+    click(b, Locator::Id("second-factor")).await;
+    wait_for_text(b, "#my-email", email).await;
+    browser.close().await;
+}

@@ -252,9 +252,10 @@ both_engines! {
         let ext = yiren_core::customer::ExternalIdentity { provider: "github".into(), subject: "42".into(), verified_email: None, display: Some("a".into()) };
         yiren_core::customer::link_identity(&app.state.ctx, a, &ext).await.unwrap();
         let ident = yiren_core::customer::identities(&app.state.ctx, a).await.unwrap()[0].id;
+        let key = yiren_core::customer::passkey::add(&app.state.ctx, a, "c0ffee", "A's phone", "{}").await.unwrap();
         // B: 404 for A's objects, and nothing changes.
         let before = snapshot(&app).await;
-        for path in [format!("/account/sessions/{}/revoke", sessions[0].id), format!("/account/identities/{ident}/unlink")] {
+        for path in [format!("/account/sessions/{}/revoke", sessions[0].id), format!("/account/identities/{ident}/unlink"), format!("/account/passkeys/{key}/delete")] {
             let r = post(&app, &b, "/account", &path, &[]).await;
             assert_eq!(r.status(), 404, "{path}");
             // Anonymous: 401.

@@ -8,10 +8,13 @@ use axum::Router;
 use crate::AppState;
 
 const CSS: &str = include_str!("../assets/yiren.css");
+const PASSKEYS_JS: &str = include_str!("../assets/passkeys.js");
 
 /// Asset routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/assets/yiren.css", get(css))
+    Router::new()
+        .route("/assets/yiren.css", get(css))
+        .route("/assets/passkeys.js", get(passkeys_js))
 }
 
 async fn css() -> impl IntoResponse {
@@ -21,5 +24,15 @@ async fn css() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         CSS,
+    )
+}
+
+async fn passkeys_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        PASSKEYS_JS,
     )
 }

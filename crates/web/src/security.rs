@@ -142,6 +142,14 @@ pub async fn load_customer(
     if let Some(s) = &session {
         crate::locale::prefer(s.customer.locale);
     }
+    // Half signed in (a passkey second factor is due): not a session for anything but that step.
+    let session = match session {
+        Some(s) if s.mfa_pending => {
+            req.extensions_mut().insert(PendingSecondFactor(s));
+            None
+        }
+        s => s,
+    };
     req.extensions_mut().insert(MaybeCustomer(session));
     let mut resp = next.run(req).await;
     resp.headers_mut().insert(
@@ -150,6 +158,10 @@ pub async fn load_customer(
     );
     resp
 }
+
+/// A customer who signed in with a first factor and still owes their passkey.
+#[derive(Clone, Debug)]
+pub struct PendingSecondFactor(pub CustomerSession);
 
 /// A signed-in customer. Pages redirect to the customer sign-in; forms answer 401.
 pub struct CustomerAuth(pub CustomerSession);
@@ -170,7 +182,12 @@ impl<S: Send + Sync> FromRequestParts<S> for CustomerAuth {
                     .map(|p| p.as_str())
                     .unwrap_or("/account");
                 let q = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
-                Err(Redirect::to(&format!("/account/sign-in?{q}")).into_response())
+                let to = if parts.extensions.get::<PendingSecondFactor>().is_some() {
+                    "/account/second-factor"
+                } else {
+                    "/account/sign-in"
+                };
+                Err(Redirect::to(&format!("{to}?{q}")).into_response())
             }
             None => Err(error_page(
                 StatusCode::UNAUTHORIZED,

@@ -18,6 +18,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("error.html", include_str!("../templates/error.html")),
     ("setup.html", include_str!("../templates/setup.html")),
     (
+        "account/second_factor.html",
+        include_str!("../templates/account/second_factor.html"),
+    ),
+    (
         "account/nav.html",
         include_str!("../templates/account/nav.html"),
     ),

@@ -16,6 +16,7 @@
 //! Boundaries: `yiren-store::customer`; the password hasher and throttling of [`crate::auth`].
 
 pub mod code;
+pub mod passkey;
 pub mod settings;
 
 use serde::Serialize;
@@ -41,6 +42,8 @@ pub struct Customer {
     /// The invite code used to register, if any.
     pub joined_with_code: Option<String>,
     pub invited_by: Option<i64>,
+    /// A passkey is required after any other sign-in method.
+    pub second_factor: bool,
     pub disabled: bool,
     pub deleted: bool,
     pub created_at: i64,
@@ -59,6 +62,7 @@ impl From<CustomerRow> for Customer {
             has_password: r.password_hash.is_some(),
             joined_with_code: r.invite_code,
             invited_by: r.invited_by,
+            second_factor: r.second_factor != 0,
             disabled: r.disabled_at.is_some(),
             deleted: r.deleted_at.is_some(),
             created_at: r.created_at,
@@ -92,6 +96,8 @@ pub struct CustomerSession {
     pub csrf_token: String,
     /// When this session signed in (re-authentication checks use it).
     pub created_at: i64,
+    /// Signed in with a first factor only; a passkey must complete it before it counts.
+    pub mfa_pending: bool,
 }
 
 /// How a session was signed in (shown in the sessions list).
@@ -303,6 +309,10 @@ pub async fn start_session(
     let id_hash = hash_token(&token);
     let ua: Option<String> = user_agent.map(|u| u.chars().take(300).collect());
     let now = ctx.now();
+    // With the passkey second factor on, every other method only gets half-way.
+    let mfa_pending = method != "passkey"
+        && store::get(&mut **tx, customer_id).await?.second_factor != 0
+        && !store::passkeys(&mut **tx, customer_id).await?.is_empty();
     store::insert_session(
         &mut **tx,
         &store::NewSession {
@@ -311,6 +321,7 @@ pub async fn start_session(
             customer_id,
             csrf_token: &csrf,
             method,
+            mfa_pending,
             expires_at: now + ctx.auth.customer_absolute_timeout_ms,
             ip: Some(ip),
             user_agent: ua.as_deref(),
@@ -347,6 +358,7 @@ pub async fn session_from_token(ctx: &Ctx, token: &str) -> DomainResult<Option<C
         id_hash,
         csrf_token: row.csrf_token,
         created_at: row.created_at,
+        mfa_pending: row.mfa_pending != 0,
     }))
 }
 
@@ -726,7 +738,8 @@ pub async fn unlink_identity(ctx: &Ctx, customer_id: i64, identity_id: i64) -> D
     if !ids.iter().any(|i| i.id == identity_id) {
         return Err(DomainError::NotFound);
     }
-    let other_ways = (ids.len() - 1) + usize::from(c.email_verified_at.is_some());
+    let keys = store::passkeys(ctx.db.read(), customer_id).await?.len();
+    let other_ways = (ids.len() - 1) + keys + usize::from(c.email_verified_at.is_some());
     if other_ways == 0 {
         return Err(DomainError::Conflict {
             key: "identity.last_method",
@@ -753,6 +766,7 @@ pub async fn export(ctx: &Ctx, customer_id: i64) -> DomainResult<serde_json::Val
     )
     .await?
     .len();
+    let keys = passkey::list(ctx, customer_id).await?;
     let ts = |ms: i64| crate::clock::rfc3339(ms);
     Ok(serde_json::json!({
         "format": "yiren.customer-export.v1",
@@ -779,6 +793,10 @@ pub async fn export(ctx: &Ctx, customer_id: i64) -> DomainResult<serde_json::Val
             "method": s.method, "signed_in_at": ts(s.created_at), "last_seen_at": ts(s.last_seen_at),
             "ip": s.ip, "user_agent": s.user_agent,
         })).collect::<Vec<_>>(),
+        "passkeys": keys.iter().map(|k| serde_json::json!({
+            "name": k.name, "added_at": ts(k.created_at), "last_used_at": k.last_used_at.map(ts),
+        })).collect::<Vec<_>>(),
+        "second_factor": c.second_factor,
         "customers_invited": invited,
     }))
 }
@@ -794,6 +812,7 @@ pub async fn delete_account(ctx: &Ctx, customer_id: i64) -> DomainResult<()> {
     let mut tx = ctx.db.begin().await?;
     store::delete_sessions(&mut *tx, customer_id, None).await?;
     store::delete_identities(&mut *tx, customer_id).await?;
+    store::delete_passkeys(&mut *tx, customer_id).await?;
     store::revoke_customer_invites(&mut *tx, customer_id, now).await?;
     if let Some(e) = c.email.as_deref() {
         store::delete_codes(&mut *tx, Some(e), 0).await?;
@@ -805,6 +824,7 @@ pub async fn delete_account(ctx: &Ctx, customer_id: i64) -> DomainResult<()> {
         yiren_store::job::redact_mentioning(&mut *tx, &quoted, now).await?;
         yiren_store::throttle::delete_prefix(&mut *tx, &format!("cacct:{e}|")).await?;
     }
+    store::set_second_factor(&mut *tx, customer_id, false, now).await?;
     store::anonymise(&mut *tx, customer_id, now).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())

@@ -8,6 +8,7 @@
 
 mod oauth;
 mod pages;
+mod passkeys;
 mod wechat;
 
 use axum::http::StatusCode;
@@ -36,6 +37,14 @@ pub const FORM_ROUTES: &[&str] = &[
     "/account/oauth/{slug}/start",
     "/account/wechat/start",
     "/account/wechat/poll",
+    "/account/passkeys/register/start",
+    "/account/passkeys/register/finish",
+    "/account/passkeys/login/start",
+    "/account/passkeys/login/finish",
+    "/account/passkeys/{id}/delete",
+    "/account/passkeys/second-factor",
+    "/account/second-factor/start",
+    "/account/second-factor/finish",
 ];
 
 /// Customer routes.
@@ -75,6 +84,33 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/account/wechat/start", post(wechat::start))
         .route("/account/wechat/poll", post(wechat::poll))
         .route("/invite/{code}", get(pages::invite_link))
+        .route(
+            "/account/passkeys/register/start",
+            post(passkeys::register_start),
+        )
+        .route(
+            "/account/passkeys/register/finish",
+            post(passkeys::register_finish),
+        )
+        .route("/account/passkeys/login/start", post(passkeys::login_start))
+        .route(
+            "/account/passkeys/login/finish",
+            post(passkeys::login_finish),
+        )
+        .route("/account/passkeys/{id}/delete", post(passkeys::remove))
+        .route(
+            "/account/passkeys/second-factor",
+            post(passkeys::set_second_factor),
+        )
+        .route("/account/second-factor", get(passkeys::second_factor_page))
+        .route(
+            "/account/second-factor/start",
+            post(passkeys::second_factor_start),
+        )
+        .route(
+            "/account/second-factor/finish",
+            post(passkeys::second_factor_finish),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state,
             crate::security::load_customer,
@@ -97,6 +133,8 @@ const NOTICES: &[&str] = &[
     "account.signed_out",
     "account.deleted",
     "account.oauth_denied",
+    "account.passkey_added",
+    "account.passkey_removed",
 ];
 
 fn notice(key: Option<&str>) -> Option<&'static str> {

@@ -61,7 +61,7 @@ async fn render_sign_in(
     let base = page_ctx(state, "/account/sign-in", None, &csrf).await;
     let ctx = context! {
         next => next, email => email, error => error, notice => notice_text,
-        email_code => m.email_code, password => m.password, wechat => m.wechat.enabled,
+        email_code => m.email_code, password => m.password, wechat => m.wechat.enabled, passkey => m.passkey,
         providers => providers, invite_only => m.invite_only, invite => invite_from(&jar),
         ..base
     };
@@ -408,6 +408,10 @@ async fn render_security(
             return domain_error_page(e)
         }
     };
+    let keys = match customer::passkey::list(ctx_, s.customer.id).await {
+        Ok(k) => k,
+        Err(e) => return domain_error_page(e),
+    };
     let providers: Vec<Value> = m
         .providers
         .iter()
@@ -420,6 +424,7 @@ async fn render_security(
         me => Value::from_serialize(&c), identities => Value::from_serialize(&ids),
         sessions => Value::from_serialize(&sessions), current_session => s.id,
         providers => providers, wechat => m.wechat.enabled, reauth_ok => reauth_ok,
+        passkey_enabled => m.passkey, passkeys => Value::from_serialize(&keys),
         notice => notice_text, error => error, ..base
     };
     state.templates.render("account/security.html", ctx)
