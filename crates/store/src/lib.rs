@@ -19,6 +19,7 @@ pub mod engine;
 mod error;
 pub mod idempotency;
 pub mod job;
+pub mod oidc;
 pub mod schema;
 pub mod session;
 pub mod settings;

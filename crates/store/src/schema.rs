@@ -27,11 +27,22 @@ pub const TABLES: &[&str] = &[
     "login_codes",
     "invite_codes",
     "auth_flows",
+    "oidc_keys",
+    "oidc_clients",
+    "oidc_codes",
+    "oidc_tokens",
+    "oidc_consents",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,
-/// throttle counters): a database holding only these still counts as empty for restore.
-pub const HOUSEKEEPING: &[&str] = &["setup_tokens", "login_throttle", "job_schedules"];
+/// throttle counters, its first single sign-on signing key): a database holding only these still
+/// counts as empty for restore, which replaces them with the backup's.
+pub const HOUSEKEEPING: &[&str] = &[
+    "setup_tokens",
+    "login_throttle",
+    "job_schedules",
+    "oidc_keys",
+];
 
 /// How a column's values are carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -10,6 +10,7 @@ pub mod assets;
 pub mod error;
 pub mod locale;
 pub mod metrics;
+pub mod oidc;
 pub mod ops;
 pub mod security;
 pub mod setup;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(storefront::routes())
         .merge(setup::routes())
         .merge(account::routes(state.clone()))
+        .merge(oidc::routes(state.clone()))
         .merge(admin::routes(state.clone()))
         .nest("/api/v1", api::routes(state.clone()))
         .merge(ops::routes())

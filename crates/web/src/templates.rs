@@ -22,6 +22,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/account/second_factor.html"),
     ),
     (
+        "account/authorize.html",
+        include_str!("../templates/account/authorize.html"),
+    ),
+    (
+        "account/logout.html",
+        include_str!("../templates/account/logout.html"),
+    ),
+    (
         "account/nav.html",
         include_str!("../templates/account/nav.html"),
     ),
@@ -92,6 +100,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     (
         "admin/invites.html",
         include_str!("../templates/admin/invites.html"),
+    ),
+    (
+        "admin/apps.html",
+        include_str!("../templates/admin/apps.html"),
     ),
     (
         "admin/tokens.html",

@@ -2,7 +2,8 @@
 //!
 //! A backup is a gzip'd tar: `manifest.json` (format, schema version, source engine, time, row
 //! counts), `db/<table>.jsonl` (one JSON object per row, integers and strings only — the same on
-//! both engines) and `files/...`, `themes/...` from the data directory. The database part is read
+//! both engines), `files/...`, `themes/...` from the data directory, and `secret.key` (the server
+//! key: keep backups as private as the server itself). The database part is read
 //! inside one snapshot transaction, so a backup taken while the server runs is consistent.
 //! Restore needs an empty database (no rows but the bookkeeping a first start leaves: setup token,
 //! schedule times, throttle counters, which it replaces) and writes every row in one transaction,
@@ -104,6 +105,11 @@ pub async fn backup(config: &Config, db: &Db, out: &Path) -> anyhow::Result<Mani
     }
     let files = add_dir(&mut tar, &config.files_dir(), "files")?
         + add_dir(&mut tar, &config.themes_dir(), "themes")?;
+    // The server key decrypts what is stored encrypted (single sign-on signing keys): without it a
+    // restored site could not sign in to the owner's other apps.
+    if let Ok(key) = std::fs::read(config.key_file()) {
+        append_bytes(&mut tar, "secret.key", &key)?;
+    }
     let manifest = Manifest {
         format: FORMAT,
         yiren_version: env!("CARGO_PKG_VERSION").into(),
@@ -208,6 +214,10 @@ pub async fn restore(config: &Config, db: &Db, input: &Path) -> anyhow::Result<M
                 }
             }
             rows.insert(table.to_string(), list);
+        } else if name == "secret.key" {
+            let mut data = Vec::new();
+            e.read_to_end(&mut data)?;
+            files.push((path, data));
         } else if name.starts_with("files/") || name.starts_with("themes/") {
             if path
                 .components()
@@ -241,6 +251,11 @@ pub async fn restore(config: &Config, db: &Db, input: &Path) -> anyhow::Result<M
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(&dest, data)?;
+        #[cfg(unix)]
+        if rel.as_os_str() == "secret.key" {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))?;
+        }
     }
     Ok(manifest)
 }

@@ -81,6 +81,26 @@ pub fn registry(http: HttpClient, mail: mail::MailSend) -> Registry {
     r
 }
 
+/// The domain context for one-off commands: open and migrate the database, load the server key.
+pub async fn context(config: &Config, deps: Deps) -> anyhow::Result<Ctx> {
+    let db = open_db(config).await?;
+    db.migrate().await?;
+    context_with(config, db, deps)
+}
+
+fn context_with(config: &Config, db: Db, deps: Deps) -> anyhow::Result<Ctx> {
+    let keys = yiren_core::keys::Keys::load_or_create(&config.key_file(), &deps.rng)
+        .with_context(|| format!("cannot read or create {}", config.key_file().display()))?;
+    Ok(Ctx {
+        db,
+        clock: deps.clock,
+        rng: deps.rng,
+        hasher: Hasher::default(),
+        auth: AuthPolicy::default(),
+        keys,
+    })
+}
+
 impl App {
     /// Build the app exactly as `serve` runs it: open and migrate the database, bind listeners,
     /// prepare the worker, and issue a setup token when no owner exists.
@@ -97,16 +117,8 @@ impl App {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let keys = yiren_core::keys::Keys::load_or_create(&config.key_file(), &deps.rng)
-            .with_context(|| format!("cannot read or create {}", config.key_file().display()))?;
-        let ctx = Ctx {
-            db,
-            clock: deps.clock,
-            rng: deps.rng,
-            hasher: Hasher::default(),
-            auth: AuthPolicy::default(),
-            keys,
-        };
+        let ctx = context_with(config, db, deps)?;
+        yiren_core::oidc::ensure_key(&ctx).await?;
         let public_url = Some(config.server.public_url.clone()).filter(|u| !u.is_empty());
         let web = WebConfig {
             public_url: public_url.clone(),

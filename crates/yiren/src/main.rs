@@ -51,11 +51,23 @@ enum Command {
         /// Archive to read.
         file: PathBuf,
     },
+    /// Single sign-on (OpenID Connect provider) helpers.
+    Oidc {
+        #[command(subcommand)]
+        action: OidcAction,
+    },
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+#[derive(Subcommand)]
+enum OidcAction {
+    /// Make a new ID-token signing key the active one; earlier keys stay published in the JWKS so
+    /// tokens they signed still verify.
+    RotateKey,
 }
 
 #[derive(Subcommand)]
@@ -179,6 +191,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 m.files,
                 file.display(),
                 db.shown_url()
+            );
+            Ok(())
+        }
+        Command::Oidc {
+            action: OidcAction::RotateKey,
+        } => {
+            let ctx = yiren::context(&config, Deps::default()).await?;
+            let kid = yiren_core::oidc::rotate_key(&ctx).await?;
+            println!(
+                "new signing key {kid} is active; earlier keys stay published for verification"
             );
             Ok(())
         }

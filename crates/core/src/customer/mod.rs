@@ -402,13 +402,20 @@ pub async fn revoke_session(ctx: &Ctx, customer_id: i64, session_id: i64) -> Dom
         .map_err(store_err)
 }
 
-/// End every session of a customer but `keep` (a token hash).
+/// End every session of a customer but `keep` (a token hash). With nothing kept (the owner's
+/// "sign out everywhere"), the tokens the customer's apps hold through single sign-on end too.
 pub async fn sign_out_everywhere(
     ctx: &Ctx,
     customer_id: i64,
     keep: Option<&str>,
 ) -> DomainResult<u64> {
-    Ok(store::delete_sessions(ctx.db.write(), customer_id, keep).await?)
+    let mut tx = ctx.db.begin().await?;
+    let n = store::delete_sessions(&mut *tx, customer_id, keep).await?;
+    if keep.is_none() {
+        crate::oidc::revoke_customer(ctx, &mut tx, customer_id).await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(n)
 }
 
 /// Sign in with email and password. Unknown email, wrong password, no password set and disabled
@@ -544,6 +551,7 @@ pub async fn set_disabled(ctx: &Ctx, id: i64, disabled: bool) -> DomainResult<()
         .map_err(store_err)?;
     if disabled {
         store::delete_sessions(&mut *tx, id, None).await?;
+        crate::oidc::revoke_customer(ctx, &mut tx, id).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
@@ -813,6 +821,8 @@ pub async fn delete_account(ctx: &Ctx, customer_id: i64) -> DomainResult<()> {
     store::delete_sessions(&mut *tx, customer_id, None).await?;
     store::delete_identities(&mut *tx, customer_id).await?;
     store::delete_passkeys(&mut *tx, customer_id).await?;
+    crate::oidc::revoke_customer(ctx, &mut tx, customer_id).await?;
+    yiren_store::oidc::delete_customer_consents(&mut *tx, customer_id).await?;
     store::revoke_customer_invites(&mut *tx, customer_id, now).await?;
     if let Some(e) = c.email.as_deref() {
         store::delete_codes(&mut *tx, Some(e), 0).await?;

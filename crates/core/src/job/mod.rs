@@ -240,6 +240,9 @@ impl JobHandler for Cleanup {
             yiren_store::customer::delete_expired_flows(w, now)
                 .await
                 .map_err(err)?;
+            yiren_store::oidc::delete_expired(w, now)
+                .await
+                .map_err(err)?;
             store::delete_done_before(w, now - 7 * 24 * 3_600_000)
                 .await
                 .map_err(err)?;

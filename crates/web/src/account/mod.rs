@@ -146,7 +146,7 @@ fn notice(key: Option<&str>) -> Option<&'static str> {
 }
 
 /// The context of every customer page.
-async fn page_ctx(
+pub(crate) async fn page_ctx(
     state: &AppState,
     path: &str,
     session: Option<&CustomerSession>,

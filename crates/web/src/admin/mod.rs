@@ -1,6 +1,7 @@
 //! Admin pages: sign in and out, dashboard (health, job queue, dead jobs with retry), jobs, site
 //! settings, staff accounts, the signed-in account, API tokens. Server-rendered, no JavaScript.
 
+pub mod apps;
 pub mod customers;
 pub mod pages;
 
@@ -34,6 +35,11 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/sign-in-methods/providers/{slug}/delete",
     "/admin/invites",
     "/admin/invites/{code}/revoke",
+    "/admin/apps",
+    "/admin/apps/{id}",
+    "/admin/apps/{id}/secret",
+    "/admin/apps/{id}/disable",
+    "/admin/apps/{id}/enable",
 ];
 
 /// Admin routes.
@@ -95,6 +101,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/admin/invites/{code}/revoke",
             post(customers::revoke_invite),
         )
+        .route("/admin/apps", get(apps::page).post(apps::create))
+        .route("/admin/apps/{id}", post(apps::update))
+        .route("/admin/apps/{id}/secret", post(apps::rotate_secret))
+        .route("/admin/apps/{id}/disable", post(apps::disable))
+        .route("/admin/apps/{id}/enable", post(apps::enable))
         .layer(axum::middleware::from_fn_with_state(
             state,
             crate::security::load_session,
@@ -151,6 +162,8 @@ pub const NOTICES: &[&str] = &[
     "signin.provider_deleted",
     "invite.created",
     "invite.revoked",
+    "oidc.app_created",
+    "oidc.secret_rotated",
 ];
 
 /// Translate a notice key from the query, if it is one of [`NOTICES`].
