@@ -24,6 +24,11 @@ pub enum Message {
         /// Row id of the code.
         code_id: i64,
     },
+    /// A code confirming a new email address for an account.
+    ConfirmEmail {
+        /// Row id of the code.
+        code_id: i64,
+    },
 }
 
 /// A queued email.
@@ -88,36 +93,46 @@ fn escape_html(s: &str) -> String {
 pub async fn render(ctx: &Ctx, mail: &Outgoing) -> DomainResult<Option<Rendered>> {
     let site = crate::settings::load(ctx).await?;
     let l = mail.locale;
-    match &mail.message {
-        Message::LoginCode { code_id } => {
-            let Some(code) = crate::customer::code::code_for_mail(ctx, *code_id).await? else {
-                return Ok(None);
-            };
-            let minutes = (crate::customer::code::CODE_TTL_MS / 60_000).to_string();
-            let args = [
-                ("site", site.name.as_str()),
-                ("code", code.as_str()),
-                ("minutes", minutes.as_str()),
-            ];
-            let subject = l.tf("mail.code_subject", &args);
-            let body = l.tf("mail.code_body", &args);
-            let ignore = l.tf("mail.code_ignore", &args);
-            let text = format!("{body}\n\n    {code}\n\n{ignore}\n");
-            let html = format!(
-                "<!doctype html><html lang=\"{}\"><body><p>{}</p><p style=\"font-size:28px;letter-spacing:6px\"><strong>{}</strong></p><p>{}</p></body></html>",
-                l.tag(),
-                escape_html(&body),
-                escape_html(&code),
-                escape_html(&ignore)
-            );
-            Ok(Some(Rendered {
-                to: mail.to.clone(),
-                subject,
-                text,
-                html,
-            }))
-        }
-    }
+    let (code_id, keys) = match &mail.message {
+        Message::LoginCode { code_id } => (
+            *code_id,
+            ["mail.code_subject", "mail.code_body", "mail.code_ignore"],
+        ),
+        Message::ConfirmEmail { code_id } => (
+            *code_id,
+            [
+                "mail.confirm_subject",
+                "mail.confirm_body",
+                "mail.confirm_ignore",
+            ],
+        ),
+    };
+    let Some(code) = crate::customer::code::code_for_mail(ctx, code_id).await? else {
+        return Ok(None);
+    };
+    let minutes = (crate::customer::code::CODE_TTL_MS / 60_000).to_string();
+    let args = [
+        ("site", site.name.as_str()),
+        ("code", code.as_str()),
+        ("minutes", minutes.as_str()),
+    ];
+    let subject = l.tf(keys[0], &args);
+    let body = l.tf(keys[1], &args);
+    let ignore = l.tf(keys[2], &args);
+    let text = format!("{body}\n\n    {code}\n\n{ignore}\n");
+    let html = format!(
+        "<!doctype html><html lang=\"{}\"><body><p>{}</p><p style=\"font-size:28px;letter-spacing:6px\"><strong>{}</strong></p><p>{}</p></body></html>",
+        l.tag(),
+        escape_html(&body),
+        escape_html(&code),
+        escape_html(&ignore)
+    );
+    Ok(Some(Rendered {
+        to: mail.to.clone(),
+        subject,
+        text,
+        html,
+    }))
 }
 
 #[cfg(test)]

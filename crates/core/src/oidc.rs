@@ -120,12 +120,13 @@ pub async fn rotate_key(ctx: &Ctx) -> DomainResult<String> {
     Ok(kid)
 }
 
-/// Create the first signing key if there is none.
+/// Create the first signing key if there is none, and check the active one can be used (it cannot
+/// when `secret.key` is not the one it was encrypted with: better to say so at start).
 pub async fn ensure_key(ctx: &Ctx) -> DomainResult<()> {
     if store::keys(ctx.db.read()).await?.is_empty() {
         rotate_key(ctx).await?;
     }
-    Ok(())
+    signer(ctx).await.map(|_| ())
 }
 
 /// The published keys (`{"keys": [...]}`), active first.
@@ -139,7 +140,6 @@ pub async fn jwks(ctx: &Ctx) -> DomainResult<serde_json::Value> {
 }
 
 async fn signer(ctx: &Ctx) -> DomainResult<(String, jsonwebtoken::EncodingKey)> {
-    ensure_key(ctx).await?;
     let keys = store::keys(ctx.db.read()).await?;
     let active = keys
         .iter()

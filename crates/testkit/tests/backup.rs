@@ -61,6 +61,11 @@ async fn populate(app: &TestApp) {
         .unwrap();
     }
     tx.commit().await.unwrap();
+    // The user pool and single sign-on: a customer and a client app.
+    app.customer("customer@example.com").await;
+    yiren_core::oidc::create_client(ctx, "App", "https://app.example/cb", "", true)
+        .await
+        .unwrap();
     std::fs::create_dir_all(app.db.dir().join("files/products")).unwrap();
     std::fs::write(app.db.dir().join("files/products/a.bin"), [0u8, 1, 2, 255]).unwrap();
     std::fs::create_dir_all(app.db.dir().join("themes")).unwrap();
@@ -86,7 +91,7 @@ both_engines! {
         let first = work.path().join("first.tar.gz");
         // Online: the server is running while the backup is taken.
         let m = backup::backup(&app.config, &app.state.ctx.db, &first).await.unwrap();
-        assert_eq!((m.tables["staff"], m.tables["jobs"], m.files), (2, 5, 2));
+        assert_eq!((m.tables["staff"], m.tables["jobs"], m.tables["customers"], m.files), (2, 6, 1, 2), "5 test jobs and the customer's code mail");
         let source = contents(&first);
         drop(app);
 
@@ -107,6 +112,11 @@ both_engines! {
         assert_eq!(app2.sign_in(&c, "owner@example.com", "a long owner passphrase").await.status(), 303);
         let home = c.get(app2.url("/")).send().await.unwrap().text().await.unwrap();
         assert!(home.contains("MY THEME"));
+        // The server key came along: the single sign-on signing key still decrypts (the start
+        // checks it) and the published key is the same.
+        assert!(source.contains_key("secret.key"));
+        let jwks: serde_json::Value = c.get(app2.url("/oauth/jwks.json")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     }
 
     async fn restore_refuses_a_database_that_is_not_empty(engine: Engine) {

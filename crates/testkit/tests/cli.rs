@@ -109,6 +109,23 @@ fn migrate_backup_and_restore_work_from_the_command_line() {
 }
 
 both_engines! {
+    async fn oidc_rotate_key_adds_a_key_and_keeps_the_old_one_published(engine: Engine) {
+        let t = TestDb::new(engine).await;
+        let db_args: Vec<&str> = if t.url.is_empty() { vec![] } else { vec!["--database-url", t.url.as_str()] };
+        for _ in 0..2 {
+            let out = yiren(t.dir()).args(&db_args).args(["oidc", "rotate-key"]).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(String::from_utf8_lossy(&out.stdout).contains("new signing key"));
+        }
+        let url = if t.url.is_empty() { format!("sqlite://{}/yiren.db", t.dir().display()) } else { t.url.clone() };
+        let db = yiren_store::Db::connect(&url, &Default::default()).await.unwrap();
+        let keys = yiren_store::oidc::keys(db.read()).await.unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys.iter().filter(|k| k.retired_at.is_none()).count(), 1, "one active key");
+        assert!(!keys[0].private_key.contains("PRIVATE KEY"), "private keys are stored encrypted");
+        db.close().await;
+    }
+
     async fn sigterm_finishes_in_flight_work_and_exits_cleanly(engine: Engine) {
         let t = TestDb::new(engine).await;
         let server = Server::start(t.dir(), &t.url, &[]);

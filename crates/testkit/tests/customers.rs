@@ -253,9 +253,17 @@ both_engines! {
         yiren_core::customer::link_identity(&app.state.ctx, a, &ext).await.unwrap();
         let ident = yiren_core::customer::identities(&app.state.ctx, a).await.unwrap()[0].id;
         let key = yiren_core::customer::passkey::add(&app.state.ctx, a, "c0ffee", "A's phone", "{}").await.unwrap();
-        // B: 404 for A's objects, and nothing changes.
+        // B: 404 for A's objects, and nothing changes. Every customer route with an object id is in
+        // this matrix: a new one without a row fails here.
+        let objects = [("/account/sessions/{id}/", sessions[0].id), ("/account/identities/{id}/", ident), ("/account/passkeys/{id}/", key)];
+        let routes: Vec<&str> = yiren_web::account::FORM_ROUTES.iter().copied().filter(|r| r.contains("{id}")).collect();
+        let mut paths = Vec::new();
+        for r in &routes {
+            let (_, id) = objects.iter().find(|(prefix, _)| r.starts_with(prefix)).unwrap_or_else(|| panic!("{r} has no row in the IDOR matrix"));
+            paths.push(r.replace("{id}", &id.to_string()));
+        }
         let before = snapshot(&app).await;
-        for path in [format!("/account/sessions/{}/revoke", sessions[0].id), format!("/account/identities/{ident}/unlink"), format!("/account/passkeys/{key}/delete")] {
+        for path in paths {
             let r = post(&app, &b, "/account", &path, &[]).await;
             assert_eq!(r.status(), 404, "{path}");
             // Anonymous: 401.
@@ -459,5 +467,116 @@ both_engines! {
         // A customer session is not an API credential.
         let c = app.customer("shopper@example.com").await;
         assert_eq!(c.get(app.url("/api/v1/customers")).send().await.unwrap().status(), 401);
+    }
+
+    async fn customers_change_their_email_by_confirming_the_new_address(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        app.customer("taken@example.com").await;
+        let c = app.customer("old@example.com").await;
+        let seen = app.mails_to("new@example.com").len();
+        let r = post(&app, &c, "/account", "/account/email", &[("email", "New@Example.com")]).await;
+        assert_eq!(r.status(), 200);
+        let code = yiren_testkit::code_in_mail(&app.wait_for_mail("new@example.com", seen).await);
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        assert_eq!(post(&app, &c, "/account", "/account/email/verify", &[("email", "new@example.com"), ("code", wrong)]).await.status(), 422);
+        let r = post(&app, &c, "/account", "/account/email/verify", &[("email", "new@example.com"), ("code", &code)]).await;
+        assert_eq!(r.status(), 303);
+        let page = c.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("new@example.com"));
+        // The new address signs in; the old one is free (a new account would be created).
+        app.customer("new@example.com").await;
+        assert_eq!(yiren_core::customer::count(&app.state.ctx).await.unwrap(), 2);
+        // An address another account holds is never moved: confirmed or not, it is refused.
+        let seen = app.mails_to("taken@example.com").len();
+        post(&app, &c, "/account", "/account/email", &[("email", "taken@example.com")]).await;
+        let code = yiren_testkit::code_in_mail(&app.wait_for_mail("taken@example.com", seen).await);
+        let r = post(&app, &c, "/account", "/account/email/verify", &[("email", "taken@example.com"), ("code", &code)]).await;
+        assert_eq!(r.status(), 409);
+        // A code sent for sign-in cannot confirm an email change (another binding).
+        let other = app.client();
+        let code = app.request_code(&other, "third@example.com").await;
+        let r = post(&app, &c, "/account", "/account/email/verify", &[("email", "third@example.com"), ("code", &code)]).await;
+        assert_eq!(r.status(), 422);
+        // Re-authentication: a session older than 15 minutes must sign in again first.
+        app.clock.advance(16 * 60_000);
+        let r = post(&app, &c, "/account", "/account/email", &[("email", "later@example.com")]).await;
+        assert_eq!(r.status(), 422);
+        assert!(app.mails_to("later@example.com").is_empty());
+    }
+
+    async fn password_guessing_is_throttled_without_locking_the_customer_out(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let owner_of_account = app.customer("victim@example.com").await;
+        post(&app, &owner_of_account, "/account/security", "/account/password", &[("new_password", "the victim's own passphrase")]).await;
+        let attacker = app.client_from("127.0.0.2");
+        let mut statuses = Vec::new();
+        for _ in 0..50 {
+            let r = post(&app, &attacker, "/account/sign-in", "/account/sign-in", &[("email", "victim@example.com"), ("password", "guess guess guess")]).await;
+            statuses.push(r.status().as_u16());
+        }
+        assert!(statuses[..5].iter().all(|s| *s == 401), "{statuses:?}");
+        assert!(statuses[5..].iter().all(|s| *s == 429), "429 from attempt 6: {statuses:?}");
+        // The real customer, elsewhere, still signs in.
+        let victim = app.client_from("127.0.0.3");
+        let r = post(&app, &victim, "/account/sign-in", "/account/sign-in", &[("email", "victim@example.com"), ("password", "the victim's own passphrase")]).await;
+        assert_eq!(r.status(), 303);
+        // Spraying many accounts from one address is throttled per IP.
+        let sprayer = app.client_from("127.0.0.4");
+        let mut last = 0;
+        for i in 0..30 {
+            let email = format!("user{i}@example.com");
+            last = post(&app, &sprayer, "/account/sign-in", "/account/sign-in", &[("email", email.as_str()), ("password", "guess guess guess")]).await.status().as_u16();
+        }
+        assert_eq!(last, 429);
+    }
+
+    async fn sessions_have_an_absolute_lifetime_and_https_cookies_are_host_bound(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let c = app.customer("long@example.com").await;
+        // Active every 13 days: the idle timeout never fires, the 90-day lifetime does.
+        for _ in 0..6 {
+            app.clock.advance(13 * 24 * 3_600_000);
+            assert_eq!(c.get(app.url("/account")).send().await.unwrap().status(), 200);
+        }
+        app.clock.advance(13 * 24 * 3_600_000);
+        assert_eq!(c.get(app.url("/account")).send().await.unwrap().status(), 303, "91 days after sign-in");
+    }
+}
+
+both_engines! {
+    async fn over_https_the_customer_cookie_is_host_prefixed_and_secure(engine: Engine) {
+        let app = TestApp::spawn_with(engine, |c| c.server.public_url = "https://shop.example.com".into()).await;
+        let c = app.client();
+        let code = app.request_code(&c, "tls@example.com").await;
+        let csrf = app.csrf(&c, "/account/verify").await;
+        let r = c.post(app.url("/account/verify")).form(&[("_csrf", csrf.as_str()), ("email", "tls@example.com"), ("code", code.as_str())]).send().await.unwrap();
+        let cookie = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).find(|v| v.starts_with("__Host-yiren_sid=")).expect("host-prefixed session cookie");
+        assert!(cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    }
+
+    async fn the_owner_switches_sign_in_methods_off_and_on(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let owner = app.setup_owner(OWNER, PW).await;
+        let c = app.customer("on@example.com").await;
+        post(&app, &c, "/account/security", "/account/password", &[("new_password", "customer passphrase 1")]).await;
+        // Everything off but passkeys.
+        let r = post(&app, &owner, "/admin/sign-in-methods", "/admin/sign-in-methods", &[("passkey", "1")]).await;
+        assert_eq!(r.status(), 303);
+        let page = app.client().get(app.url("/account/sign-in")).send().await.unwrap().text().await.unwrap();
+        assert!(!page.contains("id=\"send-code\"") && !page.contains("id=\"password-sign-in\"") && page.contains("passkey-sign-in"));
+        let anon = app.client();
+        let r = post(&app, &anon, "/account/verify", "/account/code", &[("email", "on@example.com")]).await;
+        assert_eq!(r.status(), 403);
+        let r = post(&app, &anon, "/account/verify", "/account/sign-in", &[("email", "on@example.com"), ("password", "customer passphrase 1")]).await;
+        assert_eq!(r.status(), 403);
+        assert_eq!(app.mails_to("on@example.com").len(), 1, "no mail sent while the method is off");
+        // Passkeys off too: the passkey endpoints refuse.
+        post(&app, &owner, "/admin/sign-in-methods", "/admin/sign-in-methods", &[]).await;
+        let r = post(&app, &anon, "/account/verify", "/account/passkeys/login/start", &[]).await;
+        assert_eq!(r.status(), 403);
+        // Back on.
+        post(&app, &owner, "/admin/sign-in-methods", "/admin/sign-in-methods", &[("email_code", "1"), ("password", "1")]).await;
+        let r = post(&app, &anon, "/account/verify", "/account/sign-in", &[("email", "on@example.com"), ("password", "customer passphrase 1")]).await;
+        assert_eq!(r.status(), 303);
     }
 }

@@ -247,6 +247,36 @@ both_engines! {
     }
 }
 
+both_engines! {
+    async fn a_plain_oauth2_provider_with_explicit_endpoints_works_too(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let fake = FakeOAuth::start().await;
+        let owner = app.setup_owner(OWNER, PW).await;
+        let csrf = app.csrf(&owner, "/admin/sign-in-methods").await;
+        let form = [
+            ("_csrf", csrf.as_str()), ("kind", "oauth2"), ("slug", "linuxdo"), ("name", "Linux.do"),
+            ("client_id", &fake.client_id), ("client_secret", &fake.client_secret),
+            ("authorize_url", &format!("{}/authorize", fake.base)), ("token_url", &format!("{}/token", fake.base)),
+            ("userinfo_url", &format!("{}/userinfo", fake.base)), ("scopes", "user"),
+        ];
+        assert_eq!(owner.post(app.url("/admin/sign-in-methods/providers")).form(&form).send().await.unwrap().status(), 303);
+        // Incomplete providers are refused with a message.
+        let bad = [("_csrf", csrf.as_str()), ("kind", "oauth2"), ("slug", "half"), ("name", "Half"), ("client_id", "x")];
+        assert_eq!(owner.post(app.url("/admin/sign-in-methods/providers")).form(&bad).send().await.unwrap().status(), 422);
+        fake.set_person(person("ld-7", Some("ld@example.com"), true));
+        let c = app.client();
+        let (r, _) = sign_in_with(&app, &c, "linuxdo", false).await;
+        assert_eq!(location(&r), "/account?notice=account.welcome");
+        assert!(customer_by_email(&app, "ld@example.com").await.is_some());
+        // Turning the provider off (deleting it) closes that door.
+        let csrf = app.csrf(&owner, "/admin/sign-in-methods").await;
+        assert_eq!(owner.post(app.url("/admin/sign-in-methods/providers/linuxdo/delete")).form(&[("_csrf", csrf.as_str())]).send().await.unwrap().status(), 303);
+        let c = app.client();
+        let csrf = app.csrf(&c, "/account/sign-in").await;
+        assert_eq!(c.post(app.url("/account/oauth/linuxdo/start")).form(&[("_csrf", csrf.as_str())]).send().await.unwrap().status(), 404);
+    }
+}
+
 async fn sign_in_with_denied(app: &TestApp, c: &reqwest::Client) -> (reqwest::Response, String) {
     let csrf = app.csrf(c, "/account/sign-in").await;
     let r = c

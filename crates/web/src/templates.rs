@@ -30,6 +30,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/account/logout.html"),
     ),
     (
+        "account/email.html",
+        include_str!("../templates/account/email.html"),
+    ),
+    (
         "account/nav.html",
         include_str!("../templates/account/nav.html"),
     ),

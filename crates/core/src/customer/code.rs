@@ -50,13 +50,28 @@ pub async fn send_code(
         return Err(DomainError::Forbidden);
     }
     let email = parse_email(email)?;
+    issue(ctx, &email, binding, ip, locale, |code_id| {
+        Message::LoginCode { code_id }
+    })
+    .await
+}
+
+/// Store a code for (`email`, `binding`) within the send limits and queue its mail.
+async fn issue(
+    ctx: &Ctx,
+    email: &str,
+    binding: &str,
+    ip: &str,
+    locale: Locale,
+    message: impl Fn(i64) -> Message,
+) -> DomainResult<()> {
     let now = ctx.now();
     let binding_hash = crate::id::hash_token(binding);
     ctx.db
         .retrying(|| async {
             let mut tx = ctx.db.begin().await?;
             let (by_email, by_ip) =
-                store::codes_sent_since(&mut tx, &email, ip, now - 3_600_000).await?;
+                store::codes_sent_since(&mut tx, email, ip, now - 3_600_000).await?;
             if by_email >= MAX_PER_ADDRESS_PER_HOUR || by_ip >= MAX_PER_IP_PER_HOUR {
                 return Ok(Err(DomainError::Throttled {
                     retry_after_secs: 3600,
@@ -67,7 +82,7 @@ pub async fn send_code(
             store::insert_code(
                 &mut *tx,
                 id,
-                &email,
+                email,
                 &check_mac(ctx, id, &code),
                 &binding_hash,
                 ip,
@@ -76,17 +91,96 @@ pub async fn send_code(
             )
             .await?;
             let out = Outgoing {
-                to: email.clone(),
+                to: email.to_string(),
                 locale,
-                message: Message::LoginCode { code_id: id },
+                message: message(id),
             };
-            if let Err(e) = mail::enqueue(ctx, &mut tx, format!("login_code:{id}"), &out).await {
+            if let Err(e) = mail::enqueue(ctx, &mut tx, format!("code:{id}"), &out).await {
                 return Ok(Err(e));
             }
             tx.commit().await?;
             Ok(Ok(()))
         })
         .await?
+}
+
+/// Check a code typed for (`email`, `binding`): not expired, tries left (this one counted first,
+/// in its own statement, so it sticks even when wrong and concurrent guesses cannot exceed the
+/// limit), and the right digits. The row is returned unused: the caller marks it used in the
+/// transaction that acts on it.
+async fn check(ctx: &Ctx, email: &str, code: &str, binding: &str) -> DomainResult<store::CodeRow> {
+    let invalid = || DomainError::invalid("code", "code.invalid");
+    let row = store::latest_code(ctx.db.read(), email, &crate::id::hash_token(binding))
+        .await?
+        .ok_or_else(invalid)?;
+    if row.expires_at <= ctx.now() {
+        return Err(invalid());
+    }
+    if !store::add_code_attempt(ctx.db.write(), row.id, MAX_TRIES).await? {
+        return Err(invalid());
+    }
+    if !ctx.keys.verify(
+        "otp-check",
+        &[&row.id.to_string(), code.trim()],
+        &row.code_hash,
+    ) {
+        return Err(invalid());
+    }
+    Ok(row)
+}
+
+fn email_binding(s: &super::CustomerSession) -> String {
+    format!("email-change:{}", s.id_hash)
+}
+
+/// Start adding or changing the signed-in customer's email: a code goes to the new address. Needs
+/// a recent sign-in (re-authentication before an email change).
+pub async fn start_email_change(
+    ctx: &Ctx,
+    s: &super::CustomerSession,
+    email: &str,
+    ip: &str,
+    locale: Locale,
+) -> DomainResult<String> {
+    if ctx.now() - s.created_at > super::REAUTH_WINDOW_MS {
+        return Err(DomainError::invalid("email", "customer.reauth_email"));
+    }
+    let email = parse_email(email)?;
+    if s.customer.email.as_deref() == Some(email.as_str()) && s.customer.email_verified {
+        return Err(DomainError::invalid("email", "customer.email_same"));
+    }
+    issue(ctx, &email, &email_binding(s), ip, locale, |code_id| {
+        Message::ConfirmEmail { code_id }
+    })
+    .await?;
+    Ok(email)
+}
+
+/// Finish an email change with the code sent to the new address. An address that belongs to
+/// another account is refused (never moved).
+pub async fn confirm_email_change(
+    ctx: &Ctx,
+    s: &super::CustomerSession,
+    email: &str,
+    code: &str,
+) -> DomainResult<()> {
+    let email = parse_email(email).map_err(|_| DomainError::invalid("code", "code.invalid"))?;
+    let row = check(ctx, &email, code, &email_binding(s)).await?;
+    let now = ctx.now();
+    let mut tx = ctx.db.begin().await?;
+    if !store::use_code(&mut *tx, row.id, now).await? {
+        return Err(DomainError::invalid("code", "code.invalid"));
+    }
+    store::set_verified_email(&mut *tx, s.customer.id, &email, now)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => DomainError::Conflict {
+                key: "customer.email_taken",
+            },
+            e => e.into(),
+        })?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
 }
 
 /// The code to put in the email for code row `id`; None when it is used or expired (nothing to send).
@@ -124,26 +218,8 @@ pub async fn verify_code(
 ) -> DomainResult<Verified> {
     let invalid = || DomainError::invalid("code", "code.invalid");
     let email = parse_email(email).map_err(|_| invalid())?;
-    let code = code.trim();
+    let row = check(ctx, &email, code, binding).await?;
     let now = ctx.now();
-    let binding_hash = crate::id::hash_token(binding);
-    let row = store::latest_code(ctx.db.read(), &email, &binding_hash)
-        .await?
-        .ok_or_else(invalid)?;
-    if row.expires_at <= now {
-        return Err(invalid());
-    }
-    // Count the try first, in its own statement, so it sticks even when the code is wrong and
-    // concurrent guesses cannot exceed the limit together.
-    if !store::add_code_attempt(ctx.db.write(), row.id, MAX_TRIES).await? {
-        return Err(invalid());
-    }
-    if !ctx
-        .keys
-        .verify("otp-check", &[&row.id.to_string(), code], &row.code_hash)
-    {
-        return Err(invalid());
-    }
     let existing = store::find_by_email(ctx.db.read(), &email).await?;
     let invite_row = match &existing {
         Some(_) => None,

@@ -471,6 +471,15 @@ pub async fn sign_in_password(
 /// How recently a session must have signed in to change a password without the current one.
 pub const REAUTH_WINDOW_MS: i64 = 15 * 60_000;
 
+/// Re-authentication for sensitive changes (email, second factor, passkeys): the session must
+/// have signed in within [`REAUTH_WINDOW_MS`].
+pub fn require_recent_sign_in(ctx: &Ctx, s: &CustomerSession) -> DomainResult<()> {
+    if ctx.now() - s.created_at > REAUTH_WINDOW_MS {
+        return Err(DomainError::invalid("session", "customer.reauth_sensitive"));
+    }
+    Ok(())
+}
+
 /// Set or change the password. With a password already set, the current one is required; without
 /// one, the session must have signed in within [`REAUTH_WINDOW_MS`]. Every other session ends.
 pub async fn set_password(

@@ -29,6 +29,8 @@ pub const FORM_ROUTES: &[&str] = &[
     "/account/sign-in",
     "/account/sign-out",
     "/account/profile",
+    "/account/email",
+    "/account/email/verify",
     "/account/password",
     "/account/sessions/{id}/revoke",
     "/account/sessions/revoke-others",
@@ -62,6 +64,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/account/sign-out", post(pages::sign_out))
         .route("/account/profile", post(pages::save_profile))
+        .route("/account/email", post(pages::start_email_change))
+        .route("/account/email/verify", post(pages::confirm_email_change))
         .route("/account/security", get(pages::security_page))
         .route("/account/password", post(pages::set_password))
         .route("/account/sessions/{id}/revoke", post(pages::revoke_session))
@@ -134,6 +138,7 @@ const NOTICES: &[&str] = &[
     "account.deleted",
     "account.oauth_denied",
     "account.passkey_added",
+    "account.email_changed",
     "account.passkey_removed",
 ];
 

@@ -596,3 +596,65 @@ pub async fn invite_link(
     let jar = jar.add(invite_cookie(&state, &code));
     (jar, Redirect::to("/account/sign-in")).into_response()
 }
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    email: String,
+}
+
+async fn render_email_confirm(
+    state: &AppState,
+    s: &CustomerSession,
+    email: &str,
+    error: Option<String>,
+) -> Response {
+    let base = page_ctx(state, "/account/email", Some(s), &s.csrf_token).await;
+    let ctx =
+        context! { email => email, error => error, minutes => code::CODE_TTL_MS / 60_000, ..base };
+    state.templates.render("account/email.html", ctx)
+}
+
+/// Add or change the email: send a code to the new address (needs a recent sign-in).
+pub async fn start_email_change(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    CustomerAuth(s): CustomerAuth,
+    CsrfForm(f): CsrfForm<EmailForm>,
+) -> Response {
+    let locale = crate::locale::current();
+    match code::start_email_change(&state.ctx, &s, &f.email, &ip.to_string(), locale).await {
+        Ok(email) => render_email_confirm(&state, &s, &email, None).await,
+        Err(e) => match refusal(&e) {
+            Some((status, msg, retry)) => with_status(
+                status,
+                retry,
+                render_profile(&state, &s, None, Some(msg)).await,
+            ),
+            None => domain_error_page(e),
+        },
+    }
+}
+
+#[derive(Deserialize)]
+pub struct EmailCodeForm {
+    email: String,
+    code: String,
+}
+
+pub async fn confirm_email_change(
+    State(state): State<AppState>,
+    CustomerAuth(s): CustomerAuth,
+    CsrfForm(f): CsrfForm<EmailCodeForm>,
+) -> Response {
+    match code::confirm_email_change(&state.ctx, &s, &f.email, &f.code).await {
+        Ok(()) => Redirect::to("/account?notice=account.email_changed").into_response(),
+        Err(e) => match refusal(&e) {
+            Some((status, msg, retry)) => with_status(
+                status,
+                retry,
+                render_email_confirm(&state, &s, &f.email, Some(msg)).await,
+            ),
+            None => domain_error_page(e),
+        },
+    }
+}

@@ -136,6 +136,9 @@ pub async fn register_start(
     if let Err(r) = enabled(&state).await {
         return r;
     }
+    if let Err(e) = customer::require_recent_sign_in(&state.ctx, &s) {
+        return from_domain(e);
+    }
     let wa = match webauthn(&state, &headers).await {
         Ok(w) => w,
         Err(r) => return r,
@@ -485,7 +488,11 @@ pub async fn remove(
     Path(id): Path<i64>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Response {
-    match passkey::remove(&state.ctx, s.customer.id, id).await {
+    let result = match customer::require_recent_sign_in(&state.ctx, &s) {
+        Ok(()) => passkey::remove(&state.ctx, s.customer.id, id).await,
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(()) => Redirect::to("/account/security?notice=account.passkey_removed").into_response(),
         Err(DomainError::Conflict { key }) => {
             crate::templates::error_page(StatusCode::CONFLICT, key)
@@ -506,7 +513,11 @@ pub async fn set_second_factor(
     CsrfForm(f): CsrfForm<SecondFactorForm>,
 ) -> Response {
     let on = f.on.as_deref() == Some("1");
-    match passkey::set_second_factor(&state.ctx, s.customer.id, on).await {
+    let result = match customer::require_recent_sign_in(&state.ctx, &s) {
+        Ok(()) => passkey::set_second_factor(&state.ctx, s.customer.id, on).await,
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(()) => Redirect::to("/account/security?notice=account.saved").into_response(),
         Err(DomainError::Invalid { key, .. }) => {
             crate::templates::error_page(StatusCode::UNPROCESSABLE_ENTITY, key)
