@@ -350,32 +350,6 @@ pub async fn identities<'e, E: Executor<'e, Database = Any>>(
     .await?)
 }
 
-/// Unlink one of a customer's identities (NotFound when it is not theirs).
-pub async fn delete_identity<'e, E: Executor<'e, Database = Any>>(
-    exec: E,
-    customer_id: i64,
-    id: i64,
-) -> StoreResult<()> {
-    let r = sqlx::query("DELETE FROM customer_identities WHERE id = $1 AND customer_id = $2")
-        .bind(id)
-        .bind(customer_id)
-        .execute(exec)
-        .await?;
-    one(r.rows_affected())
-}
-
-/// Unlink every identity of a customer.
-pub async fn delete_identities<'e, E: Executor<'e, Database = Any>>(
-    exec: E,
-    customer_id: i64,
-) -> StoreResult<u64> {
-    let r = sqlx::query("DELETE FROM customer_identities WHERE customer_id = $1")
-        .bind(customer_id)
-        .execute(exec)
-        .await?;
-    Ok(r.rows_affected())
-}
-
 // ---- sessions ----
 
 /// A customer session.
@@ -487,20 +461,6 @@ pub async fn delete_session<'e, E: Executor<'e, Database = Any>>(
         .execute(exec)
         .await?;
     Ok(())
-}
-
-/// End one of a customer's sessions by id (NotFound when it is not theirs).
-pub async fn delete_session_by_id<'e, E: Executor<'e, Database = Any>>(
-    exec: E,
-    customer_id: i64,
-    id: i64,
-) -> StoreResult<()> {
-    let r = sqlx::query("DELETE FROM customer_sessions WHERE id = $1 AND customer_id = $2")
-        .bind(id)
-        .bind(customer_id)
-        .execute(exec)
-        .await?;
-    one(r.rows_affected())
 }
 
 /// End every session of a customer except the one whose hash is `keep`.
@@ -1001,32 +961,6 @@ pub async fn update_passkey<'e, E: Executor<'e, Database = Any>>(
     Ok(())
 }
 
-/// Remove one of a customer's passkeys (NotFound when it is not theirs).
-pub async fn delete_passkey<'e, E: Executor<'e, Database = Any>>(
-    exec: E,
-    customer_id: i64,
-    id: i64,
-) -> StoreResult<()> {
-    let r = sqlx::query("DELETE FROM customer_passkeys WHERE id = $1 AND customer_id = $2")
-        .bind(id)
-        .bind(customer_id)
-        .execute(exec)
-        .await?;
-    one(r.rows_affected())
-}
-
-/// Remove every passkey of a customer.
-pub async fn delete_passkeys<'e, E: Executor<'e, Database = Any>>(
-    exec: E,
-    customer_id: i64,
-) -> StoreResult<u64> {
-    let r = sqlx::query("DELETE FROM customer_passkeys WHERE customer_id = $1")
-        .bind(customer_id)
-        .execute(exec)
-        .await?;
-    Ok(r.rows_affected())
-}
-
 /// Complete a pending second factor: the session is fully signed in under a new token hash.
 pub async fn complete_second_factor<'e, E: Executor<'e, Database = Any>>(
     exec: E,
@@ -1043,4 +977,52 @@ pub async fn complete_second_factor<'e, E: Executor<'e, Database = Any>>(
     .execute(exec)
     .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// Tables whose rows each belong to one customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owned {
+    Sessions,
+    Identities,
+    Passkeys,
+}
+
+impl Owned {
+    fn table(self) -> &'static str {
+        match self {
+            Owned::Sessions => "customer_sessions",
+            Owned::Identities => "customer_identities",
+            Owned::Passkeys => "customer_passkeys",
+        }
+    }
+}
+
+/// Delete one row of a customer's (NotFound when it is someone else's or missing).
+pub async fn delete_owned<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    what: Owned,
+    customer_id: i64,
+    id: i64,
+) -> StoreResult<()> {
+    let sql = format!(
+        "DELETE FROM {} WHERE id = $1 AND customer_id = $2",
+        what.table()
+    );
+    let r = sqlx::query(&sql)
+        .bind(id)
+        .bind(customer_id)
+        .execute(exec)
+        .await?;
+    one(r.rows_affected())
+}
+
+/// Delete every row of a customer's in one table.
+pub async fn delete_all_owned<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    what: Owned,
+    customer_id: i64,
+) -> StoreResult<u64> {
+    let sql = format!("DELETE FROM {} WHERE customer_id = $1", what.table());
+    let r = sqlx::query(&sql).bind(customer_id).execute(exec).await?;
+    Ok(r.rows_affected())
 }

@@ -299,6 +299,25 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Every table's rows, with the bookkeeping columns a read legitimately touches blanked: two
+    /// snapshots compare equal when nothing changed.
+    pub async fn snapshot(&self) -> Vec<serde_json::Value> {
+        let db = &self.state.ctx.db;
+        let mut conn = db.read().acquire().await.unwrap();
+        let mut out = Vec::new();
+        for table in yiren_store::schema::TABLES {
+            yiren_store::dump::read_table(&mut conn, db.engine(), table, |mut row| {
+                row.remove("last_seen_at");
+                row.remove("last_used_at");
+                out.push(serde_json::json!({ "table": table, "row": row }));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        }
+        out
+    }
+
     /// Every message written to the mail directory (no SMTP configured) addressed to `to`, oldest
     /// first, as raw RFC 5322 text.
     pub fn mails_to(&self, to: &str) -> Vec<String> {
@@ -475,6 +494,15 @@ pub fn setup_form<'a>(
         ("password", password),
         ("password_confirm", password),
     ]
+}
+
+/// The `Location` header of a response ("" when none).
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The text part of a raw message, decoded.

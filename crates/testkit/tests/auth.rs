@@ -346,24 +346,6 @@ const GET_ROUTES: &[&str] = &[
     "/api/v1/customers/1",
 ];
 
-/// Every table's rows, with the two bookkeeping columns a read legitimately touches blanked.
-async fn snapshot(app: &TestApp) -> Vec<serde_json::Value> {
-    let db = &app.state.ctx.db;
-    let mut conn = db.read().acquire().await.unwrap();
-    let mut out = Vec::new();
-    for table in yiren_store::schema::TABLES {
-        yiren_store::dump::read_table(&mut conn, db.engine(), table, |mut row| {
-            row.remove("last_seen_at");
-            row.remove("last_used_at");
-            out.push(serde_json::json!({ "table": table, "row": row }));
-            Ok(())
-        })
-        .await
-        .unwrap();
-    }
-    out
-}
-
 both_engines! {
     async fn get_and_head_never_change_state(engine: Engine) {
         let app = TestApp::spawn(engine).await;
@@ -376,7 +358,7 @@ both_engines! {
         m.providers.push(yiren_core::customer::settings::OAuthProvider::github("id", "secret"));
         yiren_core::customer::settings::save(&app.state.ctx, &m).await.unwrap();
         let customer = app.customer("get@example.com").await;
-        let before = snapshot(&app).await;
+        let before = app.snapshot().await;
         let anon = app.client();
         for route in GET_ROUTES.iter().copied().chain([setup.trim_start_matches(&app.base)]) {
             for client in [&c, &anon, &customer] {
@@ -386,6 +368,6 @@ both_engines! {
                 }
             }
         }
-        assert_eq!(snapshot(&app).await, before, "a GET or HEAD changed stored state");
+        assert_eq!(app.snapshot().await, before, "a GET or HEAD changed stored state");
     }
 }

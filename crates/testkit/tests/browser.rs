@@ -166,3 +166,56 @@ async fn a_customer_signs_up_by_email_code_then_signs_in_with_a_passkey() {
     wait_for_text(b, "#my-email", email).await;
     browser.close().await;
 }
+
+/// WeChat message login in a real browser: the page shows the code and completes on its own (no
+/// reload) once the signed message arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wechat_page_completes_by_itself_when_the_code_is_sent() {
+    use yiren_core::Clock as _;
+    let app = yiren_testkit::TestApp::spawn(Engine::Sqlite).await;
+    let mut m = yiren_core::customer::settings::load(&app.state.ctx)
+        .await
+        .unwrap();
+    m.wechat.enabled = true;
+    m.wechat.token = "browser-token".into();
+    m.wechat.account_name = "小店".into();
+    yiren_core::customer::settings::save(&app.state.ctx, &m)
+        .await
+        .unwrap();
+    let browser = Browser::start().await;
+    let b = &browser.client;
+    b.goto(&format!("{}/account/wechat", app.base))
+        .await
+        .unwrap();
+    click(b, Locator::Id("wechat-start")).await;
+    wait_for_text(b, "#wechat-status", "等待").await;
+    let code = b
+        .find(Locator::Css("#wechat-code strong"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(code.len(), 6);
+    shot(b, "customer-wechat-code.png").await;
+    // WeChat delivers the customer's message, signed.
+    let ts = (app.clock.now_ms() / 1000).to_string();
+    let mut parts = ["browser-token".to_string(), ts.clone(), "n".to_string()];
+    parts.sort();
+    use sha1::Digest;
+    let sig = hex::encode(sha1::Sha1::digest(parts.concat().as_bytes()));
+    let xml = format!("<xml><ToUserName><![CDATA[gh]]></ToUserName><FromUserName><![CDATA[oBROWSER]]></FromUserName><CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{code}]]></Content><MsgId>77</MsgId></xml>");
+    let r = reqwest::Client::new()
+        .post(app.url(&format!(
+            "/wechat/callback?signature={sig}&timestamp={ts}&nonce=n"
+        )))
+        .body(xml)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("登录成功"));
+    // The page notices by itself and lands in the new account.
+    wait_for_text(b, ".notice", "欢迎").await;
+    shot(b, "customer-wechat-signed-in.png").await;
+    browser.close().await;
+}

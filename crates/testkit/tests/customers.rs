@@ -3,19 +3,12 @@
 //! customer routes), through real HTTP on loopback, on both engines.
 
 use yiren_core::customer::settings as methods;
-use yiren_testkit::{both_engines, mail_header, mail_text, TestApp};
+use yiren_testkit::{both_engines, location, mail_header, mail_text, TestApp};
 
 const OWNER: &str = "owner@example.com";
 const PW: &str = "a long owner passphrase";
 
 type Pairs<'a> = Vec<(&'a str, &'a str)>;
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
-}
 
 fn cookie_value(r: &reqwest::Response, name: &str) -> Option<String> {
     r.headers()
@@ -53,24 +46,6 @@ async fn set_methods(app: &TestApp, f: impl FnOnce(&mut methods::SignInSettings)
     methods::save(&app.state.ctx, &m).await.unwrap();
 }
 
-/// Every table's rows, with the bookkeeping columns a read legitimately touches blanked.
-async fn snapshot(app: &TestApp) -> Vec<serde_json::Value> {
-    let db = &app.state.ctx.db;
-    let mut conn = db.read().acquire().await.unwrap();
-    let mut out = Vec::new();
-    for table in yiren_store::schema::TABLES {
-        yiren_store::dump::read_table(&mut conn, db.engine(), table, |mut row| {
-            row.remove("last_seen_at");
-            row.remove("last_used_at");
-            out.push(serde_json::json!({ "table": table, "row": row }));
-            Ok(())
-        })
-        .await
-        .unwrap();
-    }
-    out
-}
-
 both_engines! {
     async fn an_email_code_signs_a_new_customer_up_and_works_once(engine: Engine) {
         let app = TestApp::spawn(engine).await;
@@ -91,7 +66,7 @@ both_engines! {
         assert!(mail_text(&mail).contains(&code));
         assert!(mail.contains("text/html"));
         assert!(mail_header(&mail, "Subject").unwrap().contains(&code));
-        let dump = serde_json::to_string(&snapshot(&app).await).unwrap();
+        let dump = serde_json::to_string(&app.snapshot().await).unwrap();
         assert!(!dump.contains(&code), "the code must not be stored in clear");
         let row = yiren_store::customer::find_by_email(app.state.ctx.db.read(), "new@example.com").await.unwrap().unwrap();
         assert!(row.email_verified_at.is_some());
@@ -262,7 +237,7 @@ both_engines! {
             let (_, id) = objects.iter().find(|(prefix, _)| r.starts_with(prefix)).unwrap_or_else(|| panic!("{r} has no row in the IDOR matrix"));
             paths.push(r.replace("{id}", &id.to_string()));
         }
-        let before = snapshot(&app).await;
+        let before = app.snapshot().await;
         for path in paths {
             let r = post(&app, &b, "/account", &path, &[]).await;
             assert_eq!(r.status(), 404, "{path}");
@@ -271,7 +246,7 @@ both_engines! {
             let r = post(&app, &anon, "/account/sign-in", &path, &[]).await;
             assert_eq!(r.status(), 401, "{path}");
         }
-        assert_eq!(snapshot(&app).await, before);
+        assert_eq!(app.snapshot().await, before);
         // The security page lists A's own sessions, and A can end the other one.
         let page = a1.get(app.url("/account/security")).send().await.unwrap().text().await.unwrap();
         assert_eq!(page.matches("/revoke\"").count(), 2);
@@ -309,7 +284,7 @@ both_engines! {
         assert_eq!(c.get(app.url("/account")).send().await.unwrap().status(), 303, "signed out");
         let row = yiren_store::customer::get(app.state.ctx.db.read(), id).await.unwrap();
         assert!(row.email.is_none() && row.name.is_empty() && row.phone.is_none() && row.password_hash.is_none() && row.deleted_at.is_some());
-        let dump = serde_json::to_string(&snapshot(&app).await).unwrap();
+        let dump = serde_json::to_string(&app.snapshot().await).unwrap();
         assert!(!dump.contains("me@example.com") && !dump.contains("王小明") && !dump.contains("13800000000"), "no PII left anywhere");
         // The address is free again: a new, different account.
         app.customer("me@example.com").await;
@@ -404,7 +379,7 @@ both_engines! {
         set_methods(&app, |m| { m.wechat.enabled = true; m.wechat.token = "t".into(); m.providers.push(methods::OAuthProvider::github("id", "secret")); }).await;
         let c = app.customer("csrf@example.com").await;
         let good = app.csrf(&c, "/account").await;
-        let before = snapshot(&app).await;
+        let before = app.snapshot().await;
         for route in yiren_web::account::FORM_ROUTES {
             let path = route.replace("{id}", "1").replace("{slug}", "github");
             let url = app.url(&path);
@@ -421,7 +396,7 @@ both_engines! {
                 assert!(st == 403 || st == 401, "{path} with {form:?} {headers:?}: {st}");
             }
         }
-        assert_eq!(snapshot(&app).await, before, "no state change");
+        assert_eq!(app.snapshot().await, before, "no state change");
         assert_eq!(c.get(app.url("/account")).send().await.unwrap().status(), 200, "still signed in");
     }
 

@@ -3,17 +3,10 @@
 //! through the admin form; on both engines.
 
 use yiren_testkit::fake_oauth::{FakeOAuth, FakePerson};
-use yiren_testkit::{both_engines, TestApp};
+use yiren_testkit::{both_engines, location, TestApp};
 
 const OWNER: &str = "owner@example.com";
 const PW: &str = "a long owner passphrase";
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
-}
 
 fn person(id: &str, email: Option<&str>, verified: bool) -> FakePerson {
     FakePerson {

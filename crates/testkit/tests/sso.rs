@@ -7,19 +7,12 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 use sha2::Digest;
-use yiren_testkit::{both_engines, TestApp};
+use yiren_testkit::{both_engines, location, TestApp};
 
 const OWNER: &str = "owner@example.com";
 const PW: &str = "a long owner passphrase";
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const AFTER_LOGOUT: &str = "http://127.0.0.1:9/bye";
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
-}
 
 fn query(url: &str) -> HashMap<String, String> {
     url::Url::parse(url)

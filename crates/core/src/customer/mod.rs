@@ -397,9 +397,14 @@ pub async fn sessions(ctx: &Ctx, customer_id: i64) -> DomainResult<Vec<SessionIn
 
 /// End one of a customer's own sessions (NotFound for anyone else's).
 pub async fn revoke_session(ctx: &Ctx, customer_id: i64, session_id: i64) -> DomainResult<()> {
-    store::delete_session_by_id(ctx.db.write(), customer_id, session_id)
-        .await
-        .map_err(store_err)
+    store::delete_owned(
+        ctx.db.write(),
+        store::Owned::Sessions,
+        customer_id,
+        session_id,
+    )
+    .await
+    .map_err(store_err)
 }
 
 /// End every session of a customer but `keep` (a token hash). With nothing kept (the owner's
@@ -762,9 +767,14 @@ pub async fn unlink_identity(ctx: &Ctx, customer_id: i64, identity_id: i64) -> D
             key: "identity.last_method",
         });
     }
-    store::delete_identity(ctx.db.write(), customer_id, identity_id)
-        .await
-        .map_err(store_err)
+    store::delete_owned(
+        ctx.db.write(),
+        store::Owned::Identities,
+        customer_id,
+        identity_id,
+    )
+    .await
+    .map_err(store_err)
 }
 
 /// Everything Yiren holds about a customer, as JSON (their "download my data").
@@ -828,8 +838,8 @@ pub async fn delete_account(ctx: &Ctx, customer_id: i64) -> DomainResult<()> {
         .map_err(store_err)?;
     let mut tx = ctx.db.begin().await?;
     store::delete_sessions(&mut *tx, customer_id, None).await?;
-    store::delete_identities(&mut *tx, customer_id).await?;
-    store::delete_passkeys(&mut *tx, customer_id).await?;
+    store::delete_all_owned(&mut *tx, store::Owned::Identities, customer_id).await?;
+    store::delete_all_owned(&mut *tx, store::Owned::Passkeys, customer_id).await?;
     crate::oidc::revoke_customer(ctx, &mut tx, customer_id).await?;
     yiren_store::oidc::delete_customer_consents(&mut *tx, customer_id).await?;
     store::revoke_customer_invites(&mut *tx, customer_id, now).await?;

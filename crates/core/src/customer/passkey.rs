@@ -115,7 +115,7 @@ pub async fn remove(ctx: &Ctx, customer_id: i64, id: i64) -> DomainResult<()> {
         });
     }
     let mut tx = ctx.db.begin().await?;
-    store::delete_passkey(&mut *tx, customer_id, id).await?;
+    store::delete_owned(&mut *tx, store::Owned::Passkeys, customer_id, id).await?;
     if keys.len() == 1 {
         store::set_second_factor(&mut *tx, customer_id, false, ctx.now()).await?;
     }

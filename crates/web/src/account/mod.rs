@@ -242,3 +242,58 @@ fn with_status(status: StatusCode, retry: Option<i64>, r: impl IntoResponse) -> 
     }
     resp
 }
+
+/// Finish a sign-in through an identity a provider vouched for (OAuth, WeChat): link it to the
+/// customer who started the flow (`link_to`, who must still be signed in here), or sign in with
+/// it (rotating away any session this browser had). Ok: the jar with the new cookie and where to
+/// go; Err: the status and message key to show.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn complete_external(
+    state: &AppState,
+    jar: CookieJar,
+    current: Option<CustomerSession>,
+    link_to: Option<i64>,
+    ext: &yiren_core::customer::ExternalIdentity,
+    method: &str,
+    invite: Option<&str>,
+    next: String,
+    ip: &str,
+    user_agent: Option<&str>,
+) -> Result<(CookieJar, String), (StatusCode, &'static str)> {
+    use yiren_core::customer;
+    let refused = |e: DomainError| match e {
+        DomainError::Conflict { key } => (StatusCode::CONFLICT, key),
+        DomainError::Invalid { key, .. } => (StatusCode::FORBIDDEN, key),
+        DomainError::Unauthenticated => (StatusCode::FORBIDDEN, "account.disabled"),
+        e => {
+            let err = crate::error::ApiError::from(e);
+            (err.status, err.key)
+        }
+    };
+    if let Some(target) = link_to {
+        if current.as_ref().map(|s| s.customer.id) != Some(target) {
+            return Err((StatusCode::UNAUTHORIZED, "error.unauthenticated"));
+        }
+        customer::link_identity(&state.ctx, target, ext)
+            .await
+            .map_err(refused)?;
+        return Ok((
+            jar,
+            "/account/security?notice=account.identity_linked".into(),
+        ));
+    }
+    let (token, created) =
+        customer::sign_in_with_identity(&state.ctx, ext, method, invite, ip, user_agent)
+            .await
+            .map_err(refused)?;
+    if let Some(old) = current {
+        let _ = customer::sign_out(&state.ctx, &old.id_hash).await;
+    }
+    let jar = jar.add(crate::security::customer_cookie(state, token));
+    let to = if created {
+        "/account?notice=account.welcome".to_string()
+    } else {
+        next
+    };
+    Ok((jar, to))
+}

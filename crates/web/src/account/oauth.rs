@@ -8,9 +8,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Serialize};
 use yiren_core::customer::settings::{self as methods, OAuthProvider, ProviderKind};
-use yiren_core::customer::{self, ExternalIdentity};
+use yiren_core::customer::ExternalIdentity;
 use yiren_core::id::hash_token;
-use yiren_core::DomainError;
 use yiren_providers::oauth;
 use yiren_store::customer as store;
 
@@ -223,52 +222,22 @@ pub async fn callback(
         verified_email: person.verified_email,
         display: person.display,
     };
-    if let Some(target) = flow.customer_id {
-        // Linking: only for the customer who started it, still signed in in this browser.
-        if current.0.as_ref().map(|s| s.customer.id) != Some(target) {
-            return crate::templates::error_page(StatusCode::UNAUTHORIZED, "error.unauthenticated");
-        }
-        return match customer::link_identity(&state.ctx, target, &ext).await {
-            Ok(()) => {
-                Redirect::to("/account/security?notice=account.identity_linked").into_response()
-            }
-            Err(DomainError::Conflict { key }) => {
-                crate::templates::error_page(StatusCode::CONFLICT, key)
-            }
-            Err(e) => domain_error_page(e),
-        };
-    }
-    match customer::sign_in_with_identity(
-        &state.ctx,
+    // Linking needs the customer who started it, still signed in in this browser.
+    match super::complete_external(
+        &state,
+        jar,
+        current.0,
+        flow.customer_id,
         &ext,
         "oauth",
         data.invite.as_deref(),
+        data.next,
         &ip.to_string(),
         ua.as_deref(),
     )
     .await
     {
-        Ok((token, created)) => {
-            if let Some(old) = current.0 {
-                let _ = customer::sign_out(&state.ctx, &old.id_hash).await;
-            }
-            let jar = jar.add(security::customer_cookie(&state, token));
-            let to = if created {
-                "/account?notice=account.welcome".to_string()
-            } else {
-                data.next
-            };
-            (jar, Redirect::to(&to)).into_response()
-        }
-        Err(DomainError::Invalid { key, .. }) => {
-            crate::templates::error_page(StatusCode::FORBIDDEN, key)
-        }
-        Err(DomainError::Unauthenticated) => {
-            crate::templates::error_page(StatusCode::FORBIDDEN, "account.disabled")
-        }
-        Err(DomainError::Conflict { key }) => {
-            crate::templates::error_page(StatusCode::CONFLICT, key)
-        }
-        Err(e) => domain_error_page(e),
+        Ok((jar, to)) => (jar, Redirect::to(&to)).into_response(),
+        Err((status, key)) => crate::templates::error_page(status, key),
     }
 }

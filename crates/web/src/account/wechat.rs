@@ -21,9 +21,8 @@ use axum::Json;
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
-use yiren_core::customer::{self, settings as methods, ExternalIdentity};
+use yiren_core::customer::{settings as methods, ExternalIdentity};
 use yiren_core::id::hash_token;
-use yiren_core::DomainError;
 use yiren_providers::wechat as wx;
 use yiren_store::customer as store;
 use yiren_store::StoreError;
@@ -274,71 +273,31 @@ pub async fn poll(
             crate::templates::error_page(status, key),
         )
     };
-    if let Some(target) = flow.customer_id {
-        if current.0.as_ref().map(|s| s.customer.id) != Some(target) {
-            return refuse("error.unauthenticated", StatusCode::UNAUTHORIZED);
-        }
-        return match customer::link_identity(&state.ctx, target, &ext).await {
-            Ok(()) => {
-                let to = "/account/security?notice=account.identity_linked".to_string();
-                let a = PollAnswer {
-                    done: true,
-                    expired: false,
-                    redirect: Some(to.clone()),
-                    error: None,
-                };
-                answer(
-                    &headers,
-                    StatusCode::OK,
-                    a,
-                    Redirect::to(&to).into_response(),
-                )
-            }
-            Err(DomainError::Conflict { key }) => refuse(key, StatusCode::CONFLICT),
-            Err(e) => domain_error_page(e),
-        };
-    }
-    match customer::sign_in_with_identity(
-        &state.ctx,
+    match super::complete_external(
+        &state,
+        jar,
+        current.0,
+        flow.customer_id,
         &ext,
         "wechat",
         data.invite.as_deref(),
+        data.next,
         &ip.to_string(),
         ua.as_deref(),
     )
     .await
     {
-        Ok((token, created)) => {
-            if let Some(old) = current.0 {
-                let _ = customer::sign_out(&state.ctx, &old.id_hash).await;
-            }
-            let jar = jar.add(security::customer_cookie(&state, token));
-            let to = if created {
-                "/account?notice=account.welcome".to_string()
-            } else {
-                data.next
-            };
+        Ok((jar, to)) => {
             let a = PollAnswer {
                 done: true,
                 expired: false,
                 redirect: Some(to.clone()),
                 error: None,
             };
-            (
-                jar,
-                answer(
-                    &headers,
-                    StatusCode::OK,
-                    a,
-                    Redirect::to(&to).into_response(),
-                ),
-            )
-                .into_response()
+            let page = Redirect::to(&to).into_response();
+            (jar, answer(&headers, StatusCode::OK, a, page)).into_response()
         }
-        Err(DomainError::Invalid { key, .. }) => refuse(key, StatusCode::FORBIDDEN),
-        Err(DomainError::Unauthenticated) => refuse("account.disabled", StatusCode::FORBIDDEN),
-        Err(DomainError::Conflict { key }) => refuse(key, StatusCode::CONFLICT),
-        Err(e) => domain_error_page(e),
+        Err((status, key)) => refuse(key, status),
     }
 }
 
