@@ -75,6 +75,60 @@ impl Keys {
         hex::encode(m.finalize().into_bytes())
     }
 
+    fn cipher_key(&self, purpose: &str) -> [u8; 32] {
+        let mut k = [0u8; 32];
+        let h = hex::decode(self.mac("encryption", &[purpose])).unwrap_or_default();
+        k.copy_from_slice(&h[..32]);
+        k
+    }
+
+    /// Encrypt a secret for storage (AES-256-GCM under a key derived for `purpose`; `nonce` must be
+    /// fresh random bytes). The result is text: `v1:` + base64(nonce, tag, ciphertext).
+    pub fn seal(&self, purpose: &str, plain: &[u8], nonce: [u8; 12]) -> String {
+        use base64::Engine as _;
+        use openssl::symm::{encrypt_aead, Cipher};
+        let mut tag = [0u8; 16];
+        let ct = encrypt_aead(
+            Cipher::aes_256_gcm(),
+            &self.cipher_key(purpose),
+            Some(&nonce),
+            purpose.as_bytes(),
+            plain,
+            &mut tag,
+        )
+        .expect("AES-256-GCM with a 32-byte key and a 12-byte nonce");
+        let mut out = Vec::with_capacity(28 + ct.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&tag);
+        out.extend_from_slice(&ct);
+        format!(
+            "v1:{}",
+            base64::engine::general_purpose::STANDARD.encode(out)
+        )
+    }
+
+    /// Decrypt what [`Keys::seal`] made for `purpose`; None when it was not (or was tampered with,
+    /// or the key file changed).
+    pub fn open(&self, purpose: &str, sealed: &str) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        use openssl::symm::{decrypt_aead, Cipher};
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(sealed.strip_prefix("v1:")?)
+            .ok()?;
+        if raw.len() < 28 {
+            return None;
+        }
+        decrypt_aead(
+            Cipher::aes_256_gcm(),
+            &self.cipher_key(purpose),
+            Some(&raw[..12]),
+            purpose.as_bytes(),
+            &raw[28..],
+            &raw[12..28],
+        )
+        .ok()
+    }
+
     /// Constant-time check of a MAC made by [`Keys::mac`].
     pub fn verify(&self, purpose: &str, parts: &[&str], mac_hex: &str) -> bool {
         use subtle::ConstantTimeEq;
@@ -95,6 +149,25 @@ mod tests {
         assert!(!k.verify("flow", &["a@b.c", "123456"], &a));
         assert_ne!(a, k.mac("code", &["a@b.c1", "23456"]));
         assert!(!k.verify("code", &["a@b.c", "123456"], &a[..10]));
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_the_same_key_and_purpose() {
+        let k = Keys::from_bytes([9; 32]);
+        let sealed = k.seal("provider-secret", b"hunter2", [1; 12]);
+        assert!(!sealed.contains("hunter2"));
+        assert_eq!(k.open("provider-secret", &sealed).unwrap(), b"hunter2");
+        assert!(k.open("other-purpose", &sealed).is_none());
+        assert!(Keys::from_bytes([8; 32])
+            .open("provider-secret", &sealed)
+            .is_none());
+        let mut tampered = sealed.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert!(k
+            .open("provider-secret", std::str::from_utf8(&tampered).unwrap())
+            .is_none());
+        assert!(k.open("provider-secret", "plain text").is_none());
     }
 
     #[test]

@@ -33,60 +33,20 @@ fn b64u(bytes: &[u8]) -> String {
 
 // ---- keys ----
 
-fn wrapping_key(ctx: &Ctx) -> [u8; 32] {
-    let mut k = [0u8; 32];
-    let h = hex::decode(ctx.keys.mac("oidc-signing-key-encryption", &[])).unwrap_or_default();
-    k.copy_from_slice(&h[..32]);
-    k
-}
+const KEY_PURPOSE: &str = "oidc-signing-key";
 
 fn seal(ctx: &Ctx, plain: &[u8]) -> DomainResult<String> {
-    use openssl::symm::{encrypt_aead, Cipher};
     let mut nonce = [0u8; 12];
     ctx.rng.fill(&mut nonce);
-    let mut tag = [0u8; 16];
-    let ct = encrypt_aead(
-        Cipher::aes_256_gcm(),
-        &wrapping_key(ctx),
-        Some(&nonce),
-        b"oidc-key",
-        plain,
-        &mut tag,
-    )
-    .map_err(|e| {
-        DomainError::Store(StoreError::Corrupt(format!(
-            "cannot encrypt a signing key: {e}"
-        )))
-    })?;
-    let mut out = Vec::with_capacity(12 + 16 + ct.len());
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&tag);
-    out.extend_from_slice(&ct);
-    Ok(format!(
-        "v1:{}",
-        base64::engine::general_purpose::STANDARD.encode(out)
-    ))
+    Ok(ctx.keys.seal(KEY_PURPOSE, plain, nonce))
 }
 
 fn open(ctx: &Ctx, sealed: &str) -> DomainResult<Vec<u8>> {
-    use openssl::symm::{decrypt_aead, Cipher};
-    let corrupt = |m: &str| DomainError::Store(StoreError::Corrupt(m.to_string()));
-    let raw = sealed
-        .strip_prefix("v1:")
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .ok_or_else(|| corrupt("signing key is not in the v1 format"))?;
-    if raw.len() < 28 {
-        return Err(corrupt("signing key too short"));
-    }
-    decrypt_aead(
-        Cipher::aes_256_gcm(),
-        &wrapping_key(ctx),
-        Some(&raw[..12]),
-        b"oidc-key",
-        &raw[28..],
-        &raw[12..28],
-    )
-    .map_err(|_| corrupt("signing key cannot be decrypted: was secret.key replaced?"))
+    ctx.keys.open(KEY_PURPOSE, sealed).ok_or_else(|| {
+        DomainError::Store(StoreError::Corrupt(
+            "a signing key cannot be decrypted: was secret.key replaced?".into(),
+        ))
+    })
 }
 
 /// Make a new RS256 signing key the active one; earlier keys stay in the JWKS. Returns its `kid`.

@@ -73,6 +73,14 @@ async fn configure(app: &TestApp, fake: &FakeOAuth) {
         page.contains("Acme ID") && !page.contains(&fake.client_secret),
         "secrets are write-only"
     );
+    let stored = yiren_store::settings::get(app.state.ctx.db.read(), "customer_auth")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.contains("Acme ID") && !stored.contains(&fake.client_secret),
+        "client secrets are encrypted at rest"
+    );
 }
 
 /// Click "continue with <slug>" in `c`, let the provider approve, and return the callback response.

@@ -66,6 +66,14 @@ async fn enable(app: &TestApp, forward: &str) {
         forward_url: forward.into(),
     };
     methods::save(&app.state.ctx, &m).await.unwrap();
+    let stored = yiren_store::settings::get(app.state.ctx.db.read(), "customer_auth")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !stored.contains(TOKEN),
+        "the callback token is encrypted at rest"
+    );
 }
 
 /// Open the WeChat sign-in page in `c`, get a code; returns (code, csrf).

@@ -151,12 +151,28 @@ impl SignInSettings {
     }
 }
 
-/// Read the settings (defaults when unset or unreadable).
+const SECRET_PURPOSE: &str = "sign-in-provider-secret";
+
+/// Read the settings (defaults when unset or unreadable); secrets come back decrypted.
 pub async fn load(ctx: &Ctx) -> DomainResult<SignInSettings> {
-    Ok(store::get(ctx.db.read(), KEY)
+    let mut s: SignInSettings = store::get(ctx.db.read(), KEY)
         .await?
         .and_then(|v| serde_json::from_str(&v).ok())
-        .unwrap_or_default())
+        .unwrap_or_default();
+    let open = |v: &mut String| {
+        if !v.is_empty() {
+            *v = ctx
+                .keys
+                .open(SECRET_PURPOSE, v)
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default();
+        }
+    };
+    for p in &mut s.providers {
+        open(&mut p.client_secret);
+    }
+    open(&mut s.wechat.token);
+    Ok(s)
 }
 
 /// Save the settings.
@@ -169,7 +185,20 @@ pub async fn save(ctx: &Ctx, s: &SignInSettings) -> DomainResult<()> {
     if slugs.windows(2).any(|w| w[0] == w[1]) {
         return Err(DomainError::invalid("slug", "signin.slug_taken"));
     }
-    let v = serde_json::to_string(s).unwrap_or_default();
+    // Client secrets and the WeChat token are stored encrypted with the server key (SEC-1).
+    let mut stored = s.clone();
+    let seal = |v: &mut String| {
+        if !v.is_empty() {
+            let mut nonce = [0u8; 12];
+            ctx.rng.fill(&mut nonce);
+            *v = ctx.keys.seal(SECRET_PURPOSE, v.as_bytes(), nonce);
+        }
+    };
+    for p in &mut stored.providers {
+        seal(&mut p.client_secret);
+    }
+    seal(&mut stored.wechat.token);
+    let v = serde_json::to_string(&stored).unwrap_or_default();
     store::put(ctx.db.write(), KEY, &v, ctx.now()).await?;
     Ok(())
 }
