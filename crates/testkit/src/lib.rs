@@ -8,6 +8,7 @@ pub mod browser;
 pub mod fake_oauth;
 pub mod process;
 mod receiver;
+pub mod smtp;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -36,6 +36,8 @@ impl MailSend {
             Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(cfg.smtp_url.expose())
                     .map_err(|_| anyhow::anyhow!("mail.smtp_url is not a valid SMTP URL"))?
+                    // A server that stops answering must not hold a worker: the job is retried.
+                    .timeout(Some(std::time::Duration::from_secs(30)))
                     .build(),
             )
         };
@@ -51,6 +53,9 @@ fn build(from: &Mailbox, r: &mail::Rendered) -> Result<Message, JobError> {
         .from(from.clone())
         .to(to)
         .subject(r.subject.clone())
+        // Providers score mail without these as spam.
+        .date_now()
+        .message_id(None)
         .multipart(
             MultiPart::alternative()
                 .singlepart(
@@ -88,7 +93,9 @@ impl JobHandler for MailSend {
                     .map_err(|e| JobError::transient(format!("cannot write mail file: {e}"))),
                 Transport::Smtp(t) => match t.send(msg).await {
                     Ok(_) => Ok(()),
-                    Err(e) if e.is_permanent() => {
+                    // 5xx answers, and client-side refusals (no AUTH mechanism the credentials
+                    // pass, a bad address): configuration problems a retry will not fix.
+                    Err(e) if e.is_permanent() || e.is_client() => {
                         Err(JobError::permanent(format!("SMTP refused: {e}")))
                     }
                     Err(e) => Err(JobError::transient(format!("SMTP: {e}"))),

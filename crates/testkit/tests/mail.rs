@@ -1,0 +1,96 @@
+//! Outgoing mail through a real SMTP server (the testkit's sink): the sign-in code mail, its
+//! headers and both parts; a temporary refusal retried once and delivered once; a refused mailbox
+//! sent to the dead list. On both engines.
+
+use yiren_testkit::smtp::SmtpSink;
+use yiren_testkit::{both_engines, TestApp};
+
+async fn app_with_sink(engine: yiren_testkit::Engine, sink: &SmtpSink) -> TestApp {
+    let url = sink.url();
+    TestApp::spawn_with(engine, move |c| {
+        c.mail.smtp_url = yiren_core::Secret::new(url);
+        c.mail.from = "小店 <shop@example.com>".into();
+    })
+    .await
+}
+
+async fn ask_code(app: &TestApp, email: &str) {
+    let c = app.client();
+    let csrf = app.csrf(&c, "/account/sign-in").await;
+    let r = c
+        .post(app.url("/account/code"))
+        .header("accept-language", "en")
+        .form(&[("_csrf", csrf.as_str()), ("email", email)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}
+
+async fn mail_jobs(app: &TestApp) -> Vec<yiren_store::job::JobRow> {
+    yiren_store::job::list(app.state.ctx.db.read(), None, i64::MAX, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.kind == "mail.send")
+        .collect()
+}
+
+both_engines! {
+    async fn the_code_mail_goes_through_smtp_with_both_parts(engine: Engine) {
+        let sink = SmtpSink::start();
+        let app = app_with_sink(engine, &sink).await;
+        ask_code(&app, "buyer@example.com").await;
+        let got = sink.wait_for(1).await;
+        assert_eq!(got[0].from, "shop@example.com");
+        assert_eq!(got[0].to, vec!["buyer@example.com".to_string()]);
+        let m = mail_parser::MessageParser::default().parse(&got[0].data).expect("a valid message");
+        let from = m.from().and_then(|a| a.first()).unwrap();
+        assert_eq!((from.name(), from.address()), (Some("小店"), Some("shop@example.com")));
+        assert_eq!(m.to().and_then(|a| a.first()).and_then(|a| a.address()), Some("buyer@example.com"));
+        assert!(m.date().is_some() && m.message_id().is_some());
+        let text = m.body_text(0).unwrap().into_owned();
+        let html = m.body_html(0).unwrap().into_owned();
+        let code: String = text.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_string();
+        assert!(m.subject().unwrap().contains(&code) && m.subject().unwrap().contains("sign-in code"), "English, as the request asked");
+        assert!(html.contains(&code) && html.contains("<html"));
+        assert!(!app.db.dir().join("mail").exists() || std::fs::read_dir(app.db.dir().join("mail")).unwrap().next().is_none(), "no .eml files when SMTP is set");
+    }
+
+    async fn a_temporary_refusal_is_retried_and_the_mail_arrives_once(engine: Engine) {
+        let sink = SmtpSink::start();
+        let app = app_with_sink(engine, &sink).await;
+        sink.fail_next(1);
+        ask_code(&app, "retry@example.com").await;
+        // The 451 puts the job back with a backoff; move the app's clock past it.
+        for _ in 0..300 {
+            if mail_jobs(&app).await.first().is_some_and(|j| j.attempts == 1 && j.state == "queued") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let job = mail_jobs(&app).await.remove(0);
+        assert!(job.last_error.as_deref().unwrap_or("").contains("451"), "{job:?} / sink has {}", sink.received().len());
+        app.clock.advance(60_000);
+        let got = sink.wait_for(1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(sink.received().len(), 1, "delivered once");
+        assert_eq!(got[0].to, vec!["retry@example.com".to_string()]);
+    }
+
+    async fn a_refused_mailbox_sends_the_mail_to_the_dead_list(engine: Engine) {
+        let sink = SmtpSink::start();
+        let app = app_with_sink(engine, &sink).await;
+        ask_code(&app, "no-such-mailbox@example.com").await;
+        for _ in 0..300 {
+            if mail_jobs(&app).await.first().is_some_and(|j| j.state == "dead") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let job = mail_jobs(&app).await.remove(0);
+        assert_eq!(job.state, "dead", "a permanent SMTP refusal is not retried: {:?}", job.last_error);
+        assert!(job.last_error.as_deref().unwrap_or("").contains("SMTP refused"), "{:?}", job.last_error);
+        assert!(sink.received().is_empty());
+    }
+}
