@@ -323,6 +323,8 @@ const GET_ROUTES: &[&str] = &[
     "/admin/sign-in-methods",
     "/admin/invites",
     "/admin/apps",
+    "/admin/mail",
+    "/admin/mail/0000-aaaa",
     "/.well-known/openid-configuration",
     "/oauth/jwks.json",
     "/oauth/authorize?response_type=code&client_id=x&redirect_uri=https://a.example/cb&scope=openid",

@@ -93,4 +93,33 @@ both_engines! {
         assert!(job.last_error.as_deref().unwrap_or("").contains("SMTP refused"), "{:?}", job.last_error);
         assert!(sink.received().is_empty());
     }
+
+    async fn without_smtp_the_owner_reads_outgoing_mail_in_admin(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let owner = app.setup_owner("owner@example.com", "a long owner passphrase").await;
+        let code = app.request_code(&app.client(), "reader@example.com").await;
+        let page = owner.get(app.url("/admin/mail")).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("reader@example.com"));
+        let id = page.split("href=\"/admin/mail/").nth(1).unwrap().split('"').next().unwrap().to_string();
+        let one = owner.get(app.url(&format!("/admin/mail/{id}"))).send().await.unwrap().text().await.unwrap();
+        assert!(one.contains(&code), "the owner can read the code a customer was sent");
+        for bad in ["..%2Fsecret", "secret.key", "..", "%2e%2e%2fyiren.db", "0000"] {
+            assert_eq!(owner.get(app.url(&format!("/admin/mail/{bad}"))).send().await.unwrap().status(), 404, "{bad}");
+        }
+        // Only the owner reads mail (it holds sign-in codes).
+        let csrf = app.csrf(&owner, "/admin/staff").await;
+        owner.post(app.url("/admin/staff")).form(&[("_csrf", csrf.as_str()), ("name", "H"), ("email", "h@example.com"), ("password", "a long helper passphrase")]).send().await.unwrap();
+        let helper = app.client();
+        app.sign_in(&helper, "h@example.com", "a long helper passphrase").await;
+        assert_eq!(helper.get(app.url("/admin/mail")).send().await.unwrap().status(), 403);
+    }
+
+    async fn with_smtp_the_mail_page_says_so(engine: Engine) {
+        let sink = SmtpSink::start();
+        let app = app_with_sink(engine, &sink).await;
+        let owner = app.setup_owner("owner@example.com", "a long owner passphrase").await;
+        let page = owner.get(app.url("/admin/mail")).header("accept-language", "en").send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("mail.smtp_url"));
+        assert_eq!(owner.get(app.url("/admin/mail/0000-aaaa")).send().await.unwrap().status(), 404);
+    }
 }

@@ -110,6 +110,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/admin/apps.html"),
     ),
     (
+        "admin/mail.html",
+        include_str!("../templates/admin/mail.html"),
+    ),
+    (
         "admin/tokens.html",
         include_str!("../templates/admin/tokens.html"),
     ),

@@ -123,6 +123,7 @@ impl App {
         let web = WebConfig {
             public_url: public_url.clone(),
             max_body_bytes: config.server.max_body_bytes,
+            mail_dir: config.mail.smtp_url.is_empty().then(|| config.mail_dir()),
         };
         let themes = config.themes_dir();
         let templates = Templates::new(Some(themes));

@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod customers;
+pub mod mail;
 pub mod pages;
 
 use axum::routing::{get, post};
@@ -101,6 +102,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/admin/invites/{code}/revoke",
             post(customers::revoke_invite),
         )
+        .route("/admin/mail", get(mail::list))
+        .route("/admin/mail/{id}", get(mail::show))
         .route("/admin/apps", get(apps::page).post(apps::create))
         .route("/admin/apps/{id}", post(apps::update))
         .route("/admin/apps/{id}/secret", post(apps::rotate_secret))
