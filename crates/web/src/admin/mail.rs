@@ -61,7 +61,7 @@ fn eml_files(dir: &Path) -> Vec<(std::time::SystemTime, PathBuf)> {
                 .collect()
         })
         .unwrap_or_default();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     files
 }
 
