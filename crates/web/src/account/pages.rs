@@ -69,6 +69,25 @@ async fn render_sign_in(
     (jar, page)
 }
 
+/// The sign-in page again with the reason a form was refused (or the error page).
+async fn sign_in_refused(
+    state: &AppState,
+    jar: CookieJar,
+    current: Option<&CustomerSession>,
+    next: &str,
+    email: &str,
+    e: DomainError,
+) -> Response {
+    match refusal(&e) {
+        Some((status, msg, retry)) => {
+            let (jar, page) =
+                render_sign_in(state, jar, current, next, email, Some(msg), None).await;
+            with_status(status, retry, (jar, page))
+        }
+        None => domain_error_page(e),
+    }
+}
+
 pub async fn sign_in_page(
     State(state): State<AppState>,
     jar: CookieJar,
@@ -114,22 +133,7 @@ pub async fn send_code(
                 .unwrap_or_default();
             (jar, Redirect::to(&format!("/account/verify?{q}"))).into_response()
         }
-        Err(e) => match refusal(&e) {
-            Some((status, msg, retry)) => {
-                let (jar, page) = render_sign_in(
-                    &state,
-                    jar,
-                    current.0.as_ref(),
-                    &next,
-                    &f.email,
-                    Some(msg),
-                    None,
-                )
-                .await;
-                with_status(status, retry, (jar, page))
-            }
-            None => domain_error_page(e),
-        },
+        Err(e) => sign_in_refused(&state, jar, current.0.as_ref(), &next, &f.email, e).await,
     }
 }
 
@@ -282,22 +286,7 @@ pub async fn sign_in_password(
     };
     match result {
         Ok(token) => signed_in(&state, jar, current.0, token, &next).await,
-        Err(e) => match refusal(&e) {
-            Some((status, msg, retry)) => {
-                let (jar, page) = render_sign_in(
-                    &state,
-                    jar,
-                    current.0.as_ref(),
-                    &next,
-                    &f.email,
-                    Some(msg),
-                    None,
-                )
-                .await;
-                with_status(status, retry, (jar, page))
-            }
-            None => domain_error_page(e),
-        },
+        Err(e) => sign_in_refused(&state, jar, current.0.as_ref(), &next, &f.email, e).await,
     }
 }
 

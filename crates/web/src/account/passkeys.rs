@@ -124,6 +124,28 @@ async fn take_flow(
     }))
 }
 
+/// The waiting ceremony state of `kind` (bound to `binding`, for `customer` when given) and the
+/// browser's answer, both decoded; the state is taken, so it serves once.
+async fn ceremony<S: serde::de::DeserializeOwned, C: serde::de::DeserializeOwned>(
+    state: &AppState,
+    f: &FinishForm,
+    kind: &str,
+    binding: &str,
+    customer: Option<i64>,
+) -> Result<(S, C), Response> {
+    let flow = match take_flow(state, &f.flow, kind, binding).await? {
+        Some(fl) if customer.is_none() || fl.customer_id == customer => fl,
+        _ => return Err(json_error(StatusCode::BAD_REQUEST, "passkey.expired")),
+    };
+    match (
+        serde_json::from_str(&flow.data),
+        serde_json::from_str(&f.credential),
+    ) {
+        (Ok(s), Ok(c)) => Ok((s, c)),
+        _ => Err(json_error(StatusCode::BAD_REQUEST, "passkey.failed")),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct Empty {}
 
@@ -205,17 +227,11 @@ pub async fn register_finish(
         Ok(w) => w,
         Err(r) => return r,
     };
-    let flow = match take_flow(&state, &f.flow, "passkey_reg", &s.id_hash).await {
-        Ok(Some(fl)) if fl.customer_id == Some(s.customer.id) => fl,
-        Ok(_) => return json_error(StatusCode::BAD_REQUEST, "passkey.expired"),
-        Err(r) => return r,
-    };
-    let (Ok(reg), Ok(cred)) = (
-        serde_json::from_str::<PasskeyRegistration>(&flow.data),
-        serde_json::from_str::<RegisterPublicKeyCredential>(&f.credential),
-    ) else {
-        return json_error(StatusCode::BAD_REQUEST, "passkey.failed");
-    };
+    let (reg, cred): (PasskeyRegistration, RegisterPublicKeyCredential) =
+        match ceremony(&state, &f, "passkey_reg", &s.id_hash, Some(s.customer.id)).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let key = match wa.finish_passkey_registration(&cred, &reg) {
         Ok(k) => k,
         Err(e) => {
@@ -282,17 +298,11 @@ pub async fn login_finish(
         Err(r) => return r,
     };
     let binding = security::existing_binding(&state, &jar).unwrap_or_default();
-    let flow = match take_flow(&state, &f.flow, "passkey_login", &binding).await {
-        Ok(Some(fl)) => fl,
-        Ok(None) => return json_error(StatusCode::BAD_REQUEST, "passkey.expired"),
-        Err(r) => return r,
-    };
-    let (Ok(auth), Ok(cred)) = (
-        serde_json::from_str::<DiscoverableAuthentication>(&flow.data),
-        serde_json::from_str::<PublicKeyCredential>(&f.credential),
-    ) else {
-        return json_error(StatusCode::BAD_REQUEST, "passkey.failed");
-    };
+    let (auth, cred): (DiscoverableAuthentication, PublicKeyCredential) =
+        match ceremony(&state, &f, "passkey_login", &binding, None).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let failed = || json_error(StatusCode::UNAUTHORIZED, "passkey.failed");
     let Ok((handle, cred_id)) = wa.identify_discoverable_authentication(&cred) else {
         return failed();
@@ -441,17 +451,11 @@ pub async fn second_factor_finish(
         Ok(w) => w,
         Err(r) => return r,
     };
-    let flow = match take_flow(&state, &f.flow, "passkey_2fa", &s.id_hash).await {
-        Ok(Some(fl)) if fl.customer_id == Some(s.customer.id) => fl,
-        Ok(_) => return json_error(StatusCode::BAD_REQUEST, "passkey.expired"),
-        Err(r) => return r,
-    };
-    let (Ok(auth), Ok(cred)) = (
-        serde_json::from_str::<PasskeyAuthentication>(&flow.data),
-        serde_json::from_str::<PublicKeyCredential>(&f.credential),
-    ) else {
-        return json_error(StatusCode::BAD_REQUEST, "passkey.failed");
-    };
+    let (auth, cred): (PasskeyAuthentication, PublicKeyCredential) =
+        match ceremony(&state, &f, "passkey_2fa", &s.id_hash, Some(s.customer.id)).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let result = match wa.finish_passkey_authentication(&cred, &auth) {
         Ok(r) => r,
         Err(_) => return json_error(StatusCode::UNAUTHORIZED, "passkey.failed"),
