@@ -4,4 +4,5 @@
 
 pub mod http;
 pub mod oauth;
+pub mod push;
 pub mod wechat;
