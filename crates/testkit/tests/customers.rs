@@ -349,7 +349,9 @@ both_engines! {
         assert_eq!(c.get(app.url("/account")).send().await.unwrap().status(), 303);
         let again = app.client();
         let code = app.request_code(&again, "shopper@example.com").await;
-        assert_eq!(app.submit_code(&again, "shopper@example.com", &code).await.status(), 401);
+        let r = app.submit_code(&again, "shopper@example.com", &code).await;
+        assert_eq!(r.status(), 401);
+        assert!(r.text().await.unwrap().contains("停用"), "the page says the account is disabled");
         let page = owner.get(app.url("/admin/customers?state=disabled")).send().await.unwrap().text().await.unwrap();
         assert!(page.contains("shopper@example.com"));
         let r = post(&app, &owner, "/admin/customers", &format!("/admin/customers/{id}/enable"), &[]).await;

@@ -241,6 +241,15 @@ pub async fn verify_code(
             };
             signed_in(&state, jar, current.0, v.token, &to).await
         }
+        // The code was right (only its owner can know), so say why: the account is disabled.
+        Err(DomainError::Unauthenticated) => {
+            let msg = crate::locale::current().t("account.disabled").to_string();
+            with_status(
+                StatusCode::UNAUTHORIZED,
+                None,
+                render_verify(&state, jar, current.0.as_ref(), &f.email, &next, Some(msg)).await,
+            )
+        }
         Err(e) => match refusal(&e) {
             Some((status, msg, retry)) => with_status(
                 status,
