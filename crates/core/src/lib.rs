@@ -19,6 +19,7 @@ pub mod id;
 pub mod job;
 pub mod keys;
 pub mod mail;
+pub mod notify;
 pub mod oidc;
 pub mod password;
 pub mod secret;

@@ -324,6 +324,7 @@ const GET_ROUTES: &[&str] = &[
     "/admin/invites",
     "/admin/apps",
     "/admin/mail",
+    "/admin/notifications",
     "/admin/mail/0000-aaaa",
     "/.well-known/openid-configuration",
     "/oauth/jwks.json",

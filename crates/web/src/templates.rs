@@ -114,6 +114,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/admin/mail.html"),
     ),
     (
+        "admin/notifications.html",
+        include_str!("../templates/admin/notifications.html"),
+    ),
+    (
         "admin/tokens.html",
         include_str!("../templates/admin/tokens.html"),
     ),

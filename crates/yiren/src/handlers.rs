@@ -58,3 +58,50 @@ impl JobHandler for Ping {
         })
     }
 }
+
+/// `push.send`: one owner notification to one of their push channels.
+pub struct PushSend {
+    /// The guarded client.
+    pub http: HttpClient,
+}
+
+impl JobHandler for PushSend {
+    fn run<'a>(&'a self, ctx: &'a Ctx, job: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            use yiren_core::notify;
+            use yiren_providers::push::{self, PushError, PushMessage, PushTarget};
+            let p: notify::PushJob = serde_json::from_str(&job.payload)
+                .map_err(|e| JobError::permanent(format!("bad payload: {e}")))?;
+            let settings = notify::load(ctx)
+                .await
+                .map_err(|e| JobError::transient(e.to_string()))?;
+            let Some(channel) = settings.channels.iter().find(|c| c.id == p.channel) else {
+                tracing::info!(job = job.id, "the channel was removed; nothing to send");
+                return Ok(());
+            };
+            let target: PushTarget = notify::target(ctx, channel)
+                .and_then(|v| serde_json::from_value(v).ok())
+                .ok_or_else(|| {
+                    JobError::permanent(
+                        "the channel's settings cannot be read (was secret.key replaced?)",
+                    )
+                })?;
+            let msg = PushMessage {
+                title: p.title,
+                body: p.body,
+                url: None,
+            };
+            match push::send(&self.http, &target, &msg, ctx.now()).await {
+                Ok(()) => Ok(()),
+                Err(PushError::Transient {
+                    message,
+                    retry_after_ms,
+                }) => Err(JobError::Transient {
+                    message,
+                    retry_after_ms,
+                }),
+                Err(PushError::Permanent(m)) => Err(JobError::permanent(m)),
+            }
+        })
+    }
+}

@@ -76,7 +76,8 @@ impl Default for Deps {
 pub fn registry(http: HttpClient, mail: mail::MailSend) -> Registry {
     let mut r = Registry::default();
     r.register("maintenance.cleanup", yiren_core::job::Cleanup);
-    r.register("diagnostic.ping", handlers::Ping { http });
+    r.register("diagnostic.ping", handlers::Ping { http: http.clone() });
+    r.register(yiren_core::notify::KIND, handlers::PushSend { http });
     r.register(yiren_core::mail::KIND, mail);
     r
 }

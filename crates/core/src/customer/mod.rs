@@ -210,6 +210,11 @@ pub async fn create(ctx: &Ctx, tx: &mut yiren_store::Tx, a: &NewAccount<'_>) -> 
     .await
     .map_err(store_err)?;
     store::insert_invite(&mut **tx, &code, Some(id), "", None, now).await?;
+    let event = crate::notify::OwnerEvent::NewCustomer {
+        customer_id: id,
+        email: email.clone(),
+    };
+    crate::notify::emit(ctx, tx, &event, &id.to_string()).await?;
     Ok(id)
 }
 

@@ -260,7 +260,30 @@ impl Worker {
                     tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, error = %e, "job failed; will retry");
                 }
                 let msg: String = e.to_string().chars().take(2000).collect();
-                store::fail(ctx.db.write(), job.id, worker, &msg, retry_at, now).await
+                if retry_at.is_some() || job.kind == crate::notify::KIND {
+                    // (A notification that dies is not announced by another notification.)
+                    store::fail(ctx.db.write(), job.id, worker, &msg, retry_at, now).await
+                } else {
+                    // Dead: tell the owner, in the same transaction as the move.
+                    let event = crate::notify::OwnerEvent::JobDead {
+                        job_id: job.id,
+                        kind: job.kind.clone(),
+                        error: msg.clone(),
+                    };
+                    async {
+                        let mut tx = ctx.db.begin().await?;
+                        store::fail(&mut *tx, job.id, worker, &msg, None, now).await?;
+                        crate::notify::emit(ctx, &mut tx, &event, &job.id.to_string())
+                            .await
+                            .map_err(|e| match e {
+                                crate::DomainError::Store(s) => s,
+                                e => yiren_store::StoreError::Corrupt(e.to_string()),
+                            })?;
+                        tx.commit().await?;
+                        Ok(())
+                    }
+                    .await
+                }
             }
         };
         if let Err(e) = result {

@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod customers;
 pub mod mail;
+pub mod notify;
 pub mod pages;
 
 use axum::routing::{get, post};
@@ -36,6 +37,10 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/sign-in-methods/providers/{slug}/delete",
     "/admin/invites",
     "/admin/invites/{code}/revoke",
+    "/admin/notifications",
+    "/admin/notifications/channels",
+    "/admin/notifications/channels/{id}/test",
+    "/admin/notifications/channels/{id}/delete",
     "/admin/apps",
     "/admin/apps/{id}",
     "/admin/apps/{id}/secret",
@@ -102,6 +107,19 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/admin/invites/{code}/revoke",
             post(customers::revoke_invite),
         )
+        .route(
+            "/admin/notifications",
+            get(notify::page).post(notify::save_routes),
+        )
+        .route("/admin/notifications/channels", post(notify::add_channel))
+        .route(
+            "/admin/notifications/channels/{id}/test",
+            post(notify::test_channel),
+        )
+        .route(
+            "/admin/notifications/channels/{id}/delete",
+            post(notify::delete_channel),
+        )
         .route("/admin/mail", get(mail::list))
         .route("/admin/mail/{id}", get(mail::show))
         .route("/admin/apps", get(apps::page).post(apps::create))
@@ -166,6 +184,7 @@ pub const NOTICES: &[&str] = &[
     "invite.created",
     "invite.revoked",
     "oidc.app_created",
+    "notify.channel_added",
     "oidc.secret_rotated",
 ];
 
