@@ -141,8 +141,50 @@ pub async fn save(ctx: &Ctx, s: &NotifySettings) -> DomainResult<()> {
     Ok(())
 }
 
-/// A new channel from a target (as JSON; its secrets are sealed here).
-pub fn new_channel(
+/// Add a channel from a target (as JSON; its secrets are sealed here).
+pub async fn add_channel(
+    ctx: &Ctx,
+    name: &str,
+    kind: &str,
+    target: &serde_json::Value,
+) -> DomainResult<()> {
+    let mut n = load(ctx).await?;
+    n.channels.push(new_channel(ctx, name, kind, target)?);
+    save(ctx, &n).await
+}
+
+/// Remove a channel (and, on save, its routes).
+pub async fn remove_channel(ctx: &Ctx, id: &str) -> DomainResult<()> {
+    let mut n = load(ctx).await?;
+    let before = n.channels.len();
+    n.channels.retain(|c| c.id != id);
+    if n.channels.len() == before {
+        return Err(DomainError::NotFound);
+    }
+    save(ctx, &n).await
+}
+
+/// Replace the routes (`(event kind, channel id)` pairs) and the quiet hours.
+pub async fn set_routes(
+    ctx: &Ctx,
+    routes: &[(String, String)],
+    quiet_start: u32,
+    quiet_end: u32,
+) -> DomainResult<()> {
+    let mut n = load(ctx).await?;
+    n.routes.clear();
+    for (event, channel) in routes {
+        n.routes
+            .entry(event.clone())
+            .or_default()
+            .push(channel.clone());
+    }
+    n.quiet_start = quiet_start;
+    n.quiet_end = quiet_end;
+    save(ctx, &n).await
+}
+
+fn new_channel(
     ctx: &Ctx,
     name: &str,
     kind: &str,

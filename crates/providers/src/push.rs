@@ -382,18 +382,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signatures_follow_each_services_rule() {
-        // Feishu: the key is "timestamp\nsecret", the message empty.
-        let expected =
-            base64::engine::general_purpose::STANDARD.encode(hmac(b"1700000000\nsec", b""));
-        assert_eq!(feishu_sign(1_700_000_000, "sec"), expected);
-        // DingTalk: the roles are swapped.
-        let expected =
-            base64::engine::general_purpose::STANDARD.encode(hmac(b"sec", b"1700000000000\nsec"));
-        assert_eq!(dingtalk_sign(1_700_000_000_000, "sec"), expected);
-        assert_ne!(feishu_sign(1, "s"), dingtalk_sign(1, "s"));
-        let sig = webhook_signature("k", 5, b"{}");
-        assert!(sig.starts_with("t=5,v1=") && sig.len() == "t=5,v1=".len() + 64);
+    fn signatures_match_known_answers() {
+        // Computed independently (Python's hmac) from each service's rule: Feishu keys the HMAC
+        // with "timestamp\nsecret" over an empty message; DingTalk keys it with the secret over
+        // "timestamp_ms\nsecret".
+        assert_eq!(
+            feishu_sign(1_700_000_000, "sec"),
+            "ttGYnPblC3CcNExnS7y5igm57JhpqZJtHpJ+TURiUeg="
+        );
+        assert_eq!(
+            dingtalk_sign(1_700_000_000_000, "sec"),
+            "2Bn+1b9JMbAnwLtaHqn8F5V8vOWoUG9M7qcsi2p+u90="
+        );
+        assert_eq!(
+            webhook_signature("k", 5, b"{}"),
+            "t=5,v1=d066254199a6f40d63f96c33c549959d7a371ef849d13d2a85811237089b2d00"
+        );
     }
 
     #[test]

@@ -100,16 +100,6 @@ pub struct CustomerSession {
     pub mfa_pending: bool,
 }
 
-/// How a session was signed in (shown in the sessions list).
-pub const METHODS: &[&str] = &[
-    "email_code",
-    "password",
-    "passkey",
-    "oauth",
-    "wechat",
-    "admin",
-];
-
 fn store_err(e: StoreError) -> DomainError {
     match e {
         StoreError::NotFound => DomainError::NotFound,

@@ -202,3 +202,30 @@ pub async fn save(ctx: &Ctx, s: &SignInSettings) -> DomainResult<()> {
     store::put(ctx.db.write(), KEY, &v, ctx.now()).await?;
     Ok(())
 }
+
+/// Add a provider, or replace the one with the same slug; an empty client secret keeps the stored
+/// one (secrets are write-only in admin).
+pub async fn put_provider(ctx: &Ctx, mut p: OAuthProvider) -> DomainResult<()> {
+    let mut s = load(ctx).await?;
+    match s.providers.iter().position(|x| x.slug == p.slug) {
+        Some(i) => {
+            if p.client_secret.is_empty() {
+                p.client_secret = s.providers[i].client_secret.clone();
+            }
+            s.providers[i] = p;
+        }
+        None => s.providers.push(p),
+    }
+    save(ctx, &s).await
+}
+
+/// Remove a provider (NotFound when there is none with this slug).
+pub async fn remove_provider(ctx: &Ctx, slug: &str) -> DomainResult<()> {
+    let mut s = load(ctx).await?;
+    let before = s.providers.len();
+    s.providers.retain(|p| p.slug != slug);
+    if s.providers.len() == before {
+        return Err(DomainError::NotFound);
+    }
+    save(ctx, &s).await
+}

@@ -395,10 +395,6 @@ pub async fn save_provider(
     headers: HeaderMap,
     CsrfForm(f): CsrfForm<ProviderForm>,
 ) -> Response {
-    let mut m = match methods::load(&state.ctx).await {
-        Ok(m) => m,
-        Err(e) => return domain_error_page(e),
-    };
     let kind = match f.kind.as_str() {
         "github" => ProviderKind::Github,
         "oidc" => ProviderKind::Oidc,
@@ -410,7 +406,6 @@ pub async fn save_provider(
         }
     };
     let slug = f.slug.trim().to_ascii_lowercase();
-    let existing = m.providers.iter().position(|p| p.slug == slug);
     let mut p = if kind == ProviderKind::Github {
         OAuthProvider::github(f.client_id.trim(), f.client_secret.trim())
     } else {
@@ -440,36 +435,29 @@ pub async fn save_provider(
     if !f.scopes.trim().is_empty() {
         p.scopes = f.scopes.trim().to_string();
     }
-    match existing {
-        Some(i) => {
-            // Write-only secret: empty keeps the stored one.
-            if p.client_secret.is_empty() {
-                p.client_secret = m.providers[i].client_secret.clone();
-            }
-            m.providers[i] = p;
+    match methods::put_provider(&state.ctx, p).await {
+        Ok(()) => {
+            Redirect::to("/admin/sign-in-methods?notice=signin.provider_saved").into_response()
         }
-        None => m.providers.push(p),
+        Err(DomainError::Invalid { key, .. }) => {
+            unprocessable(render_methods(&state, &s, &headers, message(key), None).await)
+        }
+        Err(e) => domain_error_page(e),
     }
-    save_methods(&state, &s, &headers, &m, "signin.provider_saved").await
 }
 
 pub async fn delete_provider(
     State(state): State<AppState>,
-    OwnerSession(s): OwnerSession,
-    headers: HeaderMap,
+    OwnerSession(_): OwnerSession,
     Path(slug): Path<String>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Response {
-    let mut m = match methods::load(&state.ctx).await {
-        Ok(m) => m,
-        Err(e) => return domain_error_page(e),
-    };
-    let before = m.providers.len();
-    m.providers.retain(|p| p.slug != slug);
-    if m.providers.len() == before {
-        return domain_error_page(DomainError::NotFound);
+    match methods::remove_provider(&state.ctx, &slug).await {
+        Ok(()) => {
+            Redirect::to("/admin/sign-in-methods?notice=signin.provider_deleted").into_response()
+        }
+        Err(e) => domain_error_page(e),
     }
-    save_methods(&state, &s, &headers, &m, "signin.provider_deleted").await
 }
 
 // ---- invite codes ----

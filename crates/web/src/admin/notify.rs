@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Deserialize;
-use yiren_core::notify::{self, NotifySettings};
+use yiren_core::notify;
 use yiren_core::DomainError;
 use yiren_providers::push::{self, PushMessage, PushTarget};
 
@@ -147,18 +147,10 @@ pub async fn add_channel(
     CsrfForm(f): CsrfForm<ChannelForm>,
 ) -> Response {
     let target = match target_of(&f) {
-        Ok(t) => t,
+        Ok(t) => serde_json::to_value(&t).unwrap_or_default(),
         Err(key) => return unprocessable(render(&state, &s, None, message(key), None).await),
     };
-    let result = async {
-        let mut n = notify::load(&state.ctx).await?;
-        let value = serde_json::to_value(&target).unwrap_or_default();
-        n.channels
-            .push(notify::new_channel(&state.ctx, &f.name, &f.kind, &value)?);
-        notify::save(&state.ctx, &n).await
-    }
-    .await;
-    match result {
+    match notify::add_channel(&state.ctx, &f.name, &f.kind, &target).await {
         Ok(()) => Redirect::to("/admin/notifications?notice=notify.channel_added").into_response(),
         Err(DomainError::Invalid { key, .. }) => {
             unprocessable(render(&state, &s, None, message(key), None).await)
@@ -173,17 +165,7 @@ pub async fn delete_channel(
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Response {
-    let result = async {
-        let mut n = notify::load(&state.ctx).await?;
-        let before = n.channels.len();
-        n.channels.retain(|c| c.id != id);
-        if n.channels.len() == before {
-            return Err(DomainError::NotFound);
-        }
-        notify::save(&state.ctx, &n).await
-    }
-    .await;
-    match result {
+    match notify::remove_channel(&state.ctx, &id).await {
         Ok(()) => Redirect::to("/admin/notifications?notice=settings.saved").into_response(),
         Err(e) => domain_error_page(e),
     }
@@ -235,32 +217,20 @@ pub async fn save_routes(
     OwnerSession(s): OwnerSession,
     CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Response {
-    let result = async {
-        let mut n: NotifySettings = notify::load(&state.ctx).await?;
-        n.routes.clear();
-        for (k, v) in &pairs {
-            if k == "route" {
-                if let Some((ev, id)) = v.split_once(':') {
-                    n.routes
-                        .entry(ev.to_string())
-                        .or_default()
-                        .push(id.to_string());
-                }
-            }
-        }
-        let hour = |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .and_then(|(_, v)| v.parse::<u32>().ok())
-                .unwrap_or(0)
-        };
-        n.quiet_start = hour("quiet_start");
-        n.quiet_end = hour("quiet_end");
-        notify::save(&state.ctx, &n).await
-    }
-    .await;
-    match result {
+    let routes: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| k == "route")
+        .filter_map(|(_, v)| v.split_once(':'))
+        .map(|(ev, id)| (ev.to_string(), id.to_string()))
+        .collect();
+    let hour = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    match notify::set_routes(&state.ctx, &routes, hour("quiet_start"), hour("quiet_end")).await {
         Ok(()) => Redirect::to("/admin/notifications?notice=settings.saved").into_response(),
         Err(DomainError::Invalid { key, .. }) => {
             unprocessable(render(&state, &s, None, message(key), None).await)
