@@ -22,6 +22,7 @@ pub mod mail;
 pub mod notify;
 pub mod oidc;
 pub mod password;
+pub mod reach;
 pub mod secret;
 pub mod settings;
 pub mod setup;

@@ -1,19 +1,17 @@
-//! Outgoing email as outbox jobs. A message is enqueued in the transaction of its cause as a
-//! [`Message`] — what to say, to whom, in which language — and rendered only when the worker sends
-//! it, so secrets such as one-time codes never sit in the jobs table: a code is derived from its
-//! row id with the server key at send time (see [`crate::customer::code`]).
+//! Email content. A transactional email is queued (through [`crate::reach`], in the transaction of
+//! its cause) as a [`Message`] — which template, with which row ids — and rendered only when the
+//! worker sends it, so secrets such as one-time codes never sit in the database: a code is derived
+//! from its row id with the server key at send time (see [`crate::customer::code`]). Broadcast
+//! copies are rendered here too, with their unsubscribe links.
 //!
 //! The transport (SMTP, or `.eml` files under the data directory when no SMTP server is configured)
-//! lives in the `yiren` crate's `mail.send` handler.
+//! lives in the `yiren` crate's `message.send` handler.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::DomainResult;
-use crate::job::{self, EnqueueOptions};
+use crate::reach::{self, Channel, Content, Recipient};
 use crate::{Ctx, Locale};
-
-/// Job kind that sends one email.
-pub const KIND: &str = "mail.send";
 
 /// What to send.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -43,31 +41,45 @@ pub struct Outgoing {
     pub message: Message,
 }
 
-/// A rendered email: a text and HTML pair.
+/// A rendered email: a text and HTML pair, and for bulk mail its unsubscribe links.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
     pub to: String,
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// RFC 8058 one-click unsubscribe URL (bulk mail only).
+    pub unsubscribe_url: Option<String>,
 }
 
-/// Queue an email in the caller's transaction; `unique_key` makes the cause send it at most once.
+/// Queue an email in the caller's transaction; `cause` makes it go at most once per address.
 pub async fn enqueue(
     ctx: &Ctx,
     tx: &mut yiren_store::Tx,
-    unique_key: String,
+    cause: String,
     mail: &Outgoing,
 ) -> DomainResult<()> {
-    job::enqueue(
+    let summary = match &mail.message {
+        Message::LoginCode { .. } => "sign-in code",
+        Message::ConfirmEmail { .. } => "email confirmation code",
+    };
+    reach::enqueue(
         ctx,
         tx,
-        KIND,
-        mail,
-        EnqueueOptions {
-            unique_key: Some(unique_key),
-            max_attempts: 8,
-            ..Default::default()
+        &reach::Outgoing {
+            cause,
+            channel: Channel::Email,
+            recipient: Recipient::Email {
+                address: mail.to.clone(),
+                customer_id: None,
+            },
+            locale: mail.locale,
+            content: Content::Mail {
+                message: mail.message.clone(),
+            },
+            summary: summary.into(),
+            run_at: None,
+            broadcast_id: None,
         },
     )
     .await?;
@@ -89,11 +101,84 @@ fn escape_html(s: &str) -> String {
     out
 }
 
-/// Render a queued email. `Ok(None)` means there is nothing to send any more (the cause is gone).
-pub async fn render(ctx: &Ctx, mail: &Outgoing) -> DomainResult<Option<Rendered>> {
+/// Render a logged email message for sending; `base_url` roots its links. `Ok(None)` means
+/// there is nothing to send any more (the cause is gone).
+pub async fn render(
+    ctx: &Ctx,
+    m: &yiren_store::reach::MessageRow,
+    base_url: &str,
+) -> DomainResult<Option<Rendered>> {
+    let l = Locale::parse(&m.locale).unwrap_or_default();
+    match serde_json::from_str::<Content>(&m.content) {
+        Ok(Content::Mail { message }) => render_template(ctx, &m.recipient, l, &message).await,
+        Ok(Content::Broadcast {
+            broadcast_id,
+            topic_id,
+        }) => render_broadcast(ctx, m, l, broadcast_id, topic_id, base_url).await,
+        Ok(Content::Owner { .. }) | Err(_) => Ok(None),
+    }
+}
+
+async fn render_broadcast(
+    ctx: &Ctx,
+    m: &yiren_store::reach::MessageRow,
+    l: Locale,
+    broadcast_id: i64,
+    topic_id: i64,
+    base_url: &str,
+) -> DomainResult<Option<Rendered>> {
     let site = crate::settings::load(ctx).await?;
-    let l = mail.locale;
-    let (code_id, keys) = match &mail.message {
+    let b = match reach::broadcast::get(ctx, broadcast_id).await {
+        Ok(b) => b,
+        Err(crate::DomainError::NotFound) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(customer_id) = m.customer_id else {
+        return Ok(None);
+    };
+    let topic = reach::topic::get(ctx, topic_id).await?;
+    let text = b.text_for(l, site.default_locale);
+    let base = base_url.trim_end_matches('/');
+    let token = reach::topic::token(ctx, customer_id);
+    let unsubscribe_url = format!("{base}/unsubscribe/{token}/{topic_id}");
+    let preferences_url = format!("{base}/preferences/{token}");
+    let why = l.tf(
+        "reach.footer_why",
+        &[("site", site.name.as_str()), ("topic", topic.name.as_str())],
+    );
+    let unsub = l.t("reach.footer_unsubscribe");
+    let prefs = l.t("reach.footer_preferences");
+    let body_text = format!(
+        "{}\n\n--\n{why}\n{unsub}: {unsubscribe_url}\n{prefs}: {preferences_url}\n",
+        text.body
+    );
+    let html = format!(
+        "<!doctype html><html lang=\"{}\"><body>{}<hr><p style=\"color:#666;font-size:12px\">{}<br><a href=\"{}\">{}</a> · <a href=\"{}\">{}</a></p></body></html>",
+        l.tag(),
+        reach::broadcast::markdown_html(&text.body),
+        escape_html(&why),
+        escape_html(&unsubscribe_url),
+        escape_html(unsub),
+        escape_html(&preferences_url),
+        escape_html(prefs),
+    );
+    Ok(Some(Rendered {
+        to: m.recipient.clone(),
+        subject: text.subject,
+        text: body_text,
+        html,
+        unsubscribe_url: Some(unsubscribe_url),
+    }))
+}
+
+async fn render_template(
+    ctx: &Ctx,
+    to: &str,
+    l: Locale,
+    message: &Message,
+) -> DomainResult<Option<Rendered>> {
+    let site = crate::settings::load(ctx).await?;
+    let (code_id, keys) = match message {
         Message::LoginCode { code_id } => (
             *code_id,
             ["mail.code_subject", "mail.code_body", "mail.code_ignore"],
@@ -128,10 +213,11 @@ pub async fn render(ctx: &Ctx, mail: &Outgoing) -> DomainResult<Option<Rendered>
         escape_html(&ignore)
     );
     Ok(Some(Rendered {
-        to: mail.to.clone(),
+        to: to.to_string(),
         subject,
         text,
         html,
+        unsubscribe_url: None,
     }))
 }
 

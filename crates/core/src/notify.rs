@@ -4,10 +4,10 @@
 //!
 //! Language: a *channel* is one configured push destination (Server酱, Bark, a WeCom robot, …);
 //! its target (keys, tokens, secrets) is stored sealed with the server key and is opaque here — the
-//! `push.send` handler decodes it for `yiren-providers::push`. A *route* says which channels an
+//! `message.send` handler decodes it for `yiren-providers::push`. A *route* says which channels an
 //! event kind goes to.
 //!
-//! Shape: [`OwnerEvent`], [`emit`] (in the cause's transaction: one `push.send` job per channel,
+//! Shape: [`OwnerEvent`], [`emit`] (in the cause's transaction: one message per channel,
 //! unique per (event, cause, channel), delayed past quiet hours), [`load`] / [`save`] of the
 //! [`NotifySettings`], [`target`] to unseal a channel for sending.
 
@@ -18,13 +18,11 @@ use serde::{Deserialize, Serialize};
 use yiren_store::settings as store;
 
 use crate::error::{DomainError, DomainResult};
-use crate::job::{self, EnqueueOptions};
+use crate::reach;
 use crate::{Ctx, Locale};
 
 const KEY: &str = "owner_notify";
 const SEAL: &str = "push-target";
-/// Job kind that delivers one push.
-pub const KIND: &str = "push.send";
 
 /// Something the owner may want to hear about.
 #[derive(Debug, Clone, PartialEq)]
@@ -244,16 +242,8 @@ pub fn deliver_at(now_ms: i64, tz: &str, quiet_start: u32, quiet_end: u32) -> i6
         .unwrap_or(now_ms)
 }
 
-/// The `push.send` payload.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PushJob {
-    pub channel: String,
-    pub title: String,
-    pub body: String,
-}
-
 /// Tell the owner about `event` (caused by `cause`, e.g. the customer id), in the cause's
-/// transaction: one job per routed channel, never two for the same (event, cause, channel).
+/// transaction: one message per routed channel, never two for the same (event, cause, channel).
 pub async fn emit(
     ctx: &Ctx,
     tx: &mut yiren_store::Tx,
@@ -268,23 +258,20 @@ pub async fn emit(
     let (title, body) = event.text(site.default_locale);
     let run_at = deliver_at(ctx.now(), &site.time_zone, n.quiet_start, n.quiet_end);
     for id in channels {
-        let payload = PushJob {
-            channel: id.clone(),
-            title: title.clone(),
-            body: body.clone(),
-        };
-        job::enqueue(
-            ctx,
-            tx,
-            KIND,
-            &payload,
-            EnqueueOptions {
-                run_at: Some(run_at),
-                max_attempts: 8,
-                unique_key: Some(format!("owner:{}:{cause}:{id}", event.kind())),
+        let m = reach::Outgoing {
+            cause: format!("owner:{}:{cause}", event.kind()),
+            channel: reach::Channel::Push,
+            recipient: reach::Recipient::Owner(id.clone()),
+            locale: site.default_locale,
+            content: reach::Content::Owner {
+                title: title.clone(),
+                body: body.clone(),
             },
-        )
-        .await?;
+            summary: title.clone(),
+            run_at: Some(run_at),
+            broadcast_id: None,
+        };
+        reach::enqueue(ctx, tx, &m).await?;
     }
     Ok(())
 }

@@ -135,6 +135,27 @@ pub async fn fail<'e, E: Executor<'e, Database = Any>>(
     Ok(())
 }
 
+/// Put a running job back in the queue until `run_at` without counting the attempt.
+pub async fn defer<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+    worker: &str,
+    run_at: i64,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'queued', attempts = attempts - 1, run_at = $1, locked_by = NULL, \
+         locked_until = NULL, updated_at = $2 WHERE id = $3 AND locked_by = $4 AND state = 'running'",
+    )
+    .bind(run_at)
+    .bind(now)
+    .bind(id)
+    .bind(worker)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
 /// Give back every job a worker still holds (graceful shutdown): it runs again soon, and the
 /// interrupted attempt does not count.
 pub async fn release_worker<'e, E: Executor<'e, Database = Any>>(

@@ -20,6 +20,7 @@ mod error;
 pub mod idempotency;
 pub mod job;
 pub mod oidc;
+pub mod reach;
 pub mod schema;
 pub mod session;
 pub mod settings;

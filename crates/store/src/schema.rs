@@ -32,6 +32,14 @@ pub const TABLES: &[&str] = &[
     "oidc_codes",
     "oidc_tokens",
     "oidc_consents",
+    "topics",
+    "subscriptions",
+    "customer_push",
+    "customer_tags",
+    "broadcasts",
+    "messages",
+    "suppressions",
+    "send_windows",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,
@@ -42,6 +50,7 @@ pub const HOUSEKEEPING: &[&str] = &[
     "login_throttle",
     "job_schedules",
     "oidc_keys",
+    "send_windows",
 ];
 
 /// How a column's values are carried.
@@ -165,6 +174,8 @@ pub async fn describe(conn: &mut AnyConnection, engine: Engine, table: &str) -> 
                 .into_iter()
                 .map(|(f, tb, to, od)| format!("{f} -> {tb}.{to} ON DELETE {od}"))
                 .collect();
+            // Listed by column on both engines (SQLite's own order is declaration order, reversed).
+            t.foreign_keys.sort();
             let sql: String = sqlx::query_scalar(
                 "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $1",
             )
@@ -217,6 +228,8 @@ pub async fn describe(conn: &mut AnyConnection, engine: Engine, table: &str) -> 
                 .into_iter()
                 .map(|(f, tb, to, od)| format!("{f} -> {tb}.{to} ON DELETE {od}"))
                 .collect();
+            // Listed by column on both engines (SQLite's own order is declaration order, reversed).
+            t.foreign_keys.sort();
             let checks: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM pg_constraint WHERE contype = 'c' \
                  AND conrelid = (current_schema() || '.' || $1)::regclass",

@@ -1,6 +1,6 @@
 //! Outgoing mail through a real SMTP server (the testkit's sink): the sign-in code mail, its
 //! headers and both parts; a temporary refusal retried once and delivered once; a refused mailbox
-//! sent to the dead list. On both engines.
+//! logged as failed and suppressed (never mailed again). On both engines.
 
 use yiren_testkit::smtp::SmtpSink;
 use yiren_testkit::{both_engines, TestApp};
@@ -32,8 +32,14 @@ async fn mail_jobs(app: &TestApp) -> Vec<yiren_store::job::JobRow> {
         .await
         .unwrap()
         .into_iter()
-        .filter(|j| j.kind == "mail.send")
+        .filter(|j| j.kind == "message.send")
         .collect()
+}
+
+async fn messages(app: &TestApp) -> Vec<yiren_store::reach::MessageRow> {
+    yiren_store::reach::list_messages(app.state.ctx.db.read(), &Default::default(), i64::MAX, 100)
+        .await
+        .unwrap()
 }
 
 both_engines! {
@@ -48,7 +54,13 @@ both_engines! {
         let from = m.from().and_then(|a| a.first()).unwrap();
         assert_eq!((from.name(), from.address()), (Some("小店"), Some("shop@example.com")));
         assert_eq!(m.to().and_then(|a| a.first()).and_then(|a| a.address()), Some("buyer@example.com"));
-        assert!(m.date().is_some() && m.message_id().is_some());
+        assert!(m.date().is_some());
+        let logged = messages(&app).await;
+        assert_eq!(logged.len(), 1);
+        assert_eq!(m.message_id(), Some(format!("m{}@example.com", logged[0].id).as_str()), "a Message-ID that stays the same across retries");
+        assert_eq!((logged[0].status.as_str(), logged[0].channel.as_str(), logged[0].recipient.as_str()), ("sent", "email", "buyer@example.com"));
+        assert!(!logged[0].content.contains(&m.subject().unwrap()[..6]), "the log never holds the code");
+        assert!(m.header("List-Unsubscribe").is_none(), "transactional mail has no unsubscribe header");
         let text = m.body_text(0).unwrap().into_owned();
         let html = m.body_html(0).unwrap().into_owned();
         let code: String = text.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_string();
@@ -78,20 +90,34 @@ both_engines! {
         assert_eq!(got[0].to, vec!["retry@example.com".to_string()]);
     }
 
-    async fn a_refused_mailbox_sends_the_mail_to_the_dead_list(engine: Engine) {
+    async fn a_refused_mailbox_is_logged_as_failed_and_never_mailed_again(engine: Engine) {
         let sink = SmtpSink::start();
         let app = app_with_sink(engine, &sink).await;
         ask_code(&app, "no-such-mailbox@example.com").await;
         for _ in 0..300 {
-            if mail_jobs(&app).await.first().is_some_and(|j| j.state == "dead") {
+            if messages(&app).await.first().is_some_and(|m| m.status == "failed") {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        let job = mail_jobs(&app).await.remove(0);
-        assert_eq!(job.state, "dead", "a permanent SMTP refusal is not retried: {:?}", job.last_error);
-        assert!(job.last_error.as_deref().unwrap_or("").contains("SMTP refused"), "{:?}", job.last_error);
+        let m = messages(&app).await.remove(0);
+        assert_eq!(m.status, "failed", "a 550 is not retried: {:?}", m.last_error);
+        assert_eq!(m.attempts, 1);
+        assert!(m.last_error.as_deref().unwrap_or("").contains("SMTP refused"), "{:?}", m.last_error);
+        assert!(yiren_core::reach::suppress::is_suppressed(&app.state.ctx, "No-Such-Mailbox@example.com").await.unwrap(), "a bounce suppresses the address");
+        // The next code for that address is never handed to SMTP.
+        app.clock.advance(120_000);
+        ask_code(&app, "no-such-mailbox@example.com").await;
+        for _ in 0..300 {
+            if messages(&app).await.iter().any(|m| m.status == "suppressed") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let all = messages(&app).await;
+        assert_eq!(all.iter().map(|m| m.status.as_str()).collect::<Vec<_>>(), vec!["suppressed", "failed"]);
         assert!(sink.received().is_empty());
+        assert_eq!(mail_jobs(&app).await.iter().filter(|j| j.state == "dead").count(), 0, "failures live in the delivery log, not the dead list");
     }
 
     async fn without_smtp_the_owner_reads_outgoing_mail_in_admin(engine: Engine) {

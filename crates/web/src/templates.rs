@@ -114,6 +114,38 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/admin/mail.html"),
     ),
     (
+        "admin/messages.html",
+        include_str!("../templates/admin/messages.html"),
+    ),
+    (
+        "admin/message.html",
+        include_str!("../templates/admin/message.html"),
+    ),
+    (
+        "admin/suppressions.html",
+        include_str!("../templates/admin/suppressions.html"),
+    ),
+    (
+        "admin/topics.html",
+        include_str!("../templates/admin/topics.html"),
+    ),
+    (
+        "admin/broadcasts.html",
+        include_str!("../templates/admin/broadcasts.html"),
+    ),
+    (
+        "admin/broadcast.html",
+        include_str!("../templates/admin/broadcast.html"),
+    ),
+    (
+        "account/notifications.html",
+        include_str!("../templates/account/notifications.html"),
+    ),
+    (
+        "account/unsubscribe.html",
+        include_str!("../templates/account/unsubscribe.html"),
+    ),
+    (
         "admin/notifications.html",
         include_str!("../templates/admin/notifications.html"),
     ),

@@ -73,12 +73,15 @@ impl Default for Deps {
 }
 
 /// The job kinds this build knows, with their handlers.
-pub fn registry(http: HttpClient, mail: mail::MailSend) -> Registry {
+pub fn registry(http: HttpClient, sender: mail::MessageSend) -> Registry {
     let mut r = Registry::default();
     r.register("maintenance.cleanup", yiren_core::job::Cleanup);
-    r.register("diagnostic.ping", handlers::Ping { http: http.clone() });
-    r.register(yiren_core::notify::KIND, handlers::PushSend { http });
-    r.register(yiren_core::mail::KIND, mail);
+    r.register("diagnostic.ping", handlers::Ping { http });
+    r.register(yiren_core::reach::KIND, sender);
+    r.register(
+        yiren_core::reach::broadcast::KIND,
+        yiren_core::reach::broadcast::BroadcastRun,
+    );
     r
 }
 
@@ -164,7 +167,17 @@ impl App {
         let worker_id = format!("{}-{}", std::process::id(), ctx.rng.token(6));
         let worker = Worker::new(
             ctx.clone(),
-            registry(http, mail::MailSend::new(&config.mail, config.mail_dir())?),
+            registry(
+                http.clone(),
+                mail::MessageSend::new(
+                    &config.mail,
+                    config.mail_dir(),
+                    http,
+                    public_url
+                        .clone()
+                        .unwrap_or_else(|| format!("http://{}", display_addr(addr))),
+                )?,
+            ),
             schedules,
             WorkerConfig {
                 worker_id,

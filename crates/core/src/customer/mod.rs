@@ -842,6 +842,10 @@ pub async fn delete_account(ctx: &Ctx, customer_id: i64) -> DomainResult<()> {
         store::delete_codes(&mut *tx, Some(e), 0).await?;
     }
     store::delete_customer_flows(&mut *tx, customer_id).await?;
+    // The delivery log names the address; subscriptions, push key and tags are personal data.
+    // (A suppression stays: it holds only a keyed hash of the address.)
+    yiren_store::reach::delete_customer_messages(&mut *tx, customer_id, c.email.as_deref()).await?;
+    yiren_store::reach::delete_customer_reach(&mut tx, customer_id).await?;
     if let Some(e) = c.email.as_deref() {
         // Outbox rows that name the address (sent mail, queued mail) and throttle counters keyed by it.
         let quoted = serde_json::to_string(e).unwrap_or_default();
@@ -878,4 +882,40 @@ pub async fn create_by_staff(
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
     get(ctx, id).await
+}
+
+/// Parse a comma-separated tag list: trimmed, deduplicated, each 1–40 characters without control
+/// characters, at most 30.
+pub fn parse_tags(raw: &str) -> DomainResult<Vec<String>> {
+    let mut tags: Vec<String> = raw
+        .split([',', '，'])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    tags.sort();
+    tags.dedup();
+    if tags.len() > 30
+        || tags
+            .iter()
+            .any(|t| t.chars().count() > 40 || t.chars().any(char::is_control))
+    {
+        return Err(DomainError::invalid("tags", "customer.tags_invalid"));
+    }
+    Ok(tags)
+}
+
+/// Replace a customer's tags (broadcast audiences and, later, CRM segments select by them).
+pub async fn set_tags(ctx: &Ctx, id: i64, raw: &str) -> DomainResult<Vec<String>> {
+    let tags = parse_tags(raw)?;
+    get(ctx, id).await?;
+    let mut tx = ctx.db.begin().await?;
+    yiren_store::reach::set_customer_tags(&mut tx, id, &tags, ctx.now()).await?;
+    tx.commit().await.map_err(yiren_store::StoreError::from)?;
+    Ok(tags)
+}
+
+/// A customer's tags, sorted.
+pub async fn tags(ctx: &Ctx, id: i64) -> DomainResult<Vec<String>> {
+    Ok(yiren_store::reach::customer_tags(ctx.db.read(), id).await?)
 }

@@ -142,6 +142,9 @@ pub enum JobError {
     /// Retrying cannot help: the job goes straight to the dead list.
     #[error("{message}")]
     Permanent { message: String },
+    /// Not now (a sending window is full): run again at `until_ms`; the attempt does not count.
+    #[error("deferred: {reason}")]
+    Defer { until_ms: i64, reason: String },
 }
 
 impl JobError {
@@ -167,6 +170,8 @@ pub struct JobContext {
     pub kind: String,
     pub payload: String,
     pub attempt: i64,
+    /// Attempts allowed before the job goes to the dead list.
+    pub max_attempts: i64,
 }
 
 /// Performs one kind of job. Must be idempotent: the same job may run more than once.
@@ -241,6 +246,9 @@ impl JobHandler for Cleanup {
                 .await
                 .map_err(err)?;
             yiren_store::oidc::delete_expired(w, now)
+                .await
+                .map_err(err)?;
+            yiren_store::reach::delete_send_windows_before(w, now - 3_600_000)
                 .await
                 .map_err(err)?;
             store::delete_done_before(w, now - 7 * 24 * 3_600_000)

@@ -206,6 +206,7 @@ impl Worker {
             kind: job.kind.clone(),
             payload: job.payload.clone(),
             attempt: job.attempts,
+            max_attempts: job.max_attempts,
         };
         let started = std::time::Instant::now();
         let outcome = if job.attempts > job.max_attempts {
@@ -237,11 +238,16 @@ impl Worker {
                     .increment(1);
                 r
             }
+            Err(JobError::Defer { until_ms, reason }) => {
+                tracing::debug!(job = job.id, kind = %job.kind, %reason, "job deferred");
+                store::defer(ctx.db.write(), job.id, worker, until_ms, now).await
+            }
             Err(e) => {
                 metrics::counter!("yiren_job_failures_total", "kind" => job.kind.clone())
                     .increment(1);
                 let retry_at = match &e {
                     JobError::Permanent { .. } => None,
+                    JobError::Defer { until_ms, .. } => Some(*until_ms),
                     JobError::Transient { .. } if job.attempts >= job.max_attempts => None,
                     JobError::Transient {
                         retry_after_ms: Some(ms),
@@ -260,8 +266,8 @@ impl Worker {
                     tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, error = %e, "job failed; will retry");
                 }
                 let msg: String = e.to_string().chars().take(2000).collect();
-                if retry_at.is_some() || job.kind == crate::notify::KIND {
-                    // (A notification that dies is not announced by another notification.)
+                if retry_at.is_some() || job.kind == crate::reach::KIND {
+                    // (A message that dies is in the delivery log; it is not announced by another message.)
                     store::fail(ctx.db.write(), job.id, worker, &msg, retry_at, now).await
                 } else {
                     // Dead: tell the owner, in the same transaction as the move.

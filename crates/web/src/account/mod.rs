@@ -9,6 +9,7 @@
 mod oauth;
 mod pages;
 mod passkeys;
+mod reach;
 mod wechat;
 
 use axum::http::StatusCode;
@@ -47,6 +48,10 @@ pub const FORM_ROUTES: &[&str] = &[
     "/account/passkeys/second-factor",
     "/account/second-factor/start",
     "/account/second-factor/finish",
+    "/account/notifications",
+    "/account/notifications/push",
+    "/account/notifications/push/delete",
+    "/preferences/{token}",
 ];
 
 /// Customer routes.
@@ -107,6 +112,20 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(passkeys::set_second_factor),
         )
         .route("/account/second-factor", get(passkeys::second_factor_page))
+        .route("/account/notifications", get(reach::page).post(reach::save))
+        .route("/account/notifications/push", post(reach::save_push))
+        .route(
+            "/account/notifications/push/delete",
+            post(reach::delete_push),
+        )
+        .route(
+            "/preferences/{token}",
+            get(reach::preferences_page).post(reach::preferences_save),
+        )
+        .route(
+            "/unsubscribe/{token}/{topic}",
+            get(reach::unsubscribe_page).post(reach::unsubscribe),
+        )
         .route(
             "/account/second-factor/start",
             post(passkeys::second_factor_start),

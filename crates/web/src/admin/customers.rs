@@ -157,8 +157,28 @@ pub async fn detail(
             return domain_error_page(e)
         }
     };
+    let (tags, topics, chosen) = match (
+        customer::tags(ctx_, id).await,
+        yiren_core::reach::topic::list(ctx_).await,
+        yiren_core::reach::topic::chosen(ctx_, id).await,
+    ) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return domain_error_page(e),
+    };
+    let subscriptions: Vec<Value> = topics
+        .iter()
+        .map(|t| {
+            let on: Vec<&str> = chosen
+                .iter()
+                .filter(|(tid, _)| *tid == t.id)
+                .map(|(_, ch)| ch.as_str())
+                .collect();
+            context! { name => t.name.clone(), channels => on }
+        })
+        .collect();
     let base = base_ctx(&state, "/admin/customers", Some(&s), &s.csrf_token).await;
     let ctx = context! {
+        tags => tags.join(", "), subscriptions => subscriptions,
         c => view(&c), personal_invite => personal, identities => Value::from_serialize(&ids), sessions => Value::from_serialize(&sessions),
         invitees => invitees.iter().map(view).collect::<Vec<_>>(), inviter => inviter.as_ref().map(view),
         notice => notice(q.notice.as_deref()), ..base
@@ -216,6 +236,28 @@ pub async fn sign_out_everywhere(
         Err(e) => Err(e),
     };
     after(r, id, "customer.signed_out").await
+}
+
+#[derive(Deserialize)]
+pub struct TagsForm {
+    #[serde(default)]
+    tags: String,
+}
+
+pub async fn set_tags(
+    State(state): State<AppState>,
+    AdminSession(_): AdminSession,
+    Path(id): Path<i64>,
+    CsrfForm(f): CsrfForm<TagsForm>,
+) -> Response {
+    match customer::set_tags(&state.ctx, id, &f.tags).await {
+        Ok(_) => Redirect::to(&format!("/admin/customers/{id}?notice=customer.tags_saved"))
+            .into_response(),
+        Err(DomainError::Invalid { key, .. }) => {
+            crate::templates::error_page(axum::http::StatusCode::UNPROCESSABLE_ENTITY, key)
+        }
+        Err(e) => domain_error_page(e),
+    }
 }
 
 // ---- sign-in methods ----

@@ -6,6 +6,7 @@ pub mod customers;
 pub mod mail;
 pub mod notify;
 pub mod pages;
+pub mod reach;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -46,6 +47,19 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/apps/{id}/secret",
     "/admin/apps/{id}/disable",
     "/admin/apps/{id}/enable",
+    "/admin/customers/{id}/tags",
+    "/admin/messages/rates",
+    "/admin/messages/{id}/resend",
+    "/admin/suppressions",
+    "/admin/suppressions/{hash}/delete",
+    "/admin/topics",
+    "/admin/topics/{id}",
+    "/admin/topics/{id}/delete",
+    "/admin/broadcasts",
+    "/admin/broadcasts/{id}",
+    "/admin/broadcasts/{id}/send",
+    "/admin/broadcasts/{id}/cancel",
+    "/admin/broadcasts/{id}/delete",
 ];
 
 /// Admin routes.
@@ -120,6 +134,43 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/admin/notifications/channels/{id}/delete",
             post(notify::delete_channel),
         )
+        .route("/admin/messages", get(reach::log_page))
+        .route("/admin/messages/rates", post(reach::save_rates))
+        .route("/admin/messages/{id}", get(reach::message_page))
+        .route("/admin/messages/{id}/resend", post(reach::resend))
+        .route(
+            "/admin/suppressions",
+            get(reach::suppressions_page).post(reach::add_suppressions),
+        )
+        .route(
+            "/admin/suppressions/{hash}/delete",
+            post(reach::delete_suppression),
+        )
+        .route(
+            "/admin/topics",
+            get(reach::topics_page).post(reach::create_topic),
+        )
+        .route("/admin/topics/{id}", post(reach::update_topic))
+        .route("/admin/topics/{id}/delete", post(reach::delete_topic))
+        .route(
+            "/admin/broadcasts",
+            get(reach::broadcasts_page).post(reach::create_broadcast),
+        )
+        .route("/admin/broadcasts/new", get(reach::new_broadcast))
+        .route(
+            "/admin/broadcasts/{id}",
+            get(reach::broadcast_page).post(reach::update_broadcast),
+        )
+        .route("/admin/broadcasts/{id}/send", post(reach::send_broadcast))
+        .route(
+            "/admin/broadcasts/{id}/cancel",
+            post(reach::cancel_broadcast),
+        )
+        .route(
+            "/admin/broadcasts/{id}/delete",
+            post(reach::delete_broadcast),
+        )
+        .route("/admin/customers/{id}/tags", post(customers::set_tags))
         .route("/admin/mail", get(mail::list))
         .route("/admin/mail/{id}", get(mail::show))
         .route("/admin/apps", get(apps::page).post(apps::create))
@@ -186,6 +237,11 @@ pub const NOTICES: &[&str] = &[
     "oidc.app_created",
     "notify.channel_added",
     "oidc.secret_rotated",
+    "reach.resent",
+    "reach.unsuppressed",
+    "reach.sending",
+    "reach.cancelled",
+    "customer.tags_saved",
 ];
 
 /// Translate a notice key from the query, if it is one of [`NOTICES`].

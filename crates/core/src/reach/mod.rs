@@ -1,0 +1,530 @@
+//! Reach (触达): every message — a sign-in code, an owner notification, one recipient's copy of a
+//! broadcast — goes through one durable pipeline.
+//!
+//! Language: a *message* is one row of the delivery log, unique per (cause, channel, recipient),
+//! written in the transaction of its cause together with the `message.send` job that delivers it.
+//! A *channel* is how it travels (email, push, WeChat template message). The *cause* names why it
+//! exists (`code:ID`, `owner:new_customer:ID:CHANNEL`, `broadcast:ID`), so a cause can never send
+//! the same recipient the same thing twice. *Suppressed* addresses are never mailed; a *sending
+//! window* caps how many messages a channel sends per minute.
+//!
+//! Shape: [`enqueue`] (in the cause's transaction), [`prepare`] / [`finish`] around the transport
+//! (the `message.send` handler in the `yiren` crate owns SMTP and HTTP), [`resend`], [`log`];
+//! [`suppress`], [`topic`] (topics, subscriptions, preference tokens) and [`broadcast`].
+
+pub mod broadcast;
+pub mod suppress;
+pub mod topic;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use yiren_store::reach::{self as store, MessageFilter, MessageRow, NewMessage};
+
+use crate::error::{DomainError, DomainResult};
+use crate::job::{self, EnqueueOptions};
+use crate::{Ctx, Locale};
+
+/// Job kind that delivers one message.
+pub const KIND: &str = "message.send";
+
+/// Attempts before a message is given up as failed.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+/// How a message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Push,
+    Wechat,
+}
+
+impl Channel {
+    /// Every channel, in display order.
+    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Push, Channel::Wechat];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Push => "push",
+            Channel::Wechat => "wechat",
+        }
+    }
+
+    /// Parse a stored name.
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Message states: queued → sending → sent | queued (retry) | failed; suppressed and cancelled
+/// are decided before sending.
+pub const STATUSES: [&str; 6] = [
+    "queued",
+    "sending",
+    "sent",
+    "failed",
+    "suppressed",
+    "cancelled",
+];
+
+/// What a message says; rendered only when it is sent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Content {
+    /// A transactional email from a template.
+    Mail {
+        /// Which template, with its arguments.
+        message: crate::mail::Message,
+    },
+    /// A notification to the owner.
+    Owner { title: String, body: String },
+    /// A recipient's copy of a broadcast (its text lives in the broadcast).
+    Broadcast { broadcast_id: i64, topic_id: i64 },
+}
+
+/// Who receives a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recipient {
+    /// An email address, optionally belonging to a customer.
+    Email {
+        address: String,
+        customer_id: Option<i64>,
+    },
+    /// A customer's own push key, or their WeChat openid (by channel).
+    Customer(i64),
+    /// One of the owner's push channels.
+    Owner(String),
+}
+
+impl Recipient {
+    /// The stored recipient column.
+    pub fn key(&self) -> String {
+        match self {
+            Recipient::Email { address, .. } => address.to_lowercase(),
+            Recipient::Customer(id) => format!("customer:{id}"),
+            Recipient::Owner(channel) => format!("owner:{channel}"),
+        }
+    }
+
+    fn customer_id(&self) -> Option<i64> {
+        match self {
+            Recipient::Email { customer_id, .. } => *customer_id,
+            Recipient::Customer(id) => Some(*id),
+            Recipient::Owner(_) => None,
+        }
+    }
+}
+
+/// A message to queue.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Why it exists; (cause, channel, recipient) is unique.
+    pub cause: String,
+    pub channel: Channel,
+    pub recipient: Recipient,
+    pub locale: Locale,
+    pub content: Content,
+    /// One line for the delivery log (a subject or title — never a secret).
+    pub summary: String,
+    /// Deliver no earlier than this (quiet hours, schedules); None = now.
+    pub run_at: Option<i64>,
+    /// Set for a broadcast's copies.
+    pub broadcast_id: Option<i64>,
+}
+
+/// Queue a message in the caller's transaction. Returns its id, or None when the same cause
+/// already queued it for this recipient on this channel.
+pub async fn enqueue(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    m: &Outgoing,
+) -> DomainResult<Option<i64>> {
+    let id = ctx.new_id();
+    let content = serde_json::to_string(&m.content).unwrap_or_default();
+    let recipient = m.recipient.key();
+    let summary: String = m.summary.chars().take(200).collect();
+    let row = NewMessage {
+        id,
+        cause: &m.cause,
+        channel: m.channel.as_str(),
+        recipient: &recipient,
+        customer_id: m.recipient.customer_id(),
+        broadcast_id: m.broadcast_id,
+        locale: m.locale.tag(),
+        content: &content,
+        summary: &summary,
+    };
+    if !store::insert_message(&mut **tx, &row, ctx.now()).await? {
+        return Ok(None);
+    }
+    send_job(ctx, tx, id, m.run_at, &format!("message:{id}")).await?;
+    Ok(Some(id))
+}
+
+async fn send_job(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    id: i64,
+    run_at: Option<i64>,
+    unique_key: &str,
+) -> DomainResult<()> {
+    job::enqueue(
+        ctx,
+        tx,
+        KIND,
+        &SendJob { message_id: id },
+        EnqueueOptions {
+            run_at,
+            max_attempts: MAX_ATTEMPTS,
+            unique_key: Some(unique_key.to_string()),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The `message.send` payload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SendJob {
+    pub message_id: i64,
+}
+
+/// What the handler should do with a message.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Deliver it (it is now `sending`).
+    Send(Box<MessageRow>),
+    /// Nothing to do (already sent, cancelled, suppressed, unsubscribed).
+    Skip,
+    /// The channel's sending window is full: try again at this time (unix ms).
+    Defer(i64),
+}
+
+/// Decide whether a message goes now, and if so mark it `sending` (committed before the transport
+/// is touched, so the log shows what is in flight). `attempt` is the job's attempt number.
+pub async fn prepare(ctx: &Ctx, id: i64, attempt: i64) -> DomainResult<Prepared> {
+    let now = ctx.now();
+    let m = match store::get_message(ctx.db.read(), id).await {
+        Ok(m) => m,
+        Err(yiren_store::StoreError::NotFound) => return Ok(Prepared::Skip),
+        Err(e) => return Err(e.into()),
+    };
+    if !matches!(m.status.as_str(), "queued" | "sending") {
+        return Ok(Prepared::Skip);
+    }
+    if m.channel == "email" && suppress::is_suppressed(ctx, &m.recipient).await? {
+        store::set_message_status(
+            ctx.db.write(),
+            id,
+            &["queued", "sending"],
+            "suppressed",
+            None,
+            None,
+            None,
+            now,
+        )
+        .await?;
+        return Ok(Prepared::Skip);
+    }
+    if let Ok(Content::Broadcast {
+        broadcast_id,
+        topic_id,
+    }) = serde_json::from_str::<Content>(&m.content)
+    {
+        let reason = broadcast::still_wanted(ctx, &m, broadcast_id, topic_id).await?;
+        if let Some(reason) = reason {
+            store::set_message_status(
+                ctx.db.write(),
+                id,
+                &["queued", "sending"],
+                "cancelled",
+                None,
+                Some(reason),
+                None,
+                now,
+            )
+            .await?;
+            return Ok(Prepared::Skip);
+        }
+    }
+    let settings = load_settings(ctx).await?;
+    if let Some(limit) = settings.rate_per_minute.get(&m.channel).copied() {
+        if limit > 0 {
+            let window = now - now.rem_euclid(60_000);
+            if !store::take_send_slot(ctx.db.write(), &m.channel, window, limit as i64).await? {
+                return Ok(Prepared::Defer(window + 60_000));
+            }
+        }
+    }
+    store::set_message_status(
+        ctx.db.write(),
+        id,
+        &["queued", "sending"],
+        "sending",
+        Some(attempt),
+        m.last_error.as_deref(),
+        None,
+        now,
+    )
+    .await?;
+    Ok(Prepared::Send(Box::new(m)))
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Sent,
+    /// Worth retrying (the job retries unless this was the last attempt).
+    Retry {
+        error: String,
+        last_attempt: bool,
+    },
+    /// Retrying cannot help.
+    Failed {
+        error: String,
+    },
+    /// The receiving server said the mailbox does not exist: failed, and the address suppressed.
+    Bounced {
+        error: String,
+    },
+    /// Nothing to send any more (the cause disappeared, e.g. a code already used).
+    Gone,
+}
+
+/// Record an attempt's outcome.
+pub async fn finish(ctx: &Ctx, m: &MessageRow, outcome: &Outcome) -> DomainResult<()> {
+    let now = ctx.now();
+    let w = ctx.db.write();
+    let trim = |e: &str| e.chars().take(500).collect::<String>();
+    match outcome {
+        Outcome::Sent => {
+            store::set_message_status(w, m.id, &["sending"], "sent", None, None, Some(now), now)
+                .await?;
+        }
+        Outcome::Retry {
+            error,
+            last_attempt,
+        } => {
+            let status = if *last_attempt { "failed" } else { "queued" };
+            store::set_message_status(
+                w,
+                m.id,
+                &["sending"],
+                status,
+                None,
+                Some(&trim(error)),
+                None,
+                now,
+            )
+            .await?;
+        }
+        Outcome::Failed { error } => {
+            store::set_message_status(
+                w,
+                m.id,
+                &["sending"],
+                "failed",
+                None,
+                Some(&trim(error)),
+                None,
+                now,
+            )
+            .await?;
+        }
+        Outcome::Bounced { error } => {
+            let mut tx = ctx.db.begin().await?;
+            store::set_message_status(
+                &mut *tx,
+                m.id,
+                &["sending"],
+                "failed",
+                None,
+                Some(&trim(error)),
+                None,
+                now,
+            )
+            .await?;
+            suppress::add_in(ctx, &mut tx, &m.recipient, "bounce").await?;
+            tx.commit().await.map_err(yiren_store::StoreError::from)?;
+        }
+        Outcome::Gone => {
+            store::set_message_status(
+                w,
+                m.id,
+                &["sending"],
+                "cancelled",
+                None,
+                Some("nothing to send any more"),
+                None,
+                now,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Send a message again (from the delivery log): back to `queued` with a fresh job.
+pub async fn resend(ctx: &Ctx, id: i64) -> DomainResult<MessageRow> {
+    let now = ctx.now();
+    let mut tx = ctx.db.begin().await?;
+    let moved = store::set_message_status(
+        &mut *tx,
+        id,
+        &["sent", "failed", "suppressed", "cancelled"],
+        "queued",
+        Some(0),
+        None,
+        None,
+        now,
+    )
+    .await?;
+    if !moved {
+        return match store::get_message(ctx.db.read(), id).await {
+            Ok(_) => Err(DomainError::Conflict {
+                key: "reach.resend_in_flight",
+            }),
+            Err(_) => Err(DomainError::NotFound),
+        };
+    }
+    send_job(ctx, &mut tx, id, None, &format!("message:{id}:{now}")).await?;
+    tx.commit().await.map_err(yiren_store::StoreError::from)?;
+    get(ctx, id).await
+}
+
+/// One message.
+pub async fn get(ctx: &Ctx, id: i64) -> DomainResult<MessageRow> {
+    store::get_message(ctx.db.read(), id)
+        .await
+        .map_err(|e| match e {
+            yiren_store::StoreError::NotFound => DomainError::NotFound,
+            e => e.into(),
+        })
+}
+
+/// The delivery log, newest first.
+pub async fn log(
+    ctx: &Ctx,
+    f: &MessageFilter<'_>,
+    before_id: i64,
+    limit: i64,
+) -> DomainResult<Vec<MessageRow>> {
+    if let Some(s) = f.status {
+        if !STATUSES.contains(&s) {
+            return Err(DomainError::invalid("status", "error.invalid"));
+        }
+    }
+    if let Some(c) = f.channel {
+        if Channel::parse(c).is_none() {
+            return Err(DomainError::invalid("channel", "error.invalid"));
+        }
+    }
+    Ok(store::list_messages(ctx.db.read(), f, before_id, limit.clamp(1, 500)).await?)
+}
+
+const CUSTOMER_PUSH_SEAL: &str = "customer-push";
+
+/// Save a customer's own push target (Bark, Server酱, PushDeer, …; JSON as
+/// `yiren-providers::push` reads it), sealed with the server key.
+pub async fn set_customer_push(
+    ctx: &Ctx,
+    customer_id: i64,
+    kind: &str,
+    target: &serde_json::Value,
+) -> DomainResult<()> {
+    let mut nonce = [0u8; 12];
+    ctx.rng.fill(&mut nonce);
+    let sealed = ctx
+        .keys
+        .seal(CUSTOMER_PUSH_SEAL, target.to_string().as_bytes(), nonce);
+    store::put_customer_push(ctx.db.write(), customer_id, kind, &sealed, ctx.now()).await?;
+    Ok(())
+}
+
+/// A customer's push target `(kind, target)`, unsealed.
+pub async fn customer_push(
+    ctx: &Ctx,
+    customer_id: i64,
+) -> DomainResult<Option<(String, serde_json::Value)>> {
+    let Some((kind, sealed)) = store::get_customer_push(ctx.db.read(), customer_id).await? else {
+        return Ok(None);
+    };
+    Ok(ctx
+        .keys
+        .open(CUSTOMER_PUSH_SEAL, &sealed)
+        .and_then(|raw| serde_json::from_slice(&raw).ok())
+        .map(|t| (kind, t)))
+}
+
+/// Remove a customer's push target (their push subscriptions stop with it).
+pub async fn remove_customer_push(ctx: &Ctx, customer_id: i64) -> DomainResult<()> {
+    store::delete_customer_push(ctx.db.write(), customer_id).await?;
+    Ok(())
+}
+
+/// Reach settings the owner controls.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct ReachSettings {
+    /// Messages per minute per channel (`email`, `push`, `wechat`); absent or 0 = no cap.
+    pub rate_per_minute: BTreeMap<String, u32>,
+}
+
+const SETTINGS_KEY: &str = "reach";
+
+/// Read the settings.
+pub async fn load_settings(ctx: &Ctx) -> DomainResult<ReachSettings> {
+    Ok(yiren_store::settings::get(ctx.db.read(), SETTINGS_KEY)
+        .await?
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default())
+}
+
+/// Set a channel's sending rate (messages per minute; 0 = no cap, at most 100,000).
+pub async fn set_rate(ctx: &Ctx, channel: Channel, per_minute: u32) -> DomainResult<()> {
+    if per_minute > 100_000 {
+        return Err(DomainError::invalid("rate", "reach.rate_invalid"));
+    }
+    let mut s = load_settings(ctx).await?;
+    s.rate_per_minute
+        .insert(channel.as_str().to_string(), per_minute);
+    yiren_store::settings::put(
+        ctx.db.write(),
+        SETTINGS_KEY,
+        &serde_json::to_string(&s).unwrap_or_default(),
+        ctx.now(),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_is_tagged_json_without_secrets() {
+        let c = Content::Mail {
+            message: crate::mail::Message::LoginCode { code_id: 7 },
+        };
+        let s = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            s,
+            r#"{"kind":"mail","message":{"template":"login_code","code_id":7}}"#
+        );
+        assert_eq!(serde_json::from_str::<Content>(&s).unwrap(), c);
+        assert_eq!(
+            Recipient::Email {
+                address: "A@B.cn".into(),
+                customer_id: None
+            }
+            .key(),
+            "a@b.cn"
+        );
+        assert_eq!(Channel::parse("push"), Some(Channel::Push));
+        assert_eq!(Channel::parse("sms"), None);
+    }
+}
