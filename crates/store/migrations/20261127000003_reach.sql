@@ -63,7 +63,7 @@ CREATE TABLE messages (
     locale TEXT NOT NULL,
     content TEXT NOT NULL,
     summary TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'suppressed', 'cancelled')),
+    status TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'failed', 'suppressed', 'cancelled')),
     attempts BIGINT NOT NULL,
     last_error TEXT,
     created_at BIGINT NOT NULL,

@@ -135,6 +135,23 @@ pub async fn fail<'e, E: Executor<'e, Database = Any>>(
     Ok(())
 }
 
+/// Extend the leases of every job `worker` is running (a heartbeat: a long job is not taken
+/// over by another worker while its own is alive). Returns how many.
+pub async fn extend_leases<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    worker: &str,
+    lease_until: i64,
+) -> StoreResult<u64> {
+    let r = sqlx::query(
+        "UPDATE jobs SET locked_until = $1 WHERE locked_by = $2 AND state = 'running' AND locked_until < $1",
+    )
+    .bind(lease_until)
+    .bind(worker)
+    .execute(exec)
+    .await?;
+    Ok(r.rows_affected())
+}
+
 /// Put a running job back in the queue until `run_at` without counting the attempt.
 pub async fn defer<'e, E: Executor<'e, Database = Any>>(
     exec: E,

@@ -96,7 +96,7 @@ impl SmtpSink {
         let mut server = Server::new(sink);
         server
             .with_name("sink.test")
-            .with_num_threads(4)
+            .with_num_threads(16)
             .with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();
@@ -114,6 +114,11 @@ impl SmtpSink {
         self.state.lock().unwrap().received.clone()
     }
 
+    /// How many messages arrived so far (cheap: nothing is copied).
+    pub fn count(&self) -> usize {
+        self.state.lock().unwrap().received.len()
+    }
+
     /// Answer the next `n` DATA commands with 451 (a temporary failure).
     pub fn fail_next(&self, n: u32) {
         self.state.lock().unwrap().fail_next = n;
@@ -122,9 +127,8 @@ impl SmtpSink {
     /// Wait (up to 15 s) for at least `n` messages.
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..300 {
-            let r = self.received();
-            if r.len() >= n {
-                return r;
+            if self.count() >= n {
+                return self.received();
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }

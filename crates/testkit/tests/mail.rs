@@ -74,15 +74,16 @@ both_engines! {
         let app = app_with_sink(engine, &sink).await;
         sink.fail_next(1);
         ask_code(&app, "retry@example.com").await;
-        // The 451 puts the job back with a backoff; move the app's clock past it.
+        // The 451 schedules a retry with a backoff; move the app's clock past it.
         for _ in 0..300 {
-            if mail_jobs(&app).await.first().is_some_and(|j| j.attempts == 1 && j.state == "queued") {
+            if messages(&app).await.first().is_some_and(|m| m.attempts == 1 && m.status == "queued") {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        let job = mail_jobs(&app).await.remove(0);
-        assert!(job.last_error.as_deref().unwrap_or("").contains("451"), "{job:?} / sink has {}", sink.received().len());
+        let m = messages(&app).await.remove(0);
+        assert!(m.last_error.as_deref().unwrap_or("").contains("451"), "{m:?} / sink has {}", sink.received().len());
+        assert_eq!(mail_jobs(&app).await.iter().filter(|j| j.state == "queued").count(), 1, "one retry job");
         app.clock.advance(60_000);
         let got = sink.wait_for(1).await;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;

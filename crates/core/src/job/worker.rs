@@ -135,8 +135,20 @@ impl Worker {
         let this = Arc::new(self);
         let mut running: JoinSet<()> = JoinSet::new();
         tracing::info!(worker = %this.config.worker_id, "job worker started");
+        let lease_ms = this.config.lease.as_millis() as i64;
+        let mut heartbeat_at = std::time::Instant::now();
         loop {
             while running.try_join_next().is_some() {}
+            // Heartbeat: jobs running longer than a third of the lease keep it.
+            if !running.is_empty() && heartbeat_at.elapsed() >= this.config.lease / 3 {
+                heartbeat_at = std::time::Instant::now();
+                let until = this.ctx.now() + lease_ms;
+                if let Err(e) =
+                    store::extend_leases(this.ctx.db.write(), &this.config.worker_id, until).await
+                {
+                    tracing::warn!(error = %e, "extending job leases failed");
+                }
+            }
             if let Err(e) = this.tick_schedules().await {
                 tracing::warn!(error = %e, "schedule tick failed");
             }

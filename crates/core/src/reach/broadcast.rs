@@ -330,7 +330,7 @@ pub async fn run_batch(ctx: &Ctx, id: i64) -> DomainResult<(u64, bool)> {
     };
     let rows =
         store::audience_page(&mut *tx, b.row.topic_id, b.row.tag.as_deref(), after, end).await?;
-    let mut queued = 0u64;
+    let mut ids = Vec::new();
     for r in rows {
         let Some(channel) = Channel::parse(&r.channel).filter(|c| b.channels.contains(c)) else {
             continue;
@@ -370,9 +370,14 @@ pub async fn run_batch(ctx: &Ctx, id: i64) -> DomainResult<(u64, bool)> {
             run_at: None,
             broadcast_id: Some(id),
         };
-        if super::enqueue(ctx, &mut tx, &out).await?.is_some() {
-            queued += 1;
+        if let Some(mid) = super::insert(ctx, &mut tx, &out).await? {
+            ids.push(mid);
         }
+    }
+    let queued = ids.len() as u64;
+    for chunk in ids.chunks(super::SEND_CHUNK) {
+        let key = format!("message:{}", chunk[0]);
+        super::send_job(ctx, &mut tx, chunk, None, &key).await?;
     }
     store::advance_broadcast(&mut *tx, id, end, queued as i64, now).await?;
     job::enqueue(

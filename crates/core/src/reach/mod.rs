@@ -59,16 +59,12 @@ impl Channel {
     }
 }
 
-/// Message states: queued → sending → sent | queued (retry) | failed; suppressed and cancelled
-/// are decided before sending.
-pub const STATUSES: [&str; 6] = [
-    "queued",
-    "sending",
-    "sent",
-    "failed",
-    "suppressed",
-    "cancelled",
-];
+/// Message states: queued → sent | queued again (a retry is scheduled) | failed; suppressed and
+/// cancelled are decided just before sending.
+pub const STATUSES: [&str; 5] = ["queued", "sent", "failed", "suppressed", "cancelled"];
+
+/// Messages per `message.send` job when many are queued at once (a broadcast batch).
+pub const SEND_CHUNK: usize = 50;
 
 /// What a message says; rendered only when it is sent.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -142,6 +138,19 @@ pub async fn enqueue(
     tx: &mut yiren_store::Tx,
     m: &Outgoing,
 ) -> DomainResult<Option<i64>> {
+    let Some(id) = insert(ctx, tx, m).await? else {
+        return Ok(None);
+    };
+    send_job(ctx, tx, &[id], m.run_at, &format!("message:{id}")).await?;
+    Ok(Some(id))
+}
+
+/// Write a message row only (no job yet): the caller queues [`send_job`]s for many at once.
+pub async fn insert(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    m: &Outgoing,
+) -> DomainResult<Option<i64>> {
     let id = ctx.new_id();
     let content = serde_json::to_string(&m.content).unwrap_or_default();
     let recipient = m.recipient.key();
@@ -157,17 +166,16 @@ pub async fn enqueue(
         content: &content,
         summary: &summary,
     };
-    if !store::insert_message(&mut **tx, &row, ctx.now()).await? {
-        return Ok(None);
-    }
-    send_job(ctx, tx, id, m.run_at, &format!("message:{id}")).await?;
-    Ok(Some(id))
+    Ok(store::insert_message(&mut **tx, &row, ctx.now())
+        .await?
+        .then_some(id))
 }
 
-async fn send_job(
+/// Queue one `message.send` job for `ids` (sent one after another by one worker).
+pub async fn send_job(
     ctx: &Ctx,
     tx: &mut yiren_store::Tx,
-    id: i64,
+    ids: &[i64],
     run_at: Option<i64>,
     unique_key: &str,
 ) -> DomainResult<()> {
@@ -175,7 +183,7 @@ async fn send_job(
         ctx,
         tx,
         KIND,
-        &SendJob { message_id: id },
+        &SendJob { ids: ids.to_vec() },
         EnqueueOptions {
             run_at,
             max_attempts: MAX_ATTEMPTS,
@@ -186,16 +194,16 @@ async fn send_job(
     Ok(())
 }
 
-/// The `message.send` payload.
+/// The `message.send` payload: messages to deliver, in order.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SendJob {
-    pub message_id: i64,
+    pub ids: Vec<i64>,
 }
 
 /// What the handler should do with a message.
 #[derive(Debug)]
 pub enum Prepared {
-    /// Deliver it (it is now `sending`).
+    /// Deliver it.
     Send(Box<MessageRow>),
     /// Nothing to do (already sent, cancelled, suppressed, unsubscribed).
     Skip,
@@ -203,30 +211,34 @@ pub enum Prepared {
     Defer(i64),
 }
 
-/// Decide whether a message goes now, and if so mark it `sending` (committed before the transport
-/// is touched, so the log shows what is in flight). `attempt` is the job's attempt number.
-pub async fn prepare(ctx: &Ctx, id: i64, attempt: i64) -> DomainResult<Prepared> {
+/// Decide whether a queued message goes now. Nothing is written before the transport is
+/// touched (one commit per message, after it): a process killed mid-send sends that message
+/// again on restart, with the same Message-ID.
+pub async fn prepare(ctx: &Ctx, id: i64) -> DomainResult<Prepared> {
     let now = ctx.now();
     let m = match store::get_message(ctx.db.read(), id).await {
         Ok(m) => m,
         Err(yiren_store::StoreError::NotFound) => return Ok(Prepared::Skip),
         Err(e) => return Err(e.into()),
     };
-    if !matches!(m.status.as_str(), "queued" | "sending") {
+    if m.status != "queued" {
         return Ok(Prepared::Skip);
     }
-    if m.channel == "email" && suppress::is_suppressed(ctx, &m.recipient).await? {
+    let skip = |status: &'static str, why: Option<&'static str>| async move {
         store::set_message_status(
             ctx.db.write(),
             id,
-            &["queued", "sending"],
-            "suppressed",
+            &["queued"],
+            status,
             None,
-            None,
+            why,
             None,
             now,
         )
-        .await?;
+        .await
+    };
+    if m.channel == "email" && suppress::is_suppressed(ctx, &m.recipient).await? {
+        skip("suppressed", None).await?;
         return Ok(Prepared::Skip);
     }
     if let Ok(Content::Broadcast {
@@ -234,19 +246,8 @@ pub async fn prepare(ctx: &Ctx, id: i64, attempt: i64) -> DomainResult<Prepared>
         topic_id,
     }) = serde_json::from_str::<Content>(&m.content)
     {
-        let reason = broadcast::still_wanted(ctx, &m, broadcast_id, topic_id).await?;
-        if let Some(reason) = reason {
-            store::set_message_status(
-                ctx.db.write(),
-                id,
-                &["queued", "sending"],
-                "cancelled",
-                None,
-                Some(reason),
-                None,
-                now,
-            )
-            .await?;
+        if let Some(reason) = broadcast::still_wanted(ctx, &m, broadcast_id, topic_id).await? {
+            skip("cancelled", Some(reason)).await?;
             return Ok(Prepared::Skip);
         }
     }
@@ -259,17 +260,6 @@ pub async fn prepare(ctx: &Ctx, id: i64, attempt: i64) -> DomainResult<Prepared>
             }
         }
     }
-    store::set_message_status(
-        ctx.db.write(),
-        id,
-        &["queued", "sending"],
-        "sending",
-        Some(attempt),
-        m.last_error.as_deref(),
-        None,
-        now,
-    )
-    .await?;
     Ok(Prepared::Send(Box::new(m)))
 }
 
@@ -277,10 +267,10 @@ pub async fn prepare(ctx: &Ctx, id: i64, attempt: i64) -> DomainResult<Prepared>
 #[derive(Debug)]
 pub enum Outcome {
     Sent,
-    /// Worth retrying (the job retries unless this was the last attempt).
+    /// Worth retrying: after `retry_after_ms` when the service said so, else with backoff.
     Retry {
         error: String,
-        last_attempt: bool,
+        retry_after_ms: Option<i64>,
     },
     /// Retrying cannot help.
     Failed {
@@ -294,76 +284,50 @@ pub enum Outcome {
     Gone,
 }
 
-/// Record an attempt's outcome.
+/// Record an attempt's outcome (one transaction): the status and attempt count, the suppression
+/// a bounce causes, and for a retry a new job at the backoff time (unless attempts ran out).
 pub async fn finish(ctx: &Ctx, m: &MessageRow, outcome: &Outcome) -> DomainResult<()> {
     let now = ctx.now();
-    let w = ctx.db.write();
+    let attempt = m.attempts + 1;
     let trim = |e: &str| e.chars().take(500).collect::<String>();
-    match outcome {
-        Outcome::Sent => {
-            store::set_message_status(w, m.id, &["sending"], "sent", None, None, Some(now), now)
-                .await?;
-        }
+    let mut tx = ctx.db.begin().await?;
+    let set =
+        |status: &'static str, error: Option<String>, sent: Option<i64>| (status, error, sent);
+    let (status, error, sent_at) = match outcome {
+        Outcome::Sent => set("sent", None, Some(now)),
         Outcome::Retry {
             error,
-            last_attempt,
+            retry_after_ms,
         } => {
-            let status = if *last_attempt { "failed" } else { "queued" };
-            store::set_message_status(
-                w,
-                m.id,
-                &["sending"],
-                status,
-                None,
-                Some(&trim(error)),
-                None,
-                now,
-            )
-            .await?;
+            if attempt >= MAX_ATTEMPTS {
+                set("failed", Some(trim(error)), None)
+            } else {
+                let unit = (ctx.rng.u64() % 10_000) as f64 / 10_000.0;
+                let delay = retry_after_ms.unwrap_or_else(|| job::backoff_ms(attempt, unit));
+                let key = format!("message:{}:a{attempt}", m.id);
+                send_job(ctx, &mut tx, &[m.id], Some(now + delay), &key).await?;
+                set("queued", Some(trim(error)), None)
+            }
         }
-        Outcome::Failed { error } => {
-            store::set_message_status(
-                w,
-                m.id,
-                &["sending"],
-                "failed",
-                None,
-                Some(&trim(error)),
-                None,
-                now,
-            )
-            .await?;
-        }
+        Outcome::Failed { error } => set("failed", Some(trim(error)), None),
         Outcome::Bounced { error } => {
-            let mut tx = ctx.db.begin().await?;
-            store::set_message_status(
-                &mut *tx,
-                m.id,
-                &["sending"],
-                "failed",
-                None,
-                Some(&trim(error)),
-                None,
-                now,
-            )
-            .await?;
             suppress::add_in(ctx, &mut tx, &m.recipient, "bounce").await?;
-            tx.commit().await.map_err(yiren_store::StoreError::from)?;
+            set("failed", Some(trim(error)), None)
         }
-        Outcome::Gone => {
-            store::set_message_status(
-                w,
-                m.id,
-                &["sending"],
-                "cancelled",
-                None,
-                Some("nothing to send any more"),
-                None,
-                now,
-            )
-            .await?;
-        }
-    }
+        Outcome::Gone => set("cancelled", Some("nothing to send any more".into()), None),
+    };
+    store::set_message_status(
+        &mut *tx,
+        m.id,
+        &["queued"],
+        status,
+        Some(attempt),
+        error.as_deref(),
+        sent_at,
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(yiren_store::StoreError::from)?;
     Ok(())
 }
 
@@ -390,7 +354,7 @@ pub async fn resend(ctx: &Ctx, id: i64) -> DomainResult<MessageRow> {
             Err(_) => Err(DomainError::NotFound),
         };
     }
-    send_job(ctx, &mut tx, id, None, &format!("message:{id}:{now}")).await?;
+    send_job(ctx, &mut tx, &[id], None, &format!("message:{id}:{now}")).await?;
     tx.commit().await.map_err(yiren_store::StoreError::from)?;
     get(ctx, id).await
 }

@@ -490,7 +490,7 @@ fn counts_pending(counts: &[Value]) -> bool {
             .ok()
             .and_then(|v| i64::try_from(v).ok())
             .unwrap_or(0);
-        (st == "queued" || st == "sending") && n > 0
+        st == "queued" && n > 0
     })
 }
 
