@@ -78,3 +78,7 @@ python3 -c "print(f'ratio Yiren / bare:       {100*$y_rps/$b_rps:.0f} % of reque
 
 echo
 "$TARGET/auth-timing" "${AUTH_SAMPLES:-200}"
+
+echo
+# Reach: a broadcast to 10,000 and 100,000 subscribers into a local SMTP sink (src/bin/broadcast.rs).
+"$TARGET/broadcast" "$BIN" ${BROADCAST_SIZES:-10000 100000}

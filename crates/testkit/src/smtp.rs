@@ -27,6 +27,9 @@ impl Received {
 struct State {
     received: Vec<Received>,
     fail_next: u32,
+    /// Count messages without keeping them (benchmarks).
+    discard: bool,
+    counted: usize,
 }
 
 #[derive(Clone)]
@@ -69,7 +72,10 @@ impl Handler for Sink {
     fn data_end(&mut self) -> Response {
         let mut s = self.state.lock().unwrap();
         if let Some(c) = self.current.take() {
-            s.received.push(c);
+            s.counted += 1;
+            if !s.discard {
+                s.received.push(c);
+            }
         }
         response::OK
     }
@@ -116,7 +122,12 @@ impl SmtpSink {
 
     /// How many messages arrived so far (cheap: nothing is copied).
     pub fn count(&self) -> usize {
-        self.state.lock().unwrap().received.len()
+        self.state.lock().unwrap().counted
+    }
+
+    /// Keep counting messages but stop keeping them (a benchmark's memory stays flat).
+    pub fn discard_messages(&self) {
+        self.state.lock().unwrap().discard = true;
     }
 
     /// Answer the next `n` DATA commands with 451 (a temporary failure).
