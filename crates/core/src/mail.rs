@@ -221,6 +221,145 @@ async fn render_template(
     }))
 }
 
+/// The SMTP server the owner set in admin (it overrides `mail.smtp_url` from the configuration).
+/// The password is sealed with the server key and never shown again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    /// `tls` (implicit, 465), `starttls` (587) or `none`.
+    pub security: String,
+    pub username: String,
+    pub password_sealed: Option<String>,
+    pub from_name: String,
+    pub from_address: String,
+    pub reply_to: String,
+}
+
+/// Security choices.
+pub const SECURITY: [&str; 3] = ["tls", "starttls", "none"];
+
+const SMTP_KEY: &str = "smtp";
+const SMTP_SEAL: &str = "smtp-password";
+
+impl SmtpSettings {
+    /// True when the owner configured a server.
+    pub fn configured(&self) -> bool {
+        !self.host.is_empty()
+    }
+}
+
+/// What the admin form sends. `password` None keeps the stored one.
+#[derive(Debug, Clone, Default)]
+pub struct SmtpInput<'a> {
+    pub host: &'a str,
+    pub port: &'a str,
+    pub security: &'a str,
+    pub username: &'a str,
+    pub password: Option<&'a str>,
+    pub from_name: &'a str,
+    pub from_address: &'a str,
+    pub reply_to: &'a str,
+}
+
+fn header_text(s: &str, max: usize, field: &'static str) -> DomainResult<String> {
+    let t = s.trim();
+    // A header value is one line: CR, LF, NUL and the Unicode line separators are refused.
+    if t.chars().count() > max
+        || t.chars()
+            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+    {
+        return Err(crate::DomainError::invalid(field, "mail.header_invalid"));
+    }
+    Ok(t.to_string())
+}
+
+/// Read the owner's SMTP settings.
+pub async fn load_smtp(ctx: &Ctx) -> DomainResult<SmtpSettings> {
+    Ok(yiren_store::settings::get(ctx.db.read(), SMTP_KEY)
+        .await?
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default())
+}
+
+/// The stored password, unsealed.
+pub fn smtp_password(ctx: &Ctx, s: &SmtpSettings) -> Option<String> {
+    let sealed = s.password_sealed.as_deref()?;
+    ctx.keys
+        .open(SMTP_SEAL, sealed)
+        .and_then(|p| String::from_utf8(p).ok())
+}
+
+/// Validate and save the owner's SMTP settings; an empty host removes them (back to the
+/// configuration file, or .eml files).
+pub async fn save_smtp(ctx: &Ctx, i: &SmtpInput<'_>) -> DomainResult<SmtpSettings> {
+    use crate::DomainError;
+    let host = i.host.trim().to_ascii_lowercase();
+    let s = if host.is_empty() {
+        SmtpSettings::default()
+    } else {
+        if host.len() > 253
+            || !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        {
+            return Err(DomainError::invalid("host", "mail.host_invalid"));
+        }
+        if !SECURITY.contains(&i.security) {
+            return Err(DomainError::invalid("security", "error.invalid"));
+        }
+        let port: u16 = match i.port.trim() {
+            "" if i.security == "tls" => 465,
+            "" if i.security == "starttls" => 587,
+            "" => 25,
+            p => p
+                .parse()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or(DomainError::invalid("port", "mail.port_invalid"))?,
+        };
+        let from_address = crate::auth::parse_email(i.from_address)
+            .map_err(|_| DomainError::invalid("from_address", "email.invalid"))?;
+        let reply_to = match i.reply_to.trim() {
+            "" => String::new(),
+            r => crate::auth::parse_email(r)
+                .map_err(|_| DomainError::invalid("reply_to", "email.invalid"))?,
+        };
+        let username = header_text(i.username, 200, "username")?;
+        let old = load_smtp(ctx).await?;
+        let password_sealed = match i.password {
+            None | Some("") => old.password_sealed.filter(|_| old.host == host),
+            Some(p) if p.len() > 500 || p.contains(['\r', '\n', '\0']) => {
+                return Err(DomainError::invalid("password", "error.invalid"))
+            }
+            Some(p) => {
+                let mut nonce = [0u8; 12];
+                ctx.rng.fill(&mut nonce);
+                Some(ctx.keys.seal(SMTP_SEAL, p.as_bytes(), nonce))
+            }
+        };
+        SmtpSettings {
+            host,
+            port,
+            security: i.security.to_string(),
+            username,
+            password_sealed,
+            from_name: header_text(i.from_name, 100, "from_name")?,
+            from_address,
+            reply_to,
+        }
+    };
+    yiren_store::settings::put(
+        ctx.db.write(),
+        SMTP_KEY,
+        &serde_json::to_string(&s).unwrap_or_default(),
+        ctx.now(),
+    )
+    .await?;
+    Ok(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,4 +5,5 @@
 pub mod http;
 pub mod oauth;
 pub mod push;
+pub mod smtp;
 pub mod wechat;

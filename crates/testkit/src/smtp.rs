@@ -1,7 +1,9 @@
 //! A real SMTP server for tests (built on `mailin-embedded`): it accepts every message, records the
 //! envelope and the raw message, refuses `no-such-mailbox@…` recipients (550), and can be told to
 //! answer the next DATA commands with a temporary failure (451), as a busy mail provider does.
-//! No AUTH: mailin offers it only over TLS.
+//! [`SmtpSink::start_starttls`] adds STARTTLS with a self-signed certificate and AUTH (PLAIN and
+//! LOGIN, one user); [`SmtpSink::start_implicit_tls`] puts a TLS front (as on port 465) before a
+//! plain sink. Each writes the certificate the client must trust.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -36,6 +38,8 @@ struct State {
 struct Sink {
     state: Arc<Mutex<State>>,
     current: Option<Received>,
+    /// (user, password) AUTH accepts.
+    user: Option<(String, String)>,
 }
 
 impl Handler for Sink {
@@ -52,6 +56,17 @@ impl Handler for Sink {
             data: Vec::new(),
         });
         response::OK
+    }
+
+    fn auth_plain(&mut self, _authz: &str, user: &str, password: &str) -> Response {
+        match &self.user {
+            Some((u, p)) if u == user && p == password => response::AUTH_OK,
+            _ => response::INVALID_CREDENTIALS,
+        }
+    }
+
+    fn auth_login(&mut self, user: &str, password: &str) -> Response {
+        self.auth_plain("", user, password)
     }
 
     fn rcpt(&mut self, to: &str) -> Response {
@@ -92,22 +107,83 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Start on a random loopback port.
     pub fn start() -> SmtpSink {
+        Self::start_with(None, None)
+    }
+
+    fn start_with(tls: Option<&TlsFiles>, user: Option<(&str, &str)>) -> SmtpSink {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().unwrap();
         let state: Arc<Mutex<State>> = Arc::default();
         let sink = Sink {
             state: state.clone(),
             current: None,
+            user: user.map(|(u, p)| (u.to_string(), p.to_string())),
         };
         let mut server = Server::new(sink);
         server
             .with_name("sink.test")
             .with_num_threads(16)
             .with_tcp_listener(listener);
+        if let Some(t) = tls {
+            server
+                .with_ssl(mailin_embedded::SslConfig::SelfSigned {
+                    cert_path: t.cert.display().to_string(),
+                    key_path: t.key.display().to_string(),
+                })
+                .expect("TLS");
+            server
+                .with_auth(mailin_embedded::AuthMechanism::Plain)
+                .with_auth(mailin_embedded::AuthMechanism::Login);
+        }
         std::thread::spawn(move || {
             let _ = server.serve();
         });
         SmtpSink { state, addr }
+    }
+
+    /// A sink offering STARTTLS (certificate for `localhost`) and requiring AUTH as `user`.
+    /// Returns it with the PEM certificate to trust.
+    pub fn start_starttls(user: &str, password: &str) -> (SmtpSink, TlsFiles) {
+        let files = TlsFiles::new();
+        (
+            Self::start_with(Some(&files), Some((user, password))),
+            files,
+        )
+    }
+
+    /// A plain sink behind a TLS front on another port, as an implicit-TLS (465) server is.
+    /// Returns the sink (whose `addr` is the TLS port) and the PEM certificate to trust.
+    pub fn start_implicit_tls() -> (SmtpSink, TlsFiles) {
+        use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+        let files = TlsFiles::new();
+        let mut sink = Self::start();
+        let backend = sink.addr;
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+        b.set_private_key_file(&files.key, SslFiletype::PEM)
+            .unwrap();
+        b.set_certificate_chain_file(&files.cert).unwrap();
+        let acceptor = Arc::new(b.build());
+        let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        sink.addr = front.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in front.incoming().map_while(Result::ok) {
+                let acceptor = acceptor.clone();
+                std::thread::spawn(move || {
+                    let Ok(tls) = acceptor.accept(conn) else {
+                        return;
+                    };
+                    let Ok(plain) = std::net::TcpStream::connect(backend) else {
+                        return;
+                    };
+                    pump(tls, plain);
+                });
+            }
+        });
+        (sink, files)
+    }
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// `smtp://127.0.0.1:PORT` for `mail.smtp_url` (plain SMTP on loopback).
@@ -147,5 +223,109 @@ impl SmtpSink {
             "the SMTP sink got {} messages, expected {n}",
             self.received().len()
         );
+    }
+}
+
+/// Copy both ways between a TLS client and the plain backend until either side closes.
+fn pump(mut tls: openssl::ssl::SslStream<std::net::TcpStream>, mut plain: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let _ = tls.get_ref().set_nodelay(true);
+    let _ = plain.set_nodelay(true);
+    let timeout = Some(std::time::Duration::from_millis(5));
+    let _ = tls.get_ref().set_read_timeout(timeout);
+    let _ = plain.set_read_timeout(timeout);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let mut idle = true;
+        match tls.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                idle = false;
+                if plain.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+        match plain.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                idle = false;
+                if tls.write_all(&buf[..n]).is_err() || tls.flush().is_err() {
+                    return;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+        let _ = idle;
+    }
+}
+
+/// A self-signed certificate for `localhost` and its key, as PEM files in a temporary directory.
+pub struct TlsFiles {
+    _dir: tempfile::TempDir,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+impl TlsFiles {
+    fn new() -> TlsFiles {
+        use openssl::asn1::Asn1Time;
+        use openssl::bn::{BigNum, MsbOption};
+        use openssl::hash::MessageDigest;
+        use openssl::pkey::PKey;
+        use openssl::rsa::Rsa;
+        use openssl::x509::extension::{
+            BasicConstraints, ExtendedKeyUsage, SubjectAlternativeName,
+        };
+        use openssl::x509::{X509NameBuilder, X509};
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "localhost").unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        let mut serial = BigNum::new().unwrap();
+        serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
+        b.set_serial_number(&serial.to_asn1_integer().unwrap())
+            .unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+            .unwrap();
+        b.append_extension(BasicConstraints::new().critical().build().unwrap())
+            .unwrap();
+        b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap())
+            .unwrap();
+        let san = SubjectAlternativeName::new()
+            .dns("localhost")
+            .ip("127.0.0.1")
+            .build(&b.x509v3_context(None, None))
+            .unwrap();
+        b.append_extension(san).unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cert.pem");
+        let key_path = dir.path().join("key.pem");
+        std::fs::write(&cert, b.build().to_pem().unwrap()).unwrap();
+        std::fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        TlsFiles {
+            _dir: dir,
+            cert,
+            key: key_path,
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod assets;
 pub mod error;
 pub mod locale;
+pub mod mailer;
 pub mod metrics;
 pub mod oidc;
 pub mod ops;

@@ -17,9 +17,8 @@ pub struct WebConfig {
     pub public_url: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// Where outgoing mail is written as .eml files when no SMTP server is configured (shown in
-    /// admin); None when mail goes out over SMTP.
-    pub mail_dir: Option<std::path::PathBuf>,
+    /// Mail as the configuration file sets it (the owner's admin settings take precedence).
+    pub mail: crate::mailer::MailSetup,
 }
 
 impl WebConfig {

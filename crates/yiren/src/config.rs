@@ -31,6 +31,8 @@ pub struct MailConfig {
     pub smtp_url: Secret,
     /// The From address.
     pub from: String,
+    /// A PEM file of extra trusted root certificates, for an SMTP server with a private CA.
+    pub ca_file: String,
 }
 
 impl Default for MailConfig {
@@ -38,6 +40,7 @@ impl Default for MailConfig {
         MailConfig {
             smtp_url: Secret::default(),
             from: "Yiren <noreply@localhost>".into(),
+            ca_file: String::new(),
         }
     }
 }

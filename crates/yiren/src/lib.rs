@@ -72,6 +72,24 @@ impl Default for Deps {
     }
 }
 
+/// Mail as the configuration sets it (`mail.smtp_url`, `mail.from`, `mail.ca_file`).
+pub fn mail_setup(config: &Config) -> anyhow::Result<yiren_web::mailer::MailSetup> {
+    let extra_roots = match config.mail.ca_file.as_str() {
+        "" => Vec::new(),
+        f => vec![std::fs::read(f).with_context(|| format!("cannot read mail.ca_file {f}"))?],
+    };
+    if !config.mail.smtp_url.is_empty() {
+        yiren_providers::smtp::SmtpServer::from_url(config.mail.smtp_url.expose())
+            .map_err(|e| anyhow::anyhow!("mail.smtp_url: {e}"))?;
+    }
+    Ok(yiren_web::mailer::MailSetup {
+        config_url: config.mail.smtp_url.expose().to_string(),
+        config_from: config.mail.from.clone(),
+        mail_dir: config.mail_dir(),
+        extra_roots,
+    })
+}
+
 /// The job kinds this build knows, with their handlers.
 pub fn registry(http: HttpClient, sender: mail::MessageSend) -> Registry {
     let mut r = Registry::default();
@@ -127,7 +145,7 @@ impl App {
         let web = WebConfig {
             public_url: public_url.clone(),
             max_body_bytes: config.server.max_body_bytes,
-            mail_dir: config.mail.smtp_url.is_empty().then(|| config.mail_dir()),
+            mail: mail_setup(config)?,
         };
         let themes = config.themes_dir();
         let templates = Templates::new(Some(themes));
@@ -170,13 +188,12 @@ impl App {
             registry(
                 http.clone(),
                 mail::MessageSend::new(
-                    &config.mail,
-                    config.mail_dir(),
+                    mail_setup(config)?,
                     http,
                     public_url
                         .clone()
                         .unwrap_or_else(|| format!("http://{}", display_addr(addr))),
-                )?,
+                ),
             ),
             schedules,
             WorkerConfig {

@@ -48,6 +48,8 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/apps/{id}/disable",
     "/admin/apps/{id}/enable",
     "/admin/customers/{id}/tags",
+    "/admin/mail/settings",
+    "/admin/mail/test",
     "/admin/messages/rates",
     "/admin/messages/{id}/resend",
     "/admin/suppressions",
@@ -172,6 +174,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/admin/customers/{id}/tags", post(customers::set_tags))
         .route("/admin/mail", get(mail::list))
+        .route("/admin/mail/settings", post(mail::save_settings))
+        .route("/admin/mail/test", post(mail::send_test))
         .route("/admin/mail/{id}", get(mail::show))
         .route("/admin/apps", get(apps::page).post(apps::create))
         .route("/admin/apps/{id}", post(apps::update))
