@@ -19,6 +19,8 @@ pub const SCOPES: &[&str] = &[
     "jobs:write",
     "tokens:read",
     "tokens:write",
+    "reach:read",
+    "reach:write",
 ];
 
 /// Scopes only the owner may grant.

@@ -58,6 +58,13 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Parse an RFC 3339 time into unix milliseconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
 /// Format unix milliseconds for people, in a time zone (falls back to UTC).
 pub fn display_in(ms: i64, tz: &str) -> String {
     use chrono::TimeZone;

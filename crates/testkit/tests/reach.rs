@@ -374,3 +374,56 @@ both_engines! {
         assert_eq!(sink.received().len(), 5);
     }
 }
+
+both_engines! {
+    async fn topics_subscriptions_and_broadcasts_over_the_api(engine: Engine) {
+        let sink = SmtpSink::start();
+        let app = app_with_sink(engine, &sink).await;
+        let owner = app.setup_owner(OWNER, PW).await;
+        let token = app.api_token(&owner, &["reach:read", "reach:write"]).await;
+        let reader = app.api_token(&owner, &["reach:read"]).await;
+        let api = reqwest::Client::new();
+        let url = |p: &str| app.url(&format!("/api/v1{p}"));
+        let r = api.post(url("/topics")).bearer_auth(&token).json(&serde_json::json!({"topic": {"name": "新品", "description": "New"}})).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        let topic_id = r.json::<serde_json::Value>().await.unwrap()["topic"]["id"].as_i64().unwrap();
+        let r = api.post(url("/topics")).bearer_auth(&reader).json(&serde_json::json!({"topic": {"name": "x"}})).send().await.unwrap();
+        assert_eq!(r.status(), 403, "reach:read cannot write");
+        let r = api.post(url("/topics")).bearer_auth(&token).json(&serde_json::json!({"topic": {"name": "新品"}})).send().await.unwrap();
+        assert_eq!(r.status(), 409);
+        let c = new_customer(&app, "api@example.com", Locale::En).await;
+        let r = api.put(url("/subscriptions")).bearer_auth(&token).json(&serde_json::json!({"subscription": {"customer_id": c, "topic_id": topic_id, "channel": "email", "subscribed": true}})).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["subscription"]["source"], "api");
+        let r = api.put(url("/subscriptions")).bearer_auth(&token).json(&serde_json::json!({"subscription": {"customer_id": c, "topic_id": topic_id, "channel": "sms", "subscribed": true}})).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        let r = api.put(url("/subscriptions")).bearer_auth(&token).json(&serde_json::json!({"subscription": {"customer_id": 999, "topic_id": topic_id, "channel": "email", "subscribed": true}})).send().await.unwrap();
+        assert_eq!(r.status(), 404);
+        let list: serde_json::Value = api.get(url(&format!("/subscriptions?topic_id={topic_id}"))).bearer_auth(&reader).send().await.unwrap().json().await.unwrap();
+        assert_eq!(list["subscriptions"].as_array().unwrap().len(), 1);
+        // A broadcast: draft, then send; its counts follow the copies.
+        let body = serde_json::json!({"broadcast": {"topic_id": topic_id, "channels": ["email"], "texts": {"en": {"subject": "Hello over the API", "body": "**Hi**"}}}});
+        let r = api.post(url("/broadcasts")).bearer_auth(&token).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        let b: serde_json::Value = r.json().await.unwrap();
+        let id = b["broadcast"]["id"].as_i64().unwrap();
+        assert_eq!(b["broadcast"]["status"], "draft");
+        let bad = serde_json::json!({"broadcast": {"topic_id": topic_id, "channels": ["email"], "texts": {"en": {"subject": "a\r\nBcc: x@y.cn", "body": "b"}}}});
+        assert_eq!(api.post(url("/broadcasts")).bearer_auth(&token).json(&bad).send().await.unwrap().status(), 422);
+        let r = api.post(url(&format!("/broadcasts/{id}/send"))).bearer_auth(&token).json(&serde_json::json!({})).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        sink.wait_for(1).await;
+        let mut last = serde_json::Value::Null;
+        for _ in 0..200 {
+            last = api.get(url(&format!("/broadcasts/{id}"))).bearer_auth(&reader).send().await.unwrap().json().await.unwrap();
+            if last["broadcast"]["counts"]["sent"] == 1 && last["broadcast"]["status"] == "sent" { break; }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert_eq!(last["broadcast"]["counts"]["sent"], 1, "{last}");
+        assert_eq!(last["broadcast"]["recipients"], 1);
+        // A sent broadcast is no longer a draft.
+        assert_eq!(api.put(url(&format!("/broadcasts/{id}"))).bearer_auth(&token).json(&body).send().await.unwrap().status(), 409);
+        assert_eq!(api.post(url(&format!("/broadcasts/{id}/send"))).bearer_auth(&token).json(&serde_json::json!({})).send().await.unwrap().status(), 409);
+        assert_eq!(api.delete(url(&format!("/topics/{topic_id}"))).bearer_auth(&token).send().await.unwrap().status(), 409);
+    }
+}

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod jobs;
 pub mod page;
+pub mod reach;
 pub mod shop;
 pub mod staff;
 pub mod tokens;
@@ -29,6 +30,10 @@ use crate::AppState;
         customers::list_customers, customers::count_customers, customers::get_customer, customers::create_customer,
         jobs::list_jobs, jobs::count_jobs, jobs::get_job, jobs::retry_job,
         tokens::list_tokens, tokens::create_token, tokens::revoke_token,
+        reach::list_topics, reach::create_topic, reach::get_topic, reach::update_topic, reach::delete_topic,
+        reach::list_subscriptions, reach::put_subscription,
+        reach::list_broadcasts, reach::create_broadcast, reach::get_broadcast, reach::update_broadcast,
+        reach::send_broadcast, reach::cancel_broadcast,
     ),
     components(schemas(
         extract::ErrorBody, extract::ErrorDetail, extract::CountResponse,
@@ -37,6 +42,10 @@ use crate::AppState;
         customers::Customer, customers::CustomerListResponse, customers::CustomerResponse, customers::CustomerInput, customers::CreateCustomerRequest,
         jobs::Job, jobs::JobResponse, jobs::JobListResponse,
         tokens::ApiToken, tokens::ApiTokenListResponse, tokens::ApiTokenResponse, tokens::CreateApiTokenRequest, tokens::NewApiToken,
+        reach::Topic, reach::TopicListResponse, reach::TopicResponse, reach::TopicInput, reach::TopicRequest,
+        reach::Subscription, reach::SubscriptionListResponse, reach::SubscriptionResponse, reach::SubscriptionInput, reach::SubscriptionRequest,
+        reach::BroadcastText, reach::BroadcastCounts, reach::Broadcast, reach::BroadcastListResponse, reach::BroadcastResponse,
+        reach::BroadcastInput, reach::BroadcastRequest, reach::SendRequest,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -85,6 +94,30 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(tokens::list_tokens).post(tokens::create_token),
         )
         .route("/api_tokens/{id}", delete(tokens::revoke_token))
+        .route(
+            "/topics",
+            get(reach::list_topics).post(reach::create_topic),
+        )
+        .route(
+            "/topics/{id}",
+            get(reach::get_topic)
+                .put(reach::update_topic)
+                .delete(reach::delete_topic),
+        )
+        .route(
+            "/subscriptions",
+            get(reach::list_subscriptions).put(reach::put_subscription),
+        )
+        .route(
+            "/broadcasts",
+            get(reach::list_broadcasts).post(reach::create_broadcast),
+        )
+        .route(
+            "/broadcasts/{id}",
+            get(reach::get_broadcast).put(reach::update_broadcast),
+        )
+        .route("/broadcasts/{id}/send", post(reach::send_broadcast))
+        .route("/broadcasts/{id}/cancel", post(reach::cancel_broadcast))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotency,
