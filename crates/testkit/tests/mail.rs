@@ -335,3 +335,49 @@ both_engines! {
         }
     }
 }
+
+both_engines! {
+    async fn a_six_hour_smtp_outage_loses_nothing_and_sends_once(engine: Engine) {
+        // RELIABILITY DUR-6: the server answers 451 to everything for six (simulated) hours.
+        let sink = SmtpSink::start();
+        let app = app_with_sink(engine, &sink).await;
+        sink.fail_next(u32::MAX);
+        // A newsletter (a sign-in code would rightly be dropped once it expires, after 10 minutes).
+        let ctx = &app.state.ctx;
+        use yiren_core::reach::{broadcast, topic, Channel};
+        let t = topic::create(ctx, "新品", "").await.unwrap();
+        let c = yiren_core::customer::create_by_staff(ctx, "outage@example.com", "", None, None).await.unwrap();
+        topic::set(ctx, c.id, t.id, Channel::Email, true, "test").await.unwrap();
+        let d = broadcast::Draft { topic_id: t.id, tag: None, channels: vec![Channel::Email], texts: [("zh-CN".to_string(), broadcast::Text { subject: "周报".into(), body: "正文".into() })].into() };
+        let b = broadcast::create(ctx, &d).await.unwrap();
+        broadcast::send(ctx, b.row.id, None).await.unwrap();
+        for _ in 0..200 {
+            if messages(&app).await.first().is_some_and(|m| m.attempts == 1) { break; }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let mut attempts = 1;
+        for _ in 0..12 {
+            app.clock.advance(30 * 60_000);
+            // Let the retry that just came due run.
+            for _ in 0..100 {
+                let a = messages(&app).await[0].attempts;
+                if a > attempts { attempts = a; break; }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        let m = messages(&app).await.remove(0);
+        assert_eq!(m.status, "queued", "still waiting after six hours: {m:?}");
+        assert!(m.attempts >= 6, "{m:?}");
+        assert_eq!(sink.count(), 0);
+        // The server recovers: the mail goes, once.
+        sink.fail_next(0);
+        app.clock.advance(3_600_000);
+        sink.wait_for(1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        app.clock.advance(3_600_000);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(sink.count(), 1, "sent once");
+        assert_eq!(messages(&app).await[0].status, "sent");
+        eprintln!("{} attempts over the outage, then delivered once", m.attempts);
+    }
+}

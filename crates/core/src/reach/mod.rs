@@ -28,8 +28,9 @@ use crate::{Ctx, Locale};
 /// Job kind that delivers one message.
 pub const KIND: &str = "message.send";
 
-/// Attempts before a message is given up as failed.
-pub const MAX_ATTEMPTS: i64 = 8;
+/// Attempts before a message is given up as failed. With the backoff (5 s doubling, capped at
+/// 1 h) twenty attempts span about eleven hours: a mail server down for a night loses nothing.
+pub const MAX_ATTEMPTS: i64 = 20;
 
 /// How a message travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]

@@ -94,10 +94,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(tokens::list_tokens).post(tokens::create_token),
         )
         .route("/api_tokens/{id}", delete(tokens::revoke_token))
-        .route(
-            "/topics",
-            get(reach::list_topics).post(reach::create_topic),
-        )
+        .route("/topics", get(reach::list_topics).post(reach::create_topic))
         .route(
             "/topics/{id}",
             get(reach::get_topic)

@@ -258,7 +258,15 @@ pub async fn put_subscription(
     if ch == Channel::Wechat {
         return Err(ApiError::invalid("reach.channels_invalid").field("channel"));
     }
-    let row = topic::set(&state.ctx, s.customer_id, s.topic_id, ch, s.subscribed, "api").await?;
+    let row = topic::set(
+        &state.ctx,
+        s.customer_id,
+        s.topic_id,
+        ch,
+        s.subscribed,
+        "api",
+    )
+    .await?;
     Ok(Json(SubscriptionResponse {
         subscription: row.into(),
     }))
@@ -306,7 +314,13 @@ pub struct Broadcast {
 
 async fn view(state: &AppState, b: broadcast::Broadcast) -> Result<Broadcast, ApiError> {
     let counts = broadcast::counts(&state.ctx, b.row.id).await?;
-    let n = |k: &str| counts.iter().find(|(s, _)| *s == k).map(|c| c.1).unwrap_or(0);
+    let n = |k: &str| {
+        counts
+            .iter()
+            .find(|(s, _)| *s == k)
+            .map(|c| c.1)
+            .unwrap_or(0)
+    };
     Ok(Broadcast {
         id: b.row.id,
         topic_id: b.row.topic_id,
