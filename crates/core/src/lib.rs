@@ -51,6 +51,8 @@ pub struct Ctx {
     pub auth: auth::AuthPolicy,
     /// The server key (MACs of short secrets, signed browser tokens).
     pub keys: keys::Keys,
+    /// The owner's template overrides (`<data-dir>/templates`), when that directory exists.
+    pub templates_dir: Option<Arc<std::path::PathBuf>>,
 }
 
 impl Ctx {

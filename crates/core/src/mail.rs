@@ -86,6 +86,95 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// The built-in mail templates: for each message a subject, a text and an HTML part.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("code.subject", include_str!("../mail/code.subject")),
+    ("code.txt", include_str!("../mail/code.txt")),
+    ("code.html", include_str!("../mail/code.html")),
+    (
+        "broadcast.subject",
+        include_str!("../mail/broadcast.subject"),
+    ),
+    ("broadcast.txt", include_str!("../mail/broadcast.txt")),
+    ("broadcast.html", include_str!("../mail/broadcast.html")),
+];
+
+/// Template names, for the documentation and the override check.
+pub fn template_names() -> Vec<&'static str> {
+    TEMPLATES.iter().map(|(n, _)| *n).collect()
+}
+
+/// The source of template `name` (`code.txt`) for locale `l`: the owner's override
+/// `<templates>/mail/code.zh-CN.txt` or `<templates>/mail/code.txt`, else the built-in one.
+fn source(ctx: &Ctx, name: &str, l: Locale) -> Option<String> {
+    if let Some(dir) = ctx.templates_dir.as_deref() {
+        let (stem, ext) = name.rsplit_once('.')?;
+        for file in [format!("{stem}.{}.{ext}", l.tag()), name.to_string()] {
+            if let Ok(s) = std::fs::read_to_string(dir.join("mail").join(file)) {
+                return Some(s);
+            }
+        }
+    }
+    TEMPLATES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| s.to_string())
+}
+
+/// Render the subject, text and HTML of `base` (`code`, `broadcast`) in `l` with `vars`. HTML is
+/// auto-escaped; a subject is one line (line breaks in an override become spaces).
+fn render_parts(
+    ctx: &Ctx,
+    base: &str,
+    l: Locale,
+    vars: minijinja::Value,
+) -> DomainResult<(String, String, String)> {
+    let mut env = minijinja::Environment::new();
+    let mut out = Vec::new();
+    for ext in ["subject", "txt", "html"] {
+        let name = format!("{base}.{ext}");
+        let src = source(ctx, &name, l).unwrap_or_default();
+        let rendered = env
+            .template_from_named_str(if ext == "html" { "t.html" } else { "t.txt" }, &src)
+            .and_then(|t| t.render(&vars));
+        match rendered {
+            Ok(r) => out.push(r),
+            Err(e) => {
+                tracing::error!(template = %name, error = %e, "mail template does not render; using the built-in one");
+                let builtin = TEMPLATES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, s)| *s)
+                    .unwrap_or("");
+                out.push(
+                    env.template_from_named_str(
+                        if ext == "html" { "b.html" } else { "b.txt" },
+                        builtin,
+                    )
+                    .and_then(|t| t.render(&vars))
+                    .unwrap_or_default(),
+                );
+            }
+        }
+        env = minijinja::Environment::new();
+    }
+    let subject: String = out[0]
+        .chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok((subject, out[1].clone(), out[2].clone()))
+}
+
+#[cfg(test)]
 fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -146,25 +235,17 @@ async fn render_broadcast(
         "reach.footer_why",
         &[("site", site.name.as_str()), ("topic", topic.name.as_str())],
     );
-    let unsub = l.t("reach.footer_unsubscribe");
-    let prefs = l.t("reach.footer_preferences");
-    let body_text = format!(
-        "{}\n\n--\n{why}\n{unsub}: {unsubscribe_url}\n{prefs}: {preferences_url}\n",
-        text.body
-    );
-    let html = format!(
-        "<!doctype html><html lang=\"{}\"><body>{}<hr><p style=\"color:#666;font-size:12px\">{}<br><a href=\"{}\">{}</a> · <a href=\"{}\">{}</a></p></body></html>",
-        l.tag(),
-        reach::broadcast::markdown_html(&text.body),
-        escape_html(&why),
-        escape_html(&unsubscribe_url),
-        escape_html(unsub),
-        escape_html(&preferences_url),
-        escape_html(prefs),
-    );
+    let vars = minijinja::context! {
+        locale => l.tag(), site => site.name.clone(), topic => topic.name.clone(),
+        subject => text.subject.clone(), body_text => text.body.clone(),
+        body_html => reach::broadcast::markdown_html(&text.body),
+        why => why, unsubscribe_url => unsubscribe_url.clone(), preferences_url => preferences_url,
+        unsubscribe_label => l.t("reach.footer_unsubscribe"), preferences_label => l.t("reach.footer_preferences"),
+    };
+    let (subject, body_text, html) = render_parts(ctx, "broadcast", l, vars)?;
     Ok(Some(Rendered {
         to: m.recipient.clone(),
-        subject: text.subject,
+        subject,
         text: body_text,
         html,
         unsubscribe_url: Some(unsubscribe_url),
@@ -201,17 +282,12 @@ async fn render_template(
         ("code", code.as_str()),
         ("minutes", minutes.as_str()),
     ];
-    let subject = l.tf(keys[0], &args);
-    let body = l.tf(keys[1], &args);
-    let ignore = l.tf(keys[2], &args);
-    let text = format!("{body}\n\n    {code}\n\n{ignore}\n");
-    let html = format!(
-        "<!doctype html><html lang=\"{}\"><body><p>{}</p><p style=\"font-size:28px;letter-spacing:6px\"><strong>{}</strong></p><p>{}</p></body></html>",
-        l.tag(),
-        escape_html(&body),
-        escape_html(&code),
-        escape_html(&ignore)
-    );
+    let vars = minijinja::context! {
+        locale => l.tag(), site => site.name.clone(), code => code.clone(), minutes => minutes.clone(),
+        subject => l.tf(keys[0], &args), body => l.tf(keys[1], &args), ignore => l.tf(keys[2], &args),
+        template => match message { Message::LoginCode { .. } => "login_code", Message::ConfirmEmail { .. } => "confirm_email" },
+    };
+    let (subject, text, html) = render_parts(ctx, "code", l, vars)?;
     Ok(Some(Rendered {
         to: to.to_string(),
         subject,

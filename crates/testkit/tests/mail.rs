@@ -381,3 +381,33 @@ both_engines! {
         eprintln!("{} attempts over the outage, then delivered once", m.attempts);
     }
 }
+
+both_engines! {
+    async fn the_owner_overrides_mail_templates_per_language(engine: Engine) {
+        let sink = SmtpSink::start();
+        let app = app_with_sink(engine, &sink).await;
+        let dir = app.db.dir().join("templates").join("mail");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("code.en.subject"), "[{{ site }}] your code\r\nBcc: evil@attacker.example").unwrap();
+        std::fs::write(dir.join("code.html"), "<p class=\"brand\">{{ body }}</p><b>{{ code }}</b>{{ '<script>' }}").unwrap();
+        std::fs::write(dir.join("code.txt"), "{% if broken %}").unwrap();
+        ask_code(&app, "en@example.com").await;
+        let got = sink.wait_for(1).await;
+        let m = mail_parser::MessageParser::default().parse(&got[0].data).unwrap();
+        assert_eq!(m.subject(), Some("[Yiren] your code Bcc: evil@attacker.example"), "one line, whatever the override says");
+        assert!(m.header("Bcc").is_none());
+        let html = m.body_html(0).unwrap().into_owned();
+        assert!(html.starts_with("<p class=\"brand\">") && html.contains("&lt;script&gt;"), "{html}");
+        let code: String = html.split("<b>").nth(1).unwrap().chars().take(6).collect();
+        let text = m.body_text(0).unwrap().into_owned();
+        assert!(text.contains(&code), "a broken override falls back to the built-in text: {text}");
+        // Chinese has no subject override: the built-in one, in Chinese.
+        let c = app.client();
+        let csrf = app.csrf(&c, "/account/sign-in").await;
+        c.post(app.url("/account/code")).header("accept-language", "zh-CN").form(&[("_csrf", csrf.as_str()), ("email", "zh@example.com")]).send().await.unwrap();
+        let got = sink.wait_for(2).await;
+        let m = mail_parser::MessageParser::default().parse(&got[1].data).unwrap();
+        assert!(m.subject().unwrap().contains("登录验证码"), "{:?}", m.subject());
+        assert!(m.body_html(0).unwrap().starts_with("<p class=\"brand\">"), "the shared HTML override applies to every language");
+    }
+}

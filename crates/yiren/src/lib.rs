@@ -120,6 +120,7 @@ fn context_with(config: &Config, db: Db, deps: Deps) -> anyhow::Result<Ctx> {
         hasher: Hasher::default(),
         auth: AuthPolicy::default(),
         keys,
+        templates_dir: Some(Arc::new(config.data_dir.join("templates"))),
     })
 }
 
