@@ -27,6 +27,13 @@ pub enum Message {
         /// Row id of the code.
         code_id: i64,
     },
+    /// Double opt-in: a link confirming a newsletter subscription (signed at send time).
+    ConfirmSubscription {
+        /// Topics asked for.
+        topics: Vec<i64>,
+        /// When the link stops working (unix ms).
+        expires_at: i64,
+    },
 }
 
 /// A queued email.
@@ -62,6 +69,7 @@ pub async fn enqueue(
     let summary = match &mail.message {
         Message::LoginCode { .. } => "sign-in code",
         Message::ConfirmEmail { .. } => "email confirmation code",
+        Message::ConfirmSubscription { .. } => "subscription confirmation",
     };
     reach::enqueue(
         ctx,
@@ -86,6 +94,45 @@ pub async fn enqueue(
     Ok(())
 }
 
+async fn render_subscribe(
+    ctx: &Ctx,
+    to: &str,
+    l: Locale,
+    topics: &[i64],
+    expires_at: i64,
+    base_url: &str,
+) -> DomainResult<Option<Rendered>> {
+    if ctx.now() > expires_at {
+        return Ok(None);
+    }
+    let site = crate::settings::load(ctx).await?;
+    let mut names = Vec::new();
+    for id in topics {
+        if let Ok(t) = reach::topic::get(ctx, *id).await {
+            names.push(t.name);
+        }
+    }
+    let token = reach::topic::subscribe_token(ctx, to, topics, expires_at);
+    let link = format!(
+        "{}/subscribe/confirm/{token}",
+        base_url.trim_end_matches('/')
+    );
+    let args = [("site", site.name.as_str())];
+    let vars = minijinja::context! {
+        locale => l.tag(), site => site.name.clone(), topics => names.join("、"), link => link,
+        subject => l.tf("reach.optin_subject", &args), body => l.tf("reach.optin_body", &args),
+        button => l.t("reach.optin_button"), ignore => l.t("reach.optin_ignore"),
+    };
+    let (subject, text, html) = render_parts(ctx, "subscribe", l, vars)?;
+    Ok(Some(Rendered {
+        to: to.to_string(),
+        subject,
+        text,
+        html,
+        unsubscribe_url: None,
+    }))
+}
+
 /// The built-in mail templates: for each message a subject, a text and an HTML part.
 const TEMPLATES: &[(&str, &str)] = &[
     ("code.subject", include_str!("../mail/code.subject")),
@@ -97,6 +144,12 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("broadcast.txt", include_str!("../mail/broadcast.txt")),
     ("broadcast.html", include_str!("../mail/broadcast.html")),
+    (
+        "subscribe.subject",
+        include_str!("../mail/subscribe.subject"),
+    ),
+    ("subscribe.txt", include_str!("../mail/subscribe.txt")),
+    ("subscribe.html", include_str!("../mail/subscribe.html")),
 ];
 
 /// Template names, for the documentation and the override check.
@@ -110,7 +163,7 @@ fn source(ctx: &Ctx, name: &str, l: Locale) -> Option<String> {
     if let Some(dir) = ctx.templates_dir.as_deref() {
         let (stem, ext) = name.rsplit_once('.')?;
         for file in [format!("{stem}.{}.{ext}", l.tag()), name.to_string()] {
-            if let Ok(s) = std::fs::read_to_string(dir.join("mail").join(file)) {
+            if let Ok(s) = std::fs::read_to_string(dir.join("mail").join(&file)) {
                 return Some(s);
             }
         }
@@ -199,6 +252,9 @@ pub async fn render(
 ) -> DomainResult<Option<Rendered>> {
     let l = Locale::parse(&m.locale).unwrap_or_default();
     match serde_json::from_str::<Content>(&m.content) {
+        Ok(Content::Mail {
+            message: Message::ConfirmSubscription { topics, expires_at },
+        }) => render_subscribe(ctx, &m.recipient, l, &topics, expires_at, base_url).await,
         Ok(Content::Mail { message }) => render_template(ctx, &m.recipient, l, &message).await,
         Ok(Content::Broadcast {
             broadcast_id,
@@ -272,6 +328,7 @@ async fn render_template(
                 "mail.confirm_ignore",
             ],
         ),
+        Message::ConfirmSubscription { .. } => return Ok(None),
     };
     let Some(code) = crate::customer::code::code_for_mail(ctx, code_id).await? else {
         return Ok(None);
@@ -285,7 +342,7 @@ async fn render_template(
     let vars = minijinja::context! {
         locale => l.tag(), site => site.name.clone(), code => code.clone(), minutes => minutes.clone(),
         subject => l.tf(keys[0], &args), body => l.tf(keys[1], &args), ignore => l.tf(keys[2], &args),
-        template => match message { Message::LoginCode { .. } => "login_code", Message::ConfirmEmail { .. } => "confirm_email" },
+        template => match message { Message::LoginCode { .. } => "login_code", _ => "confirm_email" },
     };
     let (subject, text, html) = render_parts(ctx, "code", l, vars)?;
     Ok(Some(Rendered {
@@ -439,6 +496,21 @@ pub async fn save_smtp(ctx: &Ctx, i: &SmtpInput<'_>) -> DomainResult<SmtpSetting
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_message_has_a_built_in_subject_text_and_html() {
+        for base in ["code", "broadcast", "subscribe"] {
+            for ext in ["subject", "txt", "html"] {
+                let name = format!("{base}.{ext}");
+                assert!(
+                    TEMPLATES
+                        .iter()
+                        .any(|(n, s)| *n == name && !s.trim().is_empty()),
+                    "{name}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn payloads_carry_no_code_and_round_trip() {

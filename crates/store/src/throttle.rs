@@ -78,3 +78,25 @@ pub async fn delete_prefix<'e, E: Executor<'e, Database = Any>>(
         .await?;
     Ok(r.rows_affected())
 }
+
+/// Count one event for `key` in the fixed window starting at `window_start` (a new window resets
+/// the count) and return the count including this one. One atomic statement: concurrent callers
+/// never both see room for the last slot.
+pub async fn bump_window<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    key: &str,
+    window_start: i64,
+    window_end: i64,
+) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO login_throttle (key, failures, last_failure_at, blocked_until) VALUES ($1, 1, $2, $3) \
+         ON CONFLICT (key) DO UPDATE SET \
+         failures = CASE WHEN login_throttle.last_failure_at < $2 THEN 1 ELSE login_throttle.failures + 1 END, \
+         last_failure_at = $2, blocked_until = $3 RETURNING failures",
+    )
+    .bind(key)
+    .bind(window_start)
+    .bind(window_end)
+    .fetch_one(exec)
+    .await?)
+}

@@ -427,3 +427,63 @@ both_engines! {
         assert_eq!(api.delete(url(&format!("/topics/{topic_id}"))).bearer_auth(&token).send().await.unwrap().status(), 409);
     }
 }
+
+both_engines! {
+    async fn newsletter_sign_up_is_double_opt_in_and_within_budget(engine: Engine) {
+        // RELIABILITY RL-3: 1,000 addresses from one IP; one address from several IPs.
+        let sink = SmtpSink::start();
+        let app = app_with_sink(engine, &sink).await;
+        let t = topic::create(&app.state.ctx, "新品", "").await.unwrap();
+        let tid = t.id.to_string();
+        let bot = app.client();
+        let page = bot.get(app.url("/subscribe")).send().await.unwrap().text().await.unwrap();
+        let csrf = csrf_of(&page);
+        let (mut ok, mut throttled) = (0, 0);
+        for i in 0..1000 {
+            let email = format!("bot{i}@example.com");
+            let r = bot.post(app.url("/subscribe")).form(&[("_csrf", csrf.as_str()), ("topic", tid.as_str()), ("email", email.as_str())]).send().await.unwrap();
+            match r.status().as_u16() {
+                200 => ok += 1,
+                429 => throttled += 1,
+                s => panic!("{s}"),
+            }
+        }
+        assert_eq!((ok, throttled), (reach::topic::OPTIN_PER_IP_HOUR as usize, 1000 - reach::topic::OPTIN_PER_IP_HOUR as usize));
+        // One address asked from five IPs: three confirmations at most.
+        let mut sent_to_victim = 0;
+        for n in 2..7 {
+            let c = app.client_from(&format!("127.0.0.{n}"));
+            let page = c.get(app.url("/subscribe")).send().await.unwrap().text().await.unwrap();
+            let csrf = csrf_of(&page);
+            let r = c.post(app.url("/subscribe")).form(&[("_csrf", csrf.as_str()), ("topic", tid.as_str()), ("email", "victim@example.com")]).send().await.unwrap();
+            if r.status() == 200 { sent_to_victim += 1 } else { assert_eq!(r.status(), 429) }
+        }
+        assert_eq!(sent_to_victim, reach::topic::OPTIN_PER_ADDRESS_HOUR);
+        let expected = (reach::topic::OPTIN_PER_IP_HOUR + reach::topic::OPTIN_PER_ADDRESS_HOUR) as usize;
+        sink.wait_for(expected).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(sink.count(), expected, "0 sends beyond the budget");
+        // Nobody is subscribed (or even a customer) before confirming.
+        let subscribed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions").fetch_one(app.state.ctx.db.read()).await.unwrap();
+        assert_eq!(subscribed, 0);
+        // Confirm one: the link shows a button; the POST subscribes.
+        let mail = sink.received().into_iter().find(|m| m.to[0] == "bot0@example.com").unwrap();
+        let m = mail_parser::MessageParser::default().parse(&mail.data).unwrap();
+        let text = m.body_text(0).unwrap().into_owned();
+        let link = text.split_whitespace().find(|w| w.contains("/subscribe/confirm/")).unwrap_or_else(|| panic!("{text}")).to_string();
+        let human = app.client();
+        let page = human.get(&link).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let csrf = csrf_of(&page.text().await.unwrap());
+        let r = human.post(&link).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.unwrap().contains("id=\"optin-done\""));
+        let id: i64 = sqlx::query_scalar("SELECT id FROM customers WHERE email = 'bot0@example.com'").fetch_one(app.state.ctx.db.read()).await.unwrap();
+        assert!(topic::chosen(&app.state.ctx, id).await.unwrap().contains(&(t.id, Channel::Email)));
+        // A tampered link does nothing; an expired one says so.
+        let forged = link.replace("/confirm/", "/confirm/x");
+        assert_eq!(human.get(&forged).send().await.unwrap().status(), 404);
+        app.clock.advance(reach::topic::OPTIN_TTL_MS + 1);
+        assert_eq!(human.get(&link).send().await.unwrap().status(), 409);
+    }
+}

@@ -142,6 +142,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/account/notifications.html"),
     ),
     (
+        "account/subscribe.html",
+        include_str!("../templates/account/subscribe.html"),
+    ),
+    (
         "account/unsubscribe.html",
         include_str!("../templates/account/unsubscribe.html"),
     ),

@@ -218,3 +218,139 @@ pub async fn unsubscribe(
     set(ctx, customer_id, topic_id, channel, false, "unsubscribe").await?;
     Ok(())
 }
+
+/// Sends of subscription confirmations allowed per hour from one IP and to one address
+/// (RELIABILITY RL-3).
+pub const OPTIN_PER_IP_HOUR: i64 = 20;
+/// See [`OPTIN_PER_IP_HOUR`].
+pub const OPTIN_PER_ADDRESS_HOUR: i64 = 3;
+/// How long a confirmation link works.
+pub const OPTIN_TTL_MS: i64 = 3 * 24 * 3_600_000;
+
+/// The signed token of a confirmation link: base64url(JSON {e, t, x}) + "." + MAC.
+pub fn subscribe_token(ctx: &Ctx, email: &str, topics: &[i64], expires_at: i64) -> String {
+    use base64::Engine as _;
+    let body = serde_json::json!({"e": email, "t": topics, "x": expires_at}).to_string();
+    let b = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body.as_bytes());
+    let mac = ctx.keys.mac("subscribe", &[&b]);
+    format!("{b}.{}", &mac[..32])
+}
+
+/// What a confirmation token says: `(email, topics)`; NotFound when forged, Conflict when expired.
+pub fn read_subscribe_token(ctx: &Ctx, token: &str) -> DomainResult<(String, Vec<i64>)> {
+    use base64::Engine as _;
+    let (b, mac) = token.split_once('.').ok_or(DomainError::NotFound)?;
+    let expected = ctx.keys.mac("subscribe", &[b]);
+    if mac.len() != 32
+        || !bool::from(subtle::ConstantTimeEq::ct_eq(
+            mac.as_bytes(),
+            &expected.as_bytes()[..32],
+        ))
+    {
+        return Err(DomainError::NotFound);
+    }
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b)
+        .map_err(|_| DomainError::NotFound)?;
+    let v: serde_json::Value = serde_json::from_slice(&raw).map_err(|_| DomainError::NotFound)?;
+    if v["x"].as_i64().unwrap_or(0) < ctx.now() {
+        return Err(DomainError::Conflict {
+            key: "reach.optin_expired",
+        });
+    }
+    let email = v["e"].as_str().ok_or(DomainError::NotFound)?.to_string();
+    let topics = v["t"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t.as_i64()).collect())
+        .unwrap_or_default();
+    Ok((email, topics))
+}
+
+/// A visitor asks to subscribe `email` to `topics`: nothing is subscribed yet — a confirmation
+/// link is mailed (double opt-in), within the per-IP and per-address hourly budgets.
+pub async fn request_subscription(
+    ctx: &Ctx,
+    email: &str,
+    topics: &[i64],
+    ip: &str,
+    locale: crate::Locale,
+) -> DomainResult<()> {
+    let email = crate::auth::parse_email(email)?;
+    let mut wanted: Vec<i64> = topics.to_vec();
+    wanted.sort();
+    wanted.dedup();
+    if wanted.is_empty() || wanted.len() > 50 {
+        return Err(DomainError::invalid("topic", "reach.optin_topics"));
+    }
+    for t in &wanted {
+        get(ctx, *t)
+            .await
+            .map_err(|_| DomainError::invalid("topic", "reach.optin_topics"))?;
+    }
+    let now = ctx.now();
+    let window = now - now.rem_euclid(3_600_000);
+    let end = window + 3_600_000;
+    let retry = DomainError::Throttled {
+        retry_after_secs: ((end - now) / 1000).max(1),
+    };
+    let w = ctx.db.write();
+    // The IP's budget first: a flood from one address spends only its own.
+    if yiren_store::throttle::bump_window(w, &format!("optin-ip:{ip}"), window, end).await?
+        > OPTIN_PER_IP_HOUR
+    {
+        return Err(retry);
+    }
+    if yiren_store::throttle::bump_window(w, &format!("optin-addr:{email}"), window, end).await?
+        > OPTIN_PER_ADDRESS_HOUR
+    {
+        return Err(retry);
+    }
+    let mut tx = ctx.db.begin().await?;
+    crate::mail::enqueue(
+        ctx,
+        &mut tx,
+        format!("subscribe:{email}:{}", ctx.new_id()),
+        &crate::mail::Outgoing {
+            to: email.clone(),
+            locale,
+            message: crate::mail::Message::ConfirmSubscription {
+                topics: wanted,
+                expires_at: now + OPTIN_TTL_MS,
+            },
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// The link was followed and confirmed: the address gets an account if it has none (it proved
+/// it reads the mailbox) and is subscribed by email to the topics.
+pub async fn confirm_subscription(ctx: &Ctx, token: &str) -> DomainResult<Vec<TopicRow>> {
+    let (email, topics) = read_subscribe_token(ctx, token)?;
+    let id = match yiren_store::customer::find_by_email(ctx.db.read(), &email).await? {
+        Some(c) if c.deleted_at.is_none() => c.id,
+        Some(_) => return Err(DomainError::NotFound),
+        None => {
+            match crate::customer::create_by_staff(ctx, &email, "", None, None).await {
+                Ok(c) => c.id,
+                // Created meanwhile by a second click.
+                Err(DomainError::Conflict { .. }) => {
+                    yiren_store::customer::find_by_email(ctx.db.read(), &email)
+                        .await?
+                        .ok_or(DomainError::NotFound)?
+                        .id
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let mut out = Vec::new();
+    for t in topics {
+        if let Ok(topic) = get(ctx, t).await {
+            set(ctx, id, t, Channel::Email, true, "double_opt_in").await?;
+            out.push(topic);
+        }
+    }
+    Ok(out)
+}

@@ -52,6 +52,8 @@ pub const FORM_ROUTES: &[&str] = &[
     "/account/notifications/push",
     "/account/notifications/push/delete",
     "/preferences/{token}",
+    "/subscribe",
+    "/subscribe/confirm/{token}",
 ];
 
 /// Customer routes.
@@ -121,6 +123,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route(
             "/preferences/{token}",
             get(reach::preferences_page).post(reach::preferences_save),
+        )
+        .route(
+            "/subscribe",
+            get(reach::subscribe_page).post(reach::subscribe),
+        )
+        .route(
+            "/subscribe/confirm/{token}",
+            get(reach::confirm_page).post(reach::confirm),
         )
         .route(
             "/unsubscribe/{token}/{topic}",

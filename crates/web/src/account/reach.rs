@@ -273,3 +273,119 @@ pub async fn unsubscribe(
         Err(e) => domain_error_page(e),
     }
 }
+
+// ---- newsletter sign-up with double opt-in (no account needed) ----
+
+async fn subscribe_view(
+    state: &AppState,
+    csrf: &str,
+    stage: &str,
+    error: Option<String>,
+    topics_done: Vec<String>,
+    token: Option<&str>,
+) -> Response {
+    let topics = match topic::list(&state.ctx).await {
+        Ok(t) => t,
+        Err(e) => return domain_error_page(e),
+    };
+    let base = page_ctx(state, "/subscribe", None, csrf).await;
+    let ctx = context! {
+        stage => stage, error => error, done => topics_done, token => token,
+        topics => topics.iter().map(|t| context! { id => t.id.to_string(), name => t.name.clone(), description => t.description.clone() }).collect::<Vec<_>>(),
+        ..base
+    };
+    state.templates.render("account/subscribe.html", ctx)
+}
+
+pub async fn subscribe_page(State(state): State<AppState>, jar: CookieJar) -> Response {
+    let (jar, csrf) = crate::security::pre_session_csrf(&state, jar);
+    (
+        jar,
+        subscribe_view(&state, &csrf, "form", None, Vec::new(), None).await,
+    )
+        .into_response()
+}
+
+pub async fn subscribe(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    crate::security::ClientIp(ip): crate::security::ClientIp,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+) -> Response {
+    let (_, csrf) = crate::security::pre_session_csrf(&state, jar);
+    let email = pairs
+        .iter()
+        .find(|(k, _)| k == "email")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    let topics: Vec<i64> = pairs
+        .iter()
+        .filter(|(k, _)| k == "topic")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    let l = crate::locale::current();
+    match topic::request_subscription(&state.ctx, email, &topics, &ip.to_string(), l).await {
+        Ok(()) => subscribe_view(&state, &csrf, "sent", None, Vec::new(), None).await,
+        Err(DomainError::Throttled { retry_after_secs }) => with_status(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(retry_after_secs),
+            subscribe_view(
+                &state,
+                &csrf,
+                "form",
+                Some(l.tf(
+                    "error.throttled",
+                    &[("seconds", &retry_after_secs.to_string())],
+                )),
+                Vec::new(),
+                None,
+            )
+            .await,
+        ),
+        Err(DomainError::Invalid { key, .. }) => with_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            subscribe_view(
+                &state,
+                &csrf,
+                "form",
+                Some(l.t(key).to_string()),
+                Vec::new(),
+                None,
+            )
+            .await,
+        ),
+        Err(e) => domain_error_page(e),
+    }
+}
+
+/// GET shows a button: a mail scanner following the link confirms nothing.
+pub async fn confirm_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path(token): Path<String>,
+) -> Response {
+    if let Err(e) = topic::read_subscribe_token(&state.ctx, &token) {
+        return domain_error_page(e);
+    }
+    let (jar, csrf) = crate::security::pre_session_csrf(&state, jar);
+    (
+        jar,
+        subscribe_view(&state, &csrf, "confirm", None, Vec::new(), Some(&token)).await,
+    )
+        .into_response()
+}
+
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    CsrfForm(_): CsrfForm<crate::admin::pages::Empty>,
+) -> Response {
+    match topic::confirm_subscription(&state.ctx, &token).await {
+        Ok(done) => {
+            let names = done.into_iter().map(|t| t.name).collect();
+            subscribe_view(&state, "", "confirmed", None, names, None).await
+        }
+        Err(e) => domain_error_page(e),
+    }
+}
