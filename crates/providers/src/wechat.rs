@@ -152,3 +152,120 @@ mod tests {
         assert!(r.contains("<Content><![CDATA[a]]]]><![CDATA[>b]]></Content>"));
     }
 }
+
+/// Why a 公众号 API call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// The access token is invalid or expired (40001, 40014, 42001): fetch a new one and retry.
+    #[error("access token rejected ({0})")]
+    TokenRejected(i64),
+    /// Worth retrying later; `retry_after_ms` for rate limits (45009).
+    #[error("{message}")]
+    Transient {
+        message: String,
+        retry_after_ms: Option<i64>,
+    },
+    /// Retrying cannot help (wrong appid/secret, the user unfollowed — 43004, a bad template).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+fn api_error(v: &serde_json::Value) -> Option<ApiError> {
+    let code = v["errcode"].as_i64().unwrap_or(0);
+    if code == 0 {
+        return None;
+    }
+    let msg = format!(
+        "WeChat errcode {code}: {}",
+        v["errmsg"].as_str().unwrap_or("")
+    );
+    Some(match code {
+        40001 | 40014 | 42001 => ApiError::TokenRejected(code),
+        -1 => ApiError::Transient {
+            message: msg,
+            retry_after_ms: None,
+        },
+        45009 | 45047 => ApiError::Transient {
+            message: msg,
+            retry_after_ms: Some(60_000),
+        },
+        _ => ApiError::Permanent(msg),
+    })
+}
+
+async fn call(
+    http: &HttpClient,
+    rb: Result<reqwest::RequestBuilder, crate::http::OutboundError>,
+) -> Result<serde_json::Value, ApiError> {
+    let rb = rb.map_err(|e| ApiError::Permanent(e.to_string()))?;
+    let r = http.send(rb).await.map_err(|e| ApiError::Transient {
+        message: e.to_string(),
+        retry_after_ms: None,
+    })?;
+    if r.status >= 500 || r.status == 429 {
+        return Err(ApiError::Transient {
+            message: format!("WeChat API answered {}", r.status),
+            retry_after_ms: None,
+        });
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&r.body).map_err(|_| ApiError::Transient {
+            message: format!("WeChat API answered {} with no JSON", r.status),
+            retry_after_ms: None,
+        })?;
+    match api_error(&v) {
+        Some(e) => Err(e),
+        None => Ok(v),
+    }
+}
+
+/// Fetch an access token (`GET /cgi-bin/token`): `(token, expires_in seconds)`. `base` is
+/// `https://api.weixin.qq.com` (or a test server).
+pub async fn access_token(
+    http: &HttpClient,
+    base: &str,
+    appid: &str,
+    secret: &str,
+) -> Result<(String, i64), ApiError> {
+    let mut u = url::Url::parse(&format!("{}/cgi-bin/token", base.trim_end_matches('/')))
+        .map_err(|e| ApiError::Permanent(e.to_string()))?;
+    u.query_pairs_mut()
+        .append_pair("grant_type", "client_credential")
+        .append_pair("appid", appid)
+        .append_pair("secret", secret);
+    let v = call(http, http.request(reqwest::Method::GET, u.as_str())).await?;
+    match (v["access_token"].as_str(), v["expires_in"].as_i64()) {
+        (Some(t), Some(e)) => Ok((t.to_string(), e)),
+        _ => Err(ApiError::Permanent("no access_token in the answer".into())),
+    }
+}
+
+/// Send a template message (`POST /cgi-bin/message/template/send`) to a follower's openid.
+pub async fn send_template(
+    http: &HttpClient,
+    base: &str,
+    token: &str,
+    openid: &str,
+    template_id: &str,
+    url: Option<&str>,
+    fields: &[(&str, &str)],
+) -> Result<(), ApiError> {
+    let mut u = url::Url::parse(&format!(
+        "{}/cgi-bin/message/template/send",
+        base.trim_end_matches('/')
+    ))
+    .map_err(|e| ApiError::Permanent(e.to_string()))?;
+    u.query_pairs_mut().append_pair("access_token", token);
+    let data: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::json!({ "value": v })))
+        .collect();
+    let mut body = serde_json::json!({"touser": openid, "template_id": template_id, "data": data});
+    if let Some(link) = url {
+        body["url"] = serde_json::Value::String(link.to_string());
+    }
+    let rb = http
+        .request(reqwest::Method::POST, u.as_str())
+        .map(|rb| rb.json(&body));
+    call(http, rb).await.map(|_| ())
+}

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod fake_oauth;
 pub mod fake_push;
+pub mod fake_wechat;
 pub mod process;
 mod receiver;
 pub mod smtp;

@@ -487,3 +487,50 @@ both_engines! {
         assert_eq!(human.get(&link).send().await.unwrap().status(), 409);
     }
 }
+
+both_engines! {
+    async fn broadcasts_reach_wechat_followers_as_template_messages(engine: Engine) {
+        use yiren_testkit::fake_wechat::{self, FakeWechat};
+        let app = TestApp::spawn(engine).await;
+        let owner = app.setup_owner(OWNER, PW).await;
+        let fake = FakeWechat::start(&["openid-follower"]).await;
+        let ctx = &app.state.ctx;
+        let t = topic::create(ctx, "新品", "").await.unwrap();
+        let now = app.clock.now_ms();
+        let mut ids = Vec::new();
+        for (email, openid) in [("wx1@example.com", "openid-follower"), ("wx2@example.com", "openid-gone")] {
+            let c = new_customer(&app, email, Locale::ZhCn).await;
+            yiren_store::customer::insert_identity(ctx.db.write(), ctx.new_id(), c, "wechat", openid, None, None, now).await.unwrap();
+            ids.push(c);
+        }
+        // Not set up yet: WeChat is not offered to customers.
+        assert!(!topic::channels_for(ctx, ids[0]).await.unwrap().contains(&Channel::Wechat));
+        let r = post_form(&app, &owner, "/admin/messages", "/admin/messages/wechat", &[("appid", fake_wechat::APPID), ("secret", fake_wechat::SECRET), ("template_id", fake_wechat::TEMPLATE_ID), ("title_field", "first"), ("body_field", "keyword1"), ("api_base", &fake.base)]).await;
+        assert_eq!(r.status(), 303);
+        let stored = serde_json::to_string(&app.snapshot().await).unwrap();
+        assert!(!stored.contains(fake_wechat::SECRET), "the app secret is sealed");
+        assert!(topic::channels_for(ctx, ids[0]).await.unwrap().contains(&Channel::Wechat));
+        for c in &ids {
+            subscribe(&app, *c, t.id, Channel::Wechat).await;
+        }
+        let d = broadcast::Draft { topic_id: t.id, tag: None, channels: vec![Channel::Wechat], texts: texts(&[("zh-CN", "春季上新", "**八折**，限时三天")]) };
+        let b = broadcast::create(ctx, &d).await.unwrap();
+        broadcast::send(ctx, b.row.id, None).await.unwrap();
+        wait_log(&app, "both settled", |l| l.len() == 2 && l.iter().all(|m| m.status != "queued")).await;
+        let got = fake.received();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["touser"], "openid-follower");
+        assert_eq!(got[0]["data"]["first"]["value"], "春季上新");
+        assert_eq!(got[0]["data"]["keyword1"]["value"], "八折，限时三天");
+        let failed = log(&app).await.into_iter().find(|m| m.status == "failed").unwrap();
+        assert!(failed.last_error.unwrap().contains("43004"), "an unfollowed account is not retried");
+        assert_eq!(fake.token_calls(), 1, "one token for both messages (cached)");
+        // WeChat revokes the token: the next send fetches a new one and goes through.
+        fake.revoke_tokens();
+        let b2 = broadcast::create(ctx, &d).await.unwrap();
+        broadcast::send(ctx, b2.row.id, None).await.unwrap();
+        wait_log(&app, "second settled", |l| l.len() == 4 && l.iter().all(|m| m.status != "queued")).await;
+        assert_eq!(fake.received().len(), 2);
+        assert_eq!(fake.token_calls(), 2);
+    }
+}

@@ -147,6 +147,102 @@ impl MessageSend {
     }
 }
 
+impl MessageSend {
+    /// A 公众号 template message to the customer's openid; the access token is cached and fetched
+    /// again when WeChat rejects it.
+    async fn send_wechat(&self, ctx: &Ctx, m: &MessageRow) -> Outcome {
+        use yiren_providers::wechat::{self as wx, ApiError};
+        let w = match reach::load_wechat(ctx).await {
+            Ok(w) if w.configured() => w,
+            Ok(_) => {
+                return Outcome::Failed {
+                    error: "WeChat template messages are not set up".into(),
+                }
+            }
+            Err(e) => return retry(e.to_string()),
+        };
+        let openid = match m.customer_id {
+            Some(c) => match reach::wechat_openid(ctx, c).await {
+                Ok(Some(o)) => o,
+                Ok(None) => return Outcome::Gone,
+                Err(e) => return retry(e.to_string()),
+            },
+            None => return Outcome::Gone,
+        };
+        let (title, body) = match serde_json::from_str::<Content>(&m.content) {
+            Ok(Content::Broadcast { broadcast_id, .. }) => {
+                let Ok(b) = reach::broadcast::get(ctx, broadcast_id).await else {
+                    return Outcome::Gone;
+                };
+                let site = match yiren_core::settings::load(ctx).await {
+                    Ok(s) => s,
+                    Err(e) => return retry(e.to_string()),
+                };
+                let l = yiren_core::Locale::parse(&m.locale).unwrap_or_default();
+                let t = b.text_for(l, site.default_locale);
+                let text: String = reach::broadcast::markdown_text(&t.body)
+                    .chars()
+                    .take(200)
+                    .collect();
+                (t.subject, text)
+            }
+            Ok(Content::Owner { title, body }) => (title, body),
+            _ => return Outcome::Gone,
+        };
+        let Some(secret) = reach::wechat_secret(ctx, &w) else {
+            return Outcome::Failed {
+                error: "the app secret cannot be read (was secret.key replaced?)".into(),
+            };
+        };
+        let fields = [
+            (w.title_field.as_str(), title.as_str()),
+            (w.body_field.as_str(), body.as_str()),
+        ];
+        let mut cached = reach::wechat_cached_token(ctx, &w);
+        for _ in 0..2 {
+            let token = match cached.take() {
+                Some(t) => t,
+                None => match wx::access_token(&self.http, &w.api_base, &w.appid, &secret).await {
+                    Ok((t, expires_in)) => {
+                        if let Err(e) = reach::wechat_cache_token(ctx, &t, expires_in).await {
+                            return retry(e.to_string());
+                        }
+                        t
+                    }
+                    Err(ApiError::Permanent(error)) => return Outcome::Failed { error },
+                    Err(e) => return retry(e.to_string()),
+                },
+            };
+            match wx::send_template(
+                &self.http,
+                &w.api_base,
+                &token,
+                &openid,
+                &w.template_id,
+                None,
+                &fields,
+            )
+            .await
+            {
+                Ok(()) => return Outcome::Sent,
+                // Expired or revoked early: fetch a new token once.
+                Err(ApiError::TokenRejected(_)) => continue,
+                Err(ApiError::Transient {
+                    message,
+                    retry_after_ms,
+                }) => {
+                    return Outcome::Retry {
+                        error: message,
+                        retry_after_ms,
+                    }
+                }
+                Err(ApiError::Permanent(error)) => return Outcome::Failed { error },
+            }
+        }
+        retry("WeChat kept rejecting fresh access tokens".into())
+    }
+}
+
 fn retry(error: String) -> Outcome {
     Outcome::Retry {
         error,
@@ -166,6 +262,7 @@ impl MessageSend {
         let outcome = match m.channel.as_str() {
             "email" => self.send_mail(ctx, m, session).await,
             "push" => self.send_push(ctx, m).await?,
+            "wechat" => self.send_wechat(ctx, m).await,
             other => Outcome::Failed {
                 error: format!("channel {other} is not configured"),
             },

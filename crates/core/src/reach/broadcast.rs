@@ -78,7 +78,7 @@ fn validate(d: &Draft) -> DomainResult<(String, String, Option<String>)> {
     let mut channels: Vec<Channel> = d.channels.clone();
     channels.sort();
     channels.dedup();
-    if channels.is_empty() || channels.contains(&Channel::Wechat) {
+    if channels.is_empty() {
         return Err(DomainError::invalid("channels", "reach.channels_invalid"));
     }
     let mut texts = BTreeMap::new();
@@ -349,7 +349,12 @@ pub async fn run_batch(ctx: &Ctx, id: i64) -> DomainResult<(u64, bool)> {
                 }
                 Recipient::Customer(r.id)
             }
-            Channel::Wechat => continue,
+            Channel::Wechat => {
+                if super::wechat_openid(ctx, r.id).await?.is_none() {
+                    continue;
+                }
+                Recipient::Customer(r.id)
+            }
         };
         let locale = r
             .locale

@@ -430,6 +430,155 @@ pub async fn remove_customer_push(ctx: &Ctx, customer_id: i64) -> DomainResult<(
     Ok(())
 }
 
+/// WeChat 公众号 template messages (a verified service account): the app's credentials, the
+/// template broadcasts use, and which of its fields get the title and the text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct WechatTemplate {
+    pub appid: String,
+    pub secret_sealed: Option<String>,
+    pub template_id: String,
+    /// Field for the title (e.g. `first`, or `thing1` in newer templates).
+    pub title_field: String,
+    /// Field for the text (e.g. `keyword1`).
+    pub body_field: String,
+    /// API base, `https://api.weixin.qq.com` unless a proxy is in between.
+    pub api_base: String,
+    /// The cached access token (sealed) and when it expires (unix ms).
+    pub token_sealed: Option<String>,
+    pub token_expires_at: i64,
+}
+
+const WECHAT_KEY: &str = "wechat_template";
+const WECHAT_SEAL: &str = "wechat-template";
+
+impl WechatTemplate {
+    /// True when template messages can be sent.
+    pub fn configured(&self) -> bool {
+        !self.appid.is_empty() && self.secret_sealed.is_some() && !self.template_id.is_empty()
+    }
+}
+
+/// Read the 公众号 template settings.
+pub async fn load_wechat(ctx: &Ctx) -> DomainResult<WechatTemplate> {
+    Ok(yiren_store::settings::get(ctx.db.read(), WECHAT_KEY)
+        .await?
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default())
+}
+
+async fn store_wechat(ctx: &Ctx, w: &WechatTemplate) -> DomainResult<()> {
+    yiren_store::settings::put(
+        ctx.db.write(),
+        WECHAT_KEY,
+        &serde_json::to_string(w).unwrap_or_default(),
+        ctx.now(),
+    )
+    .await?;
+    Ok(())
+}
+
+fn seal(ctx: &Ctx, plain: &str) -> String {
+    let mut nonce = [0u8; 12];
+    ctx.rng.fill(&mut nonce);
+    ctx.keys.seal(WECHAT_SEAL, plain.as_bytes(), nonce)
+}
+
+fn open(ctx: &Ctx, sealed: Option<&str>) -> Option<String> {
+    ctx.keys
+        .open(WECHAT_SEAL, sealed?)
+        .and_then(|p| String::from_utf8(p).ok())
+}
+
+/// Save the 公众号 template settings; `secret` None keeps the stored one. An empty appid turns
+/// the channel off.
+pub async fn save_wechat(
+    ctx: &Ctx,
+    appid: &str,
+    secret: Option<&str>,
+    template_id: &str,
+    title_field: &str,
+    body_field: &str,
+    api_base: &str,
+) -> DomainResult<WechatTemplate> {
+    let word = |s: &str, field: &'static str, max: usize| -> DomainResult<String> {
+        let t = s.trim();
+        if t.len() > max
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(DomainError::invalid(field, "reach.wechat_invalid"));
+        }
+        Ok(t.to_string())
+    };
+    let old = load_wechat(ctx).await?;
+    let appid = word(appid, "appid", 64)?;
+    let api_base = match api_base.trim() {
+        "" => "https://api.weixin.qq.com".to_string(),
+        b if b.starts_with("https://") || b.starts_with("http://") => {
+            b.trim_end_matches('/').to_string()
+        }
+        _ => return Err(DomainError::invalid("api_base", "reach.wechat_invalid")),
+    };
+    let secret_sealed = match secret.map(str::trim) {
+        None | Some("") => old.secret_sealed.filter(|_| old.appid == appid),
+        Some(s) if s.len() > 200 || s.chars().any(char::is_control) => {
+            return Err(DomainError::invalid("secret", "reach.wechat_invalid"))
+        }
+        Some(s) => Some(seal(ctx, s)),
+    };
+    let w = WechatTemplate {
+        appid,
+        secret_sealed,
+        template_id: word(template_id, "template_id", 128)?,
+        title_field: match word(title_field, "title_field", 40)?.as_str() {
+            "" => "first".into(),
+            f => f.into(),
+        },
+        body_field: match word(body_field, "body_field", 40)?.as_str() {
+            "" => "keyword1".into(),
+            f => f.into(),
+        },
+        api_base,
+        token_sealed: None,
+        token_expires_at: 0,
+    };
+    store_wechat(ctx, &w).await?;
+    Ok(w)
+}
+
+/// The app secret, unsealed.
+pub fn wechat_secret(ctx: &Ctx, w: &WechatTemplate) -> Option<String> {
+    open(ctx, w.secret_sealed.as_deref())
+}
+
+/// The cached access token while it has more than five minutes left.
+pub fn wechat_cached_token(ctx: &Ctx, w: &WechatTemplate) -> Option<String> {
+    (w.token_expires_at - 300_000 > ctx.now())
+        .then(|| open(ctx, w.token_sealed.as_deref()))
+        .flatten()
+}
+
+/// Cache a fresh access token (valid `expires_in` seconds), sealed.
+pub async fn wechat_cache_token(ctx: &Ctx, token: &str, expires_in: i64) -> DomainResult<()> {
+    let mut w = load_wechat(ctx).await?;
+    w.token_sealed = Some(seal(ctx, token));
+    w.token_expires_at = ctx.now() + expires_in.clamp(0, 7 * 24 * 3600) * 1000;
+    store_wechat(ctx, &w).await
+}
+
+/// A customer's 公众号 openid (from WeChat sign-in), if any.
+pub async fn wechat_openid(ctx: &Ctx, customer_id: i64) -> DomainResult<Option<String>> {
+    Ok(
+        yiren_store::customer::identities(ctx.db.read(), customer_id)
+            .await?
+            .into_iter()
+            .find(|i| i.provider == "wechat")
+            .map(|i| i.subject),
+    )
+}
+
 /// Reach settings the owner controls.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default)]

@@ -126,7 +126,8 @@ pub async fn subscriptions(
 }
 
 /// The channels a customer can be reached on for topics: email when they have an address, push
-/// when they added their own key.
+/// when they added their own key, WeChat when they signed in with WeChat and the owner set up
+/// template messages.
 pub async fn channels_for(ctx: &Ctx, customer_id: i64) -> DomainResult<Vec<Channel>> {
     let c = yiren_store::customer::get(ctx.db.read(), customer_id)
         .await
@@ -140,6 +141,11 @@ pub async fn channels_for(ctx: &Ctx, customer_id: i64) -> DomainResult<Vec<Chann
         .is_some()
     {
         out.push(Channel::Push);
+    }
+    if super::load_wechat(ctx).await?.configured()
+        && super::wechat_openid(ctx, customer_id).await?.is_some()
+    {
+        out.push(Channel::Wechat);
     }
     Ok(out)
 }

@@ -51,6 +51,7 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/mail/settings",
     "/admin/mail/test",
     "/admin/messages/rates",
+    "/admin/messages/wechat",
     "/admin/messages/{id}/resend",
     "/admin/suppressions",
     "/admin/suppressions/{hash}/delete",
@@ -138,6 +139,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/admin/messages", get(reach::log_page))
         .route("/admin/messages/rates", post(reach::save_rates))
+        .route("/admin/messages/wechat", post(reach::save_wechat))
         .route("/admin/messages/{id}", get(reach::message_page))
         .route("/admin/messages/{id}/resend", post(reach::resend))
         .route(

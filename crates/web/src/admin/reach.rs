@@ -74,6 +74,10 @@ async fn render_log(
         channel: nonempty(&q.channel),
         ..Default::default()
     };
+    let wechat = match reach::load_wechat(&state.ctx).await {
+        Ok(w) => w,
+        Err(e) => return domain_error_page(e),
+    };
     let (rows, settings) = match (
         reach::log(&state.ctx, &f, q.before.unwrap_or(i64::MAX), PAGE + 1).await,
         reach::load_settings(&state.ctx).await,
@@ -104,7 +108,14 @@ async fn render_log(
         messages => rows, older => older, recipient => q.recipient.clone().unwrap_or_default(),
         filter_status => q.status.clone().unwrap_or_default(), filter_channel => q.channel.clone().unwrap_or_default(),
         statuses => reach::STATUSES, channels => Channel::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-        rates => rates, error => error, notice => notice(q.notice.as_deref()), ..base
+        rates => rates, error => error, notice => notice(q.notice.as_deref()),
+        wechat => context! {
+            appid => wechat.appid.clone(), has_secret => wechat.secret_sealed.is_some(),
+            template_id => wechat.template_id.clone(), title_field => wechat.title_field.clone(),
+            body_field => wechat.body_field.clone(), api_base => wechat.api_base.clone(),
+            configured => wechat.configured(),
+        },
+        ..base
     };
     state.templates.render("admin/messages.html", ctx)
 }
@@ -176,6 +187,47 @@ pub async fn save_rates(
         }
     }
     Redirect::to("/admin/messages?notice=settings.saved").into_response()
+}
+
+#[derive(Deserialize)]
+pub struct WechatForm {
+    #[serde(default)]
+    appid: String,
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    template_id: String,
+    #[serde(default)]
+    title_field: String,
+    #[serde(default)]
+    body_field: String,
+    #[serde(default)]
+    api_base: String,
+}
+
+pub async fn save_wechat(
+    State(state): State<AppState>,
+    OwnerSession(s): OwnerSession,
+    CsrfForm(f): CsrfForm<WechatForm>,
+) -> Response {
+    let secret = Some(f.secret.as_str()).filter(|v| !v.is_empty());
+    match reach::save_wechat(
+        &state.ctx,
+        &f.appid,
+        secret,
+        &f.template_id,
+        &f.title_field,
+        &f.body_field,
+        &f.api_base,
+    )
+    .await
+    {
+        Ok(_) => Redirect::to("/admin/messages?notice=settings.saved").into_response(),
+        Err(e) => match refused(e) {
+            Ok(m) => unprocessable(render_log(&state, &s, &LogQuery::default(), m).await),
+            Err(e) => domain_error_page(e),
+        },
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
