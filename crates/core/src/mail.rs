@@ -123,14 +123,7 @@ async fn render_subscribe(
         subject => l.tf("reach.optin_subject", &args), body => l.tf("reach.optin_body", &args),
         button => l.t("reach.optin_button"), ignore => l.t("reach.optin_ignore"),
     };
-    let (subject, text, html) = render_parts(ctx, "subscribe", l, vars)?;
-    Ok(Some(Rendered {
-        to: to.to_string(),
-        subject,
-        text,
-        html,
-        unsubscribe_url: None,
-    }))
+    transactional(ctx, "subscribe", to, l, vars)
 }
 
 /// The built-in mail templates: for each message a subject, a text and an HTML part.
@@ -344,7 +337,18 @@ async fn render_template(
         subject => l.tf(keys[0], &args), body => l.tf(keys[1], &args), ignore => l.tf(keys[2], &args),
         template => match message { Message::LoginCode { .. } => "login_code", _ => "confirm_email" },
     };
-    let (subject, text, html) = render_parts(ctx, "code", l, vars)?;
+    transactional(ctx, "code", to, l, vars)
+}
+
+/// A transactional message (no unsubscribe link) from template `base`.
+fn transactional(
+    ctx: &Ctx,
+    base: &str,
+    to: &str,
+    l: Locale,
+    vars: minijinja::Value,
+) -> DomainResult<Option<Rendered>> {
+    let (subject, text, html) = render_parts(ctx, base, l, vars)?;
     Ok(Some(Rendered {
         to: to.to_string(),
         subject,

@@ -224,18 +224,7 @@ pub async fn send(ctx: &Ctx, id: i64, at: Option<i64>) -> DomainResult<Broadcast
             key: "reach.not_a_draft",
         });
     }
-    job::enqueue(
-        ctx,
-        &mut tx,
-        KIND,
-        &RunJob { broadcast_id: id },
-        EnqueueOptions {
-            run_at: at,
-            max_attempts: 20,
-            unique_key: Some(format!("broadcast:{id}:0")),
-        },
-    )
-    .await?;
+    run_job(ctx, &mut tx, id, 0, at).await?;
     tx.commit().await.map_err(yiren_store::StoreError::from)?;
     get(ctx, id).await
 }
@@ -308,6 +297,29 @@ pub(super) async fn still_wanted(
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunJob {
     pub broadcast_id: i64,
+}
+
+/// Queue the `broadcast.run` job for the batch after customer `after` (one per position).
+async fn run_job(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    id: i64,
+    after: i64,
+    run_at: Option<i64>,
+) -> DomainResult<()> {
+    job::enqueue(
+        ctx,
+        tx,
+        KIND,
+        &RunJob { broadcast_id: id },
+        EnqueueOptions {
+            run_at,
+            max_attempts: 20,
+            unique_key: Some(format!("broadcast:{id}:{after}")),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Queue the next batch. Returns how many messages it queued and whether the audience is done.
@@ -385,18 +397,7 @@ pub async fn run_batch(ctx: &Ctx, id: i64) -> DomainResult<(u64, bool)> {
         super::send_job(ctx, &mut tx, chunk, None, &key).await?;
     }
     store::advance_broadcast(&mut *tx, id, end, queued as i64, now).await?;
-    job::enqueue(
-        ctx,
-        &mut tx,
-        KIND,
-        &RunJob { broadcast_id: id },
-        EnqueueOptions {
-            max_attempts: 20,
-            unique_key: Some(format!("broadcast:{id}:{end}")),
-            ..Default::default()
-        },
-    )
-    .await?;
+    run_job(ctx, &mut tx, id, end, None).await?;
     tx.commit().await.map_err(yiren_store::StoreError::from)?;
     Ok((queued, false))
 }
