@@ -251,6 +251,83 @@ impl Sender {
         }
     }
 
+    /// Send one message, calling `before_dot` after the whole message has reached the server but
+    /// before the final `.` that makes the server accept it. The caller records the message as
+    /// sent there (a durable commit): a process killed before the dot leaves a message the
+    /// server discards while the record says "not sent"; killed after it, both agree it was
+    /// sent. Only the microseconds between the commit and the dot stay ambiguous.
+    ///
+    /// `before_dot` returns whether it recorded the send. Ok(true): sent and recorded; Ok(false):
+    /// sent, not recorded (the caller records it now). Err: not accepted — if it was recorded,
+    /// the caller takes the record back. For `.eml` files the file is written, then
+    /// `before_dot` runs.
+    pub async fn send_committing(
+        &mut self,
+        msg: &Message,
+        before_dot: impl FnOnce() -> bool,
+    ) -> Result<bool, SendError> {
+        use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+        use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+        let server = match &self.mailer {
+            Mailer::Files(_) => {
+                self.send(msg).await?;
+                return Ok(before_dot());
+            }
+            Mailer::Smtp(server) => server.clone(),
+        };
+        if self.conn.as_ref().is_some_and(|c| c.has_broken()) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            self.conn = Some(server.connect().await?);
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        let raw = msg.formatted();
+        let envelope = msg.envelope();
+        let mut options = Vec::new();
+        if !raw.is_ascii() {
+            if !conn.server_info().supports_feature(Extension::EightBitMime) {
+                return Err(SendError::Permanent(
+                    "the message is not ASCII and the server lacks 8BITMIME".into(),
+                ));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let mut hook = Some(before_dot);
+        let mut recorded = false;
+        let exchange = async {
+            conn.command(Mail::new(envelope.from().cloned(), options))
+                .await?;
+            for to in envelope.to() {
+                conn.command(Rcpt::new(to.clone(), vec![])).await?;
+            }
+            conn.command(Data).await?;
+            // lettre writes each part, then the final dot: the hook runs when the iterator is
+            // asked for a part after the last one, i.e. between the two.
+            let parts = std::iter::once(raw.as_slice()).chain(std::iter::from_fn(|| {
+                if let Some(h) = hook.take() {
+                    recorded = h();
+                }
+                None
+            }));
+            conn.message_iter(parts).await
+        };
+        let sent = tokio::time::timeout(Duration::from_secs(60), exchange).await;
+        match sent {
+            Ok(Ok(_)) => Ok(recorded),
+            Ok(Err(e)) => {
+                if let Some(mut c) = self.conn.take() {
+                    c.abort().await;
+                }
+                Err(classify(e))
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(SendError::Transient("the server stopped answering".into()))
+            }
+        }
+    }
+
     /// Say QUIT politely.
     pub async fn close(mut self) {
         if let Some(mut c) = self.conn.take() {

@@ -287,40 +287,46 @@ pub enum Outcome {
 
 /// Record an attempt's outcome (one transaction): the status and attempt count, the suppression
 /// a bounce causes, and for a retry a new job at the backoff time (unless attempts ran out).
+/// Nothing happens when the message is no longer queued (already recorded).
 pub async fn finish(ctx: &Ctx, m: &MessageRow, outcome: &Outcome) -> DomainResult<()> {
+    finish_from(ctx, m, outcome, "queued").await
+}
+
+/// Take back a `sent` recorded just before the server's answer, when the answer was a refusal.
+pub async fn unsend(ctx: &Ctx, m: &MessageRow, outcome: &Outcome) -> DomainResult<()> {
+    finish_from(ctx, m, outcome, "sent").await
+}
+
+async fn finish_from(ctx: &Ctx, m: &MessageRow, outcome: &Outcome, from: &str) -> DomainResult<()> {
     let now = ctx.now();
     let attempt = m.attempts + 1;
     let trim = |e: &str| e.chars().take(500).collect::<String>();
     let mut tx = ctx.db.begin().await?;
-    let set =
-        |status: &'static str, error: Option<String>, sent: Option<i64>| (status, error, sent);
-    let (status, error, sent_at) = match outcome {
-        Outcome::Sent => set("sent", None, Some(now)),
+    let (status, error, sent_at, retry_in) = match outcome {
+        Outcome::Sent => ("sent", None, Some(now), None),
         Outcome::Retry {
             error,
             retry_after_ms,
-        } => {
-            if attempt >= MAX_ATTEMPTS {
-                set("failed", Some(trim(error)), None)
-            } else {
-                let unit = (ctx.rng.u64() % 10_000) as f64 / 10_000.0;
-                let delay = retry_after_ms.unwrap_or_else(|| job::backoff_ms(attempt, unit));
-                let key = format!("message:{}:a{attempt}", m.id);
-                send_job(ctx, &mut tx, &[m.id], Some(now + delay), &key).await?;
-                set("queued", Some(trim(error)), None)
-            }
+        } if attempt < MAX_ATTEMPTS => {
+            let unit = (ctx.rng.u64() % 10_000) as f64 / 10_000.0;
+            let delay = retry_after_ms.unwrap_or_else(|| job::backoff_ms(attempt, unit));
+            ("queued", Some(trim(error)), None, Some(delay))
         }
-        Outcome::Failed { error } => set("failed", Some(trim(error)), None),
-        Outcome::Bounced { error } => {
-            suppress::add_in(ctx, &mut tx, &m.recipient, "bounce").await?;
-            set("failed", Some(trim(error)), None)
+        Outcome::Retry { error, .. } => ("failed", Some(trim(error)), None, None),
+        Outcome::Failed { error } | Outcome::Bounced { error } => {
+            ("failed", Some(trim(error)), None, None)
         }
-        Outcome::Gone => set("cancelled", Some("nothing to send any more".into()), None),
+        Outcome::Gone => (
+            "cancelled",
+            Some("nothing to send any more".to_string()),
+            None,
+            None,
+        ),
     };
-    store::set_message_status(
+    let moved = store::set_message_status(
         &mut *tx,
         m.id,
-        &["queued"],
+        &[from],
         status,
         Some(attempt),
         error.as_deref(),
@@ -328,6 +334,16 @@ pub async fn finish(ctx: &Ctx, m: &MessageRow, outcome: &Outcome) -> DomainResul
         now,
     )
     .await?;
+    if !moved {
+        return Ok(());
+    }
+    if let Some(delay) = retry_in {
+        let key = format!("message:{}:a{attempt}", m.id);
+        send_job(ctx, &mut tx, &[m.id], Some(now + delay), &key).await?;
+    }
+    if matches!(outcome, Outcome::Bounced { .. }) {
+        suppress::add_in(ctx, &mut tx, &m.recipient, "bounce").await?;
+    }
     tx.commit().await.map_err(yiren_store::StoreError::from)?;
     Ok(())
 }
