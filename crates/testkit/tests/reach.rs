@@ -295,6 +295,12 @@ both_engines! {
         assert_eq!(got[1].1["body"], "春季 新品");
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert_eq!(app.mails_to("phone@example.com").len(), 1, "only the sign-in code: push was the only channel chosen");
+        // "Download my data" includes what Reach holds about them.
+        let e = yiren_core::customer::export(ctx, me).await.unwrap();
+        assert_eq!((e["subscriptions"][0]["topic"].as_str(), e["subscriptions"][0]["channel"].as_str()), (Some("新品"), Some("push")));
+        assert_eq!(e["push_service"], "bark");
+        assert!(e["messages"].as_array().unwrap().iter().any(|m| m["summary"] == "上新了" && m["status"] == "sent"), "{e}");
+        assert!(!e.to_string().contains(fake_push::BARK_KEY), "the key itself is not exported");
         // The customer deletes their account: subscriptions, key and log rows go.
         yiren_core::customer::delete_account(ctx, me).await.unwrap();
         assert!(reach::customer_push(ctx, me).await.unwrap().is_none());

@@ -789,6 +789,26 @@ pub async fn export(ctx: &Ctx, customer_id: i64) -> DomainResult<serde_json::Val
     .await?
     .len();
     let keys = passkey::list(ctx, customer_id).await?;
+    let subs = yiren_store::reach::list_subscriptions(
+        ctx.db.read(),
+        Some(customer_id),
+        None,
+        (i64::MIN, i64::MIN, ""),
+        10_000,
+    )
+    .await?;
+    let topics = crate::reach::topic::list(ctx).await?;
+    let push = yiren_store::reach::get_customer_push(ctx.db.read(), customer_id).await?;
+    let messages = yiren_store::reach::list_messages(
+        ctx.db.read(),
+        &yiren_store::reach::MessageFilter {
+            customer_id: Some(customer_id),
+            ..Default::default()
+        },
+        i64::MAX,
+        10_000,
+    )
+    .await?;
     let ts = |ms: i64| crate::clock::rfc3339(ms);
     Ok(serde_json::json!({
         "format": "yiren.customer-export.v1",
@@ -820,6 +840,17 @@ pub async fn export(ctx: &Ctx, customer_id: i64) -> DomainResult<serde_json::Val
         })).collect::<Vec<_>>(),
         "second_factor": c.second_factor,
         "customers_invited": invited,
+        "tags": tags(ctx, customer_id).await?,
+        "subscriptions": subs.iter().map(|r| serde_json::json!({
+            "topic": topics.iter().find(|t| t.id == r.topic_id).map(|t| t.name.clone()),
+            "channel": r.channel, "subscribed": r.subscribed == 1, "source": r.source,
+            "updated_at": ts(r.updated_at),
+        })).collect::<Vec<_>>(),
+        "push_service": push.map(|(kind, _)| kind),
+        "messages": messages.iter().map(|m| serde_json::json!({
+            "channel": m.channel, "summary": m.summary, "status": m.status,
+            "created_at": ts(m.created_at), "sent_at": m.sent_at.map(ts),
+        })).collect::<Vec<_>>(),
     }))
 }
 
