@@ -236,11 +236,9 @@ fn pump(mut tls: openssl::ssl::SslStream<std::net::TcpStream>, mut plain: std::n
     let _ = plain.set_read_timeout(timeout);
     let mut buf = [0u8; 16 * 1024];
     loop {
-        let mut idle = true;
         match tls.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => {
-                idle = false;
                 if plain.write_all(&buf[..n]).is_err() {
                     return;
                 }
@@ -255,7 +253,6 @@ fn pump(mut tls: openssl::ssl::SslStream<std::net::TcpStream>, mut plain: std::n
         match plain.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => {
-                idle = false;
                 if tls.write_all(&buf[..n]).is_err() || tls.flush().is_err() {
                     return;
                 }
@@ -267,7 +264,6 @@ fn pump(mut tls: openssl::ssl::SslStream<std::net::TcpStream>, mut plain: std::n
                 ) => {}
             Err(_) => return,
         }
-        let _ = idle;
     }
 }
 
