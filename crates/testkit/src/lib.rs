@@ -247,6 +247,16 @@ impl TestApp {
         }
     }
 
+    /// An app whose mail goes to `sink` (From: `小店 <shop@example.com>`).
+    pub async fn spawn_with_sink(engine: Engine, sink: &smtp::SmtpSink) -> TestApp {
+        let url = sink.url();
+        TestApp::spawn_with(engine, move |c| {
+            c.mail.smtp_url = yiren_core::Secret::new(url);
+            c.mail.from = "小店 <shop@example.com>".into();
+        })
+        .await
+    }
+
     /// A browser-like client with its own cookie jar (no redirects followed).
     pub fn client(&self) -> reqwest::Client {
         client_from(None)

@@ -7,12 +7,7 @@ use yiren_testkit::smtp::SmtpSink;
 use yiren_testkit::{both_engines, TestApp};
 
 async fn app_with_sink(engine: yiren_testkit::Engine, sink: &SmtpSink) -> TestApp {
-    let url = sink.url();
-    TestApp::spawn_with(engine, move |c| {
-        c.mail.smtp_url = yiren_core::Secret::new(url);
-        c.mail.from = "小店 <shop@example.com>".into();
-    })
-    .await
+    TestApp::spawn_with_sink(engine, sink).await
 }
 
 async fn ask_code(app: &TestApp, email: &str) {

@@ -18,12 +18,7 @@ const OWNER: &str = "owner@example.com";
 const PW: &str = "a long owner passphrase";
 
 async fn app_with_sink(engine: yiren_testkit::Engine, sink: &SmtpSink) -> TestApp {
-    let url = sink.url();
-    TestApp::spawn_with(engine, move |c| {
-        c.mail.smtp_url = yiren_core::Secret::new(url);
-        c.mail.from = "小店 <shop@example.com>".into();
-    })
-    .await
+    TestApp::spawn_with_sink(engine, sink).await
 }
 
 async fn new_customer(app: &TestApp, email: &str, locale: Locale) -> i64 {

@@ -96,3 +96,34 @@ pub async fn resolve(ctx: &Ctx, setup: &MailSetup) -> Result<Resolved, String> {
         source: "files",
     })
 }
+
+/// Send a test message to `to` now, through the mailer in force, and say what happened (in `l`).
+/// Ok: the server accepted it; Err: why not.
+pub async fn send_test(
+    ctx: &Ctx,
+    setup: &MailSetup,
+    to: &str,
+    site_name: &str,
+    l: yiren_core::Locale,
+) -> Result<(), String> {
+    use yiren_providers::smtp;
+    let r = resolve(ctx, setup).await?;
+    let subject = l.tf("mail.test_subject", &[("site", site_name)]);
+    let body = l.t("mail.test_body").to_string();
+    let html = format!("<p>{}</p>", minijinja::HtmlEscape(&body));
+    let email = smtp::Email {
+        from: &r.from,
+        reply_to: r.reply_to.as_ref(),
+        to,
+        subject: &subject,
+        text: &body,
+        html: &html,
+        message_id: format!("test{}@{}", ctx.new_id(), r.from.email.domain()),
+        unsubscribe_url: None,
+    };
+    let msg = smtp::build(&email)?;
+    let mut sender = smtp::Sender::new(r.mailer);
+    let sent = sender.send(&msg).await;
+    sender.close().await;
+    sent.map_err(|e| e.to_string())
+}

@@ -3,8 +3,8 @@
 
 pub mod backup;
 pub mod config;
+pub mod deliver;
 pub mod handlers;
-pub mod mail;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,7 +91,7 @@ pub fn mail_setup(config: &Config) -> anyhow::Result<yiren_web::mailer::MailSetu
 }
 
 /// The job kinds this build knows, with their handlers.
-pub fn registry(http: HttpClient, sender: mail::MessageSend) -> Registry {
+pub fn registry(http: HttpClient, sender: deliver::MessageSend) -> Registry {
     let mut r = Registry::default();
     r.register("maintenance.cleanup", yiren_core::job::Cleanup);
     r.register("diagnostic.ping", handlers::Ping { http });
@@ -188,7 +188,7 @@ impl App {
             ctx.clone(),
             registry(
                 http.clone(),
-                mail::MessageSend::new(
+                deliver::MessageSend::new(
                     mail_setup(config)?,
                     http,
                     public_url

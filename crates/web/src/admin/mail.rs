@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 use yiren_core::DomainError;
-use yiren_providers::smtp;
 
 use super::base_ctx;
 use crate::security::{CsrfForm, OwnerSession};
@@ -183,39 +182,11 @@ pub async fn send_test(
         );
     };
     let site = state.settings().await;
-    let outcome = match crate::mailer::resolve(&state.ctx, &state.config.mail).await {
-        Err(e) => (false, l.tf("mail.test_failed", &[("error", &e)])),
-        Ok(r) => {
-            let subject = l.tf("mail.test_subject", &[("site", &site.name)]);
-            let body = l.t("mail.test_body").to_string();
-            let html = format!("<p>{}</p>", minijinja::HtmlEscape(&body));
-            let email = smtp::Email {
-                from: &r.from,
-                reply_to: r.reply_to.as_ref(),
-                to: &to,
-                subject: &subject,
-                text: &body,
-                html: &html,
-                message_id: format!("test{}@{}", state.ctx.new_id(), r.from.email.domain()),
-                unsubscribe_url: None,
-            };
-            match smtp::build(&email) {
-                Err(e) => (false, l.tf("mail.test_failed", &[("error", &e)])),
-                Ok(msg) => {
-                    let mut sender = smtp::Sender::new(r.mailer.clone());
-                    let sent = sender.send(&msg).await;
-                    sender.close().await;
-                    match sent {
-                        Ok(()) => (true, l.tf("mail.test_ok", &[("to", &to)])),
-                        Err(e) => (
-                            false,
-                            l.tf("mail.test_failed", &[("error", &e.to_string())]),
-                        ),
-                    }
-                }
-            }
-        }
-    };
+    let outcome =
+        match crate::mailer::send_test(&state.ctx, &state.config.mail, &to, &site.name, l).await {
+            Ok(()) => (true, l.tf("mail.test_ok", &[("to", &to)])),
+            Err(e) => (false, l.tf("mail.test_failed", &[("error", &e)])),
+        };
     render(&state, &s, None, Some(outcome)).await
 }
 
