@@ -1,11 +1,13 @@
 //! A broadcast to 10,000 subscribers, sent by the real binary into the real SMTP sink, killed with
-//! SIGKILL mid-way and restarted: the sink receives exactly one message per subscriber. On both
-//! engines.
+//! SIGKILL mid-way and restarted: every subscriber gets the message, always the same one (one
+//! Message-ID), and the sink sees a repeat only for messages that were in flight at the kill. On
+//! both engines.
 //!
-//! How: each message's `sent` mark is committed after its last byte reached the server and before
-//! the final "." that makes the server accept it (`Sender::send_committing`). Killed before the
-//! dot, the server discards the message and the log still says queued; killed after it, both say
-//! sent. What remains ambiguous is the few microseconds between the commit and writing the dot.
+//! Why repeats can happen at all: a message is recorded as sent after the server accepted it. A
+//! kill between the server's "250" and that commit leaves a message the server has and the log
+//! does not, so it goes again after the restart — at least once, never lost. (Recording it
+//! before the final "." instead trades that repeat for a possible loss: the commit itself takes
+//! as long as the window it closes. Measured: one message lost in a PostgreSQL run.)
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -108,7 +110,7 @@ both_engines! {
         assert_eq!(distinct.len(), N as usize, "one message per subscriber");
         let repeats = got.len() - N as usize;
         eprintln!("killed after {at_kill} deliveries; {} deliveries in all; {repeats} repeated after the crash", got.len());
-        assert_eq!(got.len(), N as usize, "exactly once at the sink");
+        assert!(repeats <= CONCURRENCY, "{repeats} repeats, more than the {CONCURRENCY} messages that can be in flight at a kill");
         ctx.db.close().await;
     }
 }

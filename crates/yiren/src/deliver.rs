@@ -69,38 +69,14 @@ impl MessageSend {
             Ok(msg) => msg,
             Err(error) => return Outcome::Failed { error },
         };
-        // Record the send between the message's last byte and the dot that makes the server
-        // accept it (see `Sender::send_committing`): a kill on either side of that instant
-        // leaves the log and the server agreeing. The commit blocks this worker thread for the
-        // few milliseconds it takes, so it needs the multi-threaded runtime.
-        let marked = std::sync::atomic::AtomicBool::new(false);
-        let multi = tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::MultiThread;
-        let hook = || {
-            if !multi {
-                return false;
-            }
-            let ok = tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(reach::finish(ctx, m, &Outcome::Sent))
-            })
-            .is_ok();
-            marked.store(ok, std::sync::atomic::Ordering::SeqCst);
-            ok
-        };
-        let outcome = match s.sender.send_committing(&msg, hook).await {
-            Ok(_) => return Outcome::Sent,
+        // Recorded after the server's answer: a process killed in between sends the message
+        // again after the restart (at least once), with the same Message-ID.
+        match s.sender.send(&msg).await {
+            Ok(()) => Outcome::Sent,
             Err(SendError::Transient(e)) => retry(e),
             Err(SendError::Bounce(error)) => Outcome::Bounced { error },
             Err(SendError::Permanent(error)) => Outcome::Failed { error },
-        };
-        if marked.load(std::sync::atomic::Ordering::SeqCst) {
-            // Recorded as sent, then refused: take the record back (the caller's `finish`
-            // finds nothing queued and does nothing more).
-            if let Err(e) = reach::unsend(ctx, m, &outcome).await {
-                tracing::error!(message = m.id, error = %e, "could not take back a refused message's sent mark");
-            }
         }
-        outcome
     }
 
     async fn send_push(&self, ctx: &Ctx, m: &MessageRow) -> Result<Outcome, JobError> {

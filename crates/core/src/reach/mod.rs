@@ -289,15 +289,6 @@ pub enum Outcome {
 /// a bounce causes, and for a retry a new job at the backoff time (unless attempts ran out).
 /// Nothing happens when the message is no longer queued (already recorded).
 pub async fn finish(ctx: &Ctx, m: &MessageRow, outcome: &Outcome) -> DomainResult<()> {
-    finish_from(ctx, m, outcome, "queued").await
-}
-
-/// Take back a `sent` recorded just before the server's answer, when the answer was a refusal.
-pub async fn unsend(ctx: &Ctx, m: &MessageRow, outcome: &Outcome) -> DomainResult<()> {
-    finish_from(ctx, m, outcome, "sent").await
-}
-
-async fn finish_from(ctx: &Ctx, m: &MessageRow, outcome: &Outcome, from: &str) -> DomainResult<()> {
     let now = ctx.now();
     let attempt = m.attempts + 1;
     let trim = |e: &str| e.chars().take(500).collect::<String>();
@@ -326,7 +317,7 @@ async fn finish_from(ctx: &Ctx, m: &MessageRow, outcome: &Outcome, from: &str) -
     let moved = store::set_message_status(
         &mut *tx,
         m.id,
-        &[from],
+        &["queued"],
         status,
         Some(attempt),
         error.as_deref(),
