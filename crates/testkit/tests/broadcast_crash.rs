@@ -62,7 +62,9 @@ both_engines! {
             ("YIREN_MAIL__SMTP_URL", sink.url()),
             ("YIREN_JOBS__CONCURRENCY", concurrency.clone()),
             ("YIREN_JOBS__POLL_INTERVAL_MS", "10".into()),
-            ("YIREN_JOBS__LEASE_SECS", "2".into()),
+            // Long enough that a loaded CI box (heartbeats delayed behind the single SQLite
+            // writer) never lets a live job's lease lapse; the restart waits this long at most.
+            ("YIREN_JOBS__LEASE_SECS", "10".into()),
         ];
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let server = Server::start(t.dir(), &t.url, &env);
