@@ -69,13 +69,22 @@ pub async fn claim(
     now: i64,
     lease_until: i64,
     limit: i64,
+    running: &[i64],
 ) -> StoreResult<Vec<JobRow>> {
+    // Jobs this process is still running are never taken again, even when a heartbeat came too
+    // late and their lease lapsed: a second run beside the first would repeat its side effects.
+    let mine = if running.is_empty() {
+        String::new()
+    } else {
+        let ids: Vec<String> = running.iter().map(i64::to_string).collect();
+        format!(" AND id NOT IN ({})", ids.join(","))
+    };
     db.retrying(|| async {
         let mut tx = db.begin().await?;
         let sql = format!(
             "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
-             WHERE id IN (SELECT id FROM jobs WHERE (state = 'queued' AND run_at <= $3) \
-                          OR (state = 'running' AND locked_until < $3) ORDER BY run_at, id LIMIT $4{}) \
+             WHERE id IN (SELECT id FROM jobs WHERE ((state = 'queued' AND run_at <= $3) \
+                          OR (state = 'running' AND locked_until < $3)){mine} ORDER BY run_at, id LIMIT $4{}) \
              RETURNING {COLUMNS}",
             db.engine().skip_locked()
         );

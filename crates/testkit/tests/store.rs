@@ -110,7 +110,7 @@ both_engines! {
             handles.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let got = job::claim(&db, &format!("w{w}"), now, now + 60_000, 7).await.unwrap();
+                    let got = job::claim(&db, &format!("w{w}"), now, now + 60_000, 7, &[]).await.unwrap();
                     if got.is_empty() { break; }
                     mine.extend(got.into_iter().map(|j| j.id));
                 }
@@ -138,10 +138,21 @@ both_engines! {
         let t = TestDb::new(engine).await;
         let db = open(&t).await;
         job::enqueue(db.write(), &NewJob { id: 9, kind: "k", payload: "{}", run_at: 0, max_attempts: 5, unique_key: None }, 0).await.unwrap();
-        assert_eq!(job::claim(&db, "dead-process", 10, 1_000, 5).await.unwrap().len(), 1);
-        assert!(job::claim(&db, "other", 500, 60_000, 5).await.unwrap().is_empty(), "lease still held");
-        let again = job::claim(&db, "other", 1_001, 60_000, 5).await.unwrap();
+        assert_eq!(job::claim(&db, "dead-process", 10, 1_000, 5, &[]).await.unwrap().len(), 1);
+        assert!(job::claim(&db, "other", 500, 60_000, 5, &[]).await.unwrap().is_empty(), "lease still held");
+        let again = job::claim(&db, "other", 1_001, 60_000, 5, &[]).await.unwrap();
         assert_eq!((again.len(), again[0].attempts), (1, 2));
+    }
+
+    async fn a_worker_never_takes_back_a_job_it_is_still_running(engine: Engine) {
+        let t = TestDb::new(engine).await;
+        let db = open(&t).await;
+        job::enqueue(db.write(), &NewJob { id: 7, kind: "k", payload: "{}", run_at: 0, max_attempts: 5, unique_key: None }, 0).await.unwrap();
+        assert_eq!(job::claim(&db, "w", 10, 1_000, 5, &[]).await.unwrap().len(), 1);
+        // The heartbeat came late and the lease lapsed while job 7 still runs in this worker.
+        assert!(job::claim(&db, "w", 2_000, 60_000, 5, &[7]).await.unwrap().is_empty(), "still running here");
+        // Once it is no longer running here (its outcome could not be recorded), it is due again.
+        assert_eq!(job::claim(&db, "w", 2_000, 60_000, 5, &[]).await.unwrap().len(), 1);
     }
 }
 

@@ -72,6 +72,20 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
 }
 
+/// The ids of the jobs a worker is running.
+type Active = Arc<std::sync::Mutex<std::collections::HashSet<i64>>>;
+
+/// Takes a job out of [`Active`] when its run ends, however it ends.
+struct Running(Active, i64);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut a) = self.0.lock() {
+            a.remove(&self.1);
+        }
+    }
+}
+
 /// Drains the job table.
 pub struct Worker {
     ctx: Ctx,
@@ -134,21 +148,17 @@ impl Worker {
     pub async fn run(self, cancel: CancellationToken) {
         let this = Arc::new(self);
         let mut running: JoinSet<()> = JoinSet::new();
+        // Ids of the jobs running here: the heartbeat keeps their leases and `claim` never takes
+        // one of them a second time.
+        let active: Active = Arc::default();
         tracing::info!(worker = %this.config.worker_id, "job worker started");
-        let lease_ms = this.config.lease.as_millis() as i64;
-        let mut heartbeat_at = std::time::Instant::now();
+        let heartbeat_stop = CancellationToken::new();
+        let heartbeat = tokio::spawn(
+            this.clone()
+                .heartbeat(active.clone(), heartbeat_stop.clone()),
+        );
         loop {
             while running.try_join_next().is_some() {}
-            // Heartbeat: jobs running longer than a third of the lease keep it.
-            if !running.is_empty() && heartbeat_at.elapsed() >= this.config.lease / 3 {
-                heartbeat_at = std::time::Instant::now();
-                let until = this.ctx.now() + lease_ms;
-                if let Err(e) =
-                    store::extend_leases(this.ctx.db.write(), &this.config.worker_id, until).await
-                {
-                    tracing::warn!(error = %e, "extending job leases failed");
-                }
-            }
             if let Err(e) = this.tick_schedules().await {
                 tracing::warn!(error = %e, "schedule tick failed");
             }
@@ -157,20 +167,33 @@ impl Worker {
             if free > 0 {
                 let now = this.ctx.now();
                 let lease_until = now + this.config.lease.as_millis() as i64;
+                let mine: Vec<i64> = active
+                    .lock()
+                    .expect("not poisoned")
+                    .iter()
+                    .copied()
+                    .collect();
                 match store::claim(
                     &this.ctx.db,
                     &this.config.worker_id,
                     now,
                     lease_until,
                     free as i64,
+                    &mine,
                 )
                 .await
                 {
                     Ok(jobs) => {
                         claimed = jobs.len();
                         for job in jobs {
+                            active.lock().expect("not poisoned").insert(job.id);
                             let w = this.clone();
-                            running.spawn(async move { w.execute(job).await });
+                            let active = active.clone();
+                            running.spawn(async move {
+                                // Dropped after the outcome is recorded, or when the job panics.
+                                let _running = Running(active, job.id);
+                                w.execute(job).await;
+                            });
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
@@ -198,6 +221,8 @@ impl Worker {
             running.abort_all();
             while running.join_next().await.is_some() {}
         }
+        heartbeat_stop.cancel();
+        let _ = heartbeat.await;
         match store::release_worker(this.ctx.db.write(), &this.config.worker_id, this.ctx.now())
             .await
         {
@@ -208,6 +233,29 @@ impl Worker {
             }
         }
         tracing::info!("job worker stopped");
+    }
+
+    /// Keep the leases of the jobs running here, every third of the lease. A task of its own, so
+    /// a claim or a schedule tick waiting for the database never delays it.
+    async fn heartbeat(self: Arc<Self>, active: Active, stop: CancellationToken) {
+        let lease_ms = self.config.lease.as_millis() as i64;
+        let mut every = tokio::time::interval(self.config.lease / 3);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            if active.lock().expect("not poisoned").is_empty() {
+                continue;
+            }
+            let until = self.ctx.now() + lease_ms;
+            if let Err(e) =
+                store::extend_leases(self.ctx.db.write(), &self.config.worker_id, until).await
+            {
+                tracing::warn!(error = %e, "extending job leases failed");
+            }
+        }
     }
 
     async fn execute(&self, job: store::JobRow) {
