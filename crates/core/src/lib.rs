@@ -10,6 +10,7 @@
 
 pub mod api_token;
 pub mod auth;
+pub mod catalog;
 pub mod clock;
 pub mod customer;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod id;
 pub mod job;
 pub mod keys;
 pub mod mail;
+pub mod money;
 pub mod notify;
 pub mod oidc;
 pub mod password;

@@ -40,6 +40,12 @@ pub const TABLES: &[&str] = &[
     "messages",
     "suppressions",
     "send_windows",
+    "products",
+    "product_translations",
+    "product_handles",
+    "variants",
+    "variant_prices",
+    "inventory_adjustments",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,

@@ -57,6 +57,8 @@ pub struct AppState {
     pub templates: Templates,
     /// The guarded outbound HTTP client (sign-in providers, callback forwarding).
     pub http: yiren_providers::http::HttpClient,
+    /// The storefront search index.
+    pub search: Arc<yiren_search::SearchIndex>,
     settings: Arc<SettingsCache>,
 }
 
@@ -67,6 +69,7 @@ impl AppState {
         config: WebConfig,
         templates: Templates,
         http: yiren_providers::http::HttpClient,
+        search: Arc<yiren_search::SearchIndex>,
     ) -> Result<Self, yiren_core::DomainError> {
         let s = settings::load(&ctx).await?;
         Ok(AppState {
@@ -74,6 +77,7 @@ impl AppState {
             config: Arc::new(config),
             templates,
             http,
+            search,
             settings: Arc::new(SettingsCache::new(s)),
         })
     }

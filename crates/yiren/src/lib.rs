@@ -91,8 +91,20 @@ pub fn mail_setup(config: &Config) -> anyhow::Result<yiren_web::mailer::MailSetu
 }
 
 /// The job kinds this build knows, with their handlers.
-pub fn registry(http: HttpClient, sender: deliver::MessageSend) -> Registry {
+pub fn registry(
+    search: Arc<yiren_search::SearchIndex>,
+    http: HttpClient,
+    sender: deliver::MessageSend,
+) -> Registry {
     let mut r = Registry::default();
+    r.register(
+        yiren_core::catalog::INDEX_KIND,
+        yiren_search::IndexJob::new(search.clone()),
+    );
+    r.register(
+        yiren_search::REINDEX_KIND,
+        yiren_search::ReindexJob::new(search),
+    );
     r.register("maintenance.cleanup", yiren_core::job::Cleanup);
     r.register("diagnostic.ping", handlers::Ping { http });
     r.register(yiren_core::reach::KIND, sender);
@@ -101,6 +113,14 @@ pub fn registry(http: HttpClient, sender: deliver::MessageSend) -> Registry {
         yiren_core::reach::broadcast::BroadcastRun,
     );
     r
+}
+
+/// The product search index under `<data-dir>/indexes/products`, and whether it starts empty (new,
+/// or written by an older schema) and must be rebuilt.
+pub fn open_search(config: &Config) -> anyhow::Result<(Arc<yiren_search::SearchIndex>, bool)> {
+    let dir = config.data_dir.join("indexes").join("products");
+    yiren_search::SearchIndex::open(Some(&dir))
+        .with_context(|| format!("cannot open the search index in {}", dir.display()))
 }
 
 /// The domain context for one-off commands: open and migrate the database, load the server key.
@@ -156,7 +176,22 @@ impl App {
             max_response_bytes: config.outbound.max_response_bytes,
             ..Default::default()
         })?;
-        let state = AppState::new(ctx.clone(), web, templates, http.clone()).await?;
+        let (search, fresh) = open_search(config)?;
+        if fresh {
+            // A new or outdated index is made again from the database in the background; search
+            // answers from what is indexed so far.
+            let (ctx, search) = (ctx.clone(), search.clone());
+            tokio::spawn(async move {
+                match yiren_search::rebuild(&ctx, &search).await {
+                    Ok(n) => tracing::info!(products = n, "search index built"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "search index could not be built; run `yiren reindex`")
+                    }
+                }
+            });
+        }
+        let state =
+            AppState::new(ctx.clone(), web, templates, http.clone(), search.clone()).await?;
 
         let listener = TcpListener::bind(&config.server.addr)
             .await
@@ -187,6 +222,7 @@ impl App {
         let worker = Worker::new(
             ctx.clone(),
             registry(
+                search,
                 http.clone(),
                 deliver::MessageSend::new(
                     mail_setup(config)?,

@@ -51,6 +51,9 @@ enum Command {
         /// Archive to read.
         file: PathBuf,
     },
+    /// Build the product search index again from the database (while the server runs, the
+    /// server does it).
+    Reindex,
     /// Single sign-on (OpenID Connect provider) helpers.
     Oidc {
         #[command(subcommand)]
@@ -192,6 +195,36 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 file.display(),
                 db.shown_url()
             );
+            Ok(())
+        }
+        Command::Reindex => {
+            let ctx = yiren::context(&config, Deps::default()).await?;
+            match yiren::open_search(&config) {
+                Ok((index, _)) => {
+                    let n = yiren_search::rebuild(&ctx, &index).await?;
+                    println!("search index rebuilt: {n} products searchable");
+                }
+                Err(e)
+                    if e.downcast_ref::<yiren_search::SearchError>()
+                        .is_some_and(|e| matches!(e, yiren_search::SearchError::Locked)) =>
+                {
+                    let mut tx = ctx.db.begin().await?;
+                    yiren_core::job::enqueue(
+                        &ctx,
+                        &mut tx,
+                        yiren_search::REINDEX_KIND,
+                        &serde_json::json!({}),
+                        Default::default(),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    println!(
+                        "the running server holds the index: it will rebuild it (job {})",
+                        yiren_search::REINDEX_KIND
+                    );
+                }
+                Err(e) => return Err(e),
+            }
             Ok(())
         }
         Command::Oidc {

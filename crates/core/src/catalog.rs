@@ -1,0 +1,1002 @@
+//! The product pool: one product model for every kind a one-person business sells (physical,
+//! digital, licence key, membership, service, crowdfunding campaign), with up to three options,
+//! variants priced per currency in minor units, stock per variant or untracked, per-language text,
+//! and stable handles (a renamed handle keeps redirecting).
+//!
+//! Every change is written in one transaction together with a `catalog.index` job, so the search
+//! index follows the catalog through the outbox.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use yiren_store::catalog::{
+    self as store, AdjustmentRow, PriceRow, ProductFilter, ProductRow, TranslationRow, VariantRow,
+};
+use yiren_store::StoreError;
+
+use crate::error::{DomainError, DomainResult};
+use crate::job::{self, EnqueueOptions};
+use crate::{money, Ctx, Locale};
+
+/// The job kind that brings one product's search document up to date.
+pub const INDEX_KIND: &str = "catalog.index";
+
+/// Most variants a product may have.
+pub const MAX_VARIANTS: usize = 100;
+/// Most options (size, colour, material).
+pub const MAX_OPTIONS: usize = 3;
+/// Largest stock quantity or adjustment.
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+
+/// What kind of thing a product is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Physical,
+    Digital,
+    License,
+    Membership,
+    Service,
+    Crowdfunding,
+}
+
+impl Kind {
+    /// Every kind, in the order the admin lists them.
+    pub const ALL: [Kind; 6] = [
+        Kind::Physical,
+        Kind::Digital,
+        Kind::License,
+        Kind::Membership,
+        Kind::Service,
+        Kind::Crowdfunding,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Physical => "physical",
+            Kind::Digital => "digital",
+            Kind::License => "license",
+            Kind::Membership => "membership",
+            Kind::Service => "service",
+            Kind::Crowdfunding => "crowdfunding",
+        }
+    }
+
+    /// Parse a stored or submitted name.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether its variants are shipped by default.
+    pub fn ships(self) -> bool {
+        matches!(self, Kind::Physical | Kind::Crowdfunding)
+    }
+}
+
+/// Draft (only staff see it), active (for sale once its publish time has come), archived.
+pub const STATUSES: [&str; 3] = ["draft", "active", "archived"];
+
+/// What the kind needs beyond the common fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Details {
+    /// Membership: days of access a purchase gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership_days: Option<i64>,
+    /// Crowdfunding: target in minor units of the shop currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_amount: Option<i64>,
+    /// Crowdfunding: when the campaign closes (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<i64>,
+    /// Service: ask the buyer for a date / a note when booking.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub booking: bool,
+}
+
+/// One option and its values in display order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductOption {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+/// A price in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    pub currency: String,
+    pub amount: i64,
+    pub compare_at: Option<i64>,
+}
+
+/// A variant as submitted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VariantInput {
+    /// An existing variant of this product to update; None for a new one.
+    pub id: Option<i64>,
+    /// One value per option, in option order.
+    pub values: Vec<String>,
+    pub sku: String,
+    pub barcode: String,
+    pub grams: i64,
+    /// None: as the kind suggests.
+    pub requires_shipping: Option<bool>,
+    pub cost: Option<i64>,
+    pub track_inventory: bool,
+    /// `deny` or `continue` selling when out of stock.
+    pub continue_selling: bool,
+    /// Stock of a new variant (existing stock changes only through adjustments).
+    pub initial_stock: i64,
+    /// At least the shop's currency.
+    pub prices: Vec<Price>,
+}
+
+/// A product's text in another language.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Translation {
+    pub locale: String,
+    pub title: String,
+    pub body: String,
+    pub seo_title: String,
+    pub seo_description: String,
+}
+
+/// A product as submitted (admin form, API, import).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductInput {
+    pub title: String,
+    /// Markdown; sanitised when rendered.
+    pub body: String,
+    /// Empty: made from the title.
+    pub handle: String,
+    pub kind: Kind,
+    pub status: String,
+    pub vendor: String,
+    pub product_type: String,
+    /// Comma-separated.
+    pub tags: String,
+    pub seo_title: String,
+    pub seo_description: String,
+    pub publish_at: Option<i64>,
+    pub details: Details,
+    /// Option names (0 to 3); values come from the variants.
+    pub options: Vec<String>,
+    /// At least one.
+    pub variants: Vec<VariantInput>,
+    pub translations: Vec<Translation>,
+}
+
+impl Default for ProductInput {
+    fn default() -> Self {
+        ProductInput {
+            title: String::new(),
+            body: String::new(),
+            handle: String::new(),
+            kind: Kind::Physical,
+            status: "draft".into(),
+            vendor: String::new(),
+            product_type: String::new(),
+            tags: String::new(),
+            seo_title: String::new(),
+            seo_description: String::new(),
+            publish_at: None,
+            details: Details::default(),
+            options: vec![],
+            variants: vec![VariantInput::default()],
+            translations: vec![],
+        }
+    }
+}
+
+/// A variant with its prices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    pub row: VariantRow,
+    pub prices: Vec<Price>,
+}
+
+impl Variant {
+    /// The price in `currency`, if set.
+    pub fn price(&self, currency: &str) -> Option<&Price> {
+        self.prices.iter().find(|p| p.currency == currency)
+    }
+
+    /// "M / Red"; empty for a product without options.
+    pub fn title(&self) -> String {
+        [&self.row.option1, &self.row.option2, &self.row.option3]
+            .into_iter()
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" / ")
+    }
+
+    /// Whether a visitor may put it in the cart.
+    pub fn available(&self) -> bool {
+        self.row.track_inventory == 0
+            || self.row.inventory_quantity > 0
+            || self.row.inventory_policy == "continue"
+    }
+}
+
+/// A product with everything that belongs to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub row: ProductRow,
+    pub options: Vec<ProductOption>,
+    pub details: Details,
+    pub variants: Vec<Variant>,
+    pub translations: Vec<Translation>,
+}
+
+/// A product's visible text in one language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Text {
+    pub title: String,
+    pub body: String,
+    pub seo_title: String,
+    pub seo_description: String,
+}
+
+impl Product {
+    /// Tags, trimmed, without empties.
+    pub fn tags(&self) -> Vec<String> {
+        split_tags(&self.row.tags)
+    }
+
+    /// Text in `locale`, field by field falling back to the product's own (the shop's default
+    /// language).
+    pub fn text(&self, locale: Locale) -> Text {
+        let own = Text {
+            title: self.row.title.clone(),
+            body: self.row.body.clone(),
+            seo_title: self.row.seo_title.clone(),
+            seo_description: self.row.seo_description.clone(),
+        };
+        let Some(t) = self.translations.iter().find(|t| t.locale == locale.tag()) else {
+            return own;
+        };
+        let pick = |a: &str, b: String| {
+            if a.trim().is_empty() {
+                b
+            } else {
+                a.to_string()
+            }
+        };
+        Text {
+            title: pick(&t.title, own.title),
+            body: pick(&t.body, own.body),
+            seo_title: pick(&t.seo_title, own.seo_title),
+            seo_description: pick(&t.seo_description, own.seo_description),
+        }
+    }
+
+    /// Visible to visitors at `now`.
+    pub fn visible(&self, now: i64) -> bool {
+        self.row.status == "active" && self.row.publish_at.is_none_or(|t| t <= now)
+    }
+
+    /// Lowest price in `currency` over the variants.
+    pub fn min_price(&self, currency: &str) -> Option<i64> {
+        self.variants
+            .iter()
+            .filter_map(|v| v.price(currency).map(|p| p.amount))
+            .min()
+    }
+
+    /// Some variant can be bought.
+    pub fn available(&self) -> bool {
+        self.variants.iter().any(Variant::available)
+    }
+
+    /// Stock over tracked variants (None when nothing is tracked).
+    pub fn stock(&self) -> Option<i64> {
+        let tracked: Vec<i64> = self
+            .variants
+            .iter()
+            .filter(|v| v.row.track_inventory == 1)
+            .map(|v| v.row.inventory_quantity)
+            .collect();
+        (!tracked.is_empty()).then(|| tracked.iter().sum())
+    }
+}
+
+/// Tags from a comma-separated string (ASCII or full-width commas), trimmed, unique, in order.
+pub fn split_tags(s: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    s.split([',', '，'])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .filter(|t| seen.insert(t.to_lowercase()))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A handle made from a title: lowercase letters and digits of any script, words joined by `-`.
+pub fn slugify(title: &str) -> String {
+    let mut out = String::new();
+    let mut dash = false;
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            if dash && !out.is_empty() {
+                out.push('-');
+            }
+            dash = false;
+            out.push(c);
+        } else {
+            dash = true;
+        }
+        if out.chars().count() >= 80 {
+            break;
+        }
+    }
+    out
+}
+
+fn valid_handle(h: &str) -> bool {
+    let n = h.chars().count();
+    (1..=120).contains(&n)
+        && !h.starts_with('-')
+        && !h.ends_with('-')
+        && !h.contains("--")
+        && h.chars()
+            .all(|c| c == '-' || (c.is_alphanumeric() && !c.is_uppercase()))
+}
+
+fn text(raw: &str, max: usize, field: &'static str) -> DomainResult<String> {
+    let s = raw.trim();
+    if s.chars().count() > max || s.chars().any(|c| c.is_control()) {
+        return Err(DomainError::invalid(field, "catalog.field_invalid"));
+    }
+    Ok(s.to_string())
+}
+
+fn long_text(raw: &str, max: usize, field: &'static str) -> DomainResult<String> {
+    if raw.chars().count() > max
+        || raw
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(DomainError::invalid(field, "catalog.field_invalid"));
+    }
+    Ok(raw.replace("\r\n", "\n").trim().to_string())
+}
+
+/// A validated product, ready to store.
+struct Checked {
+    title: String,
+    body: String,
+    handle: String,
+    status: String,
+    vendor: String,
+    product_type: String,
+    tags: String,
+    seo_title: String,
+    seo_description: String,
+    options: Vec<ProductOption>,
+    details: Details,
+    variants: Vec<VariantInput>,
+    translations: Vec<Translation>,
+}
+
+fn check(p: &ProductInput, shop_currency: &str) -> DomainResult<Checked> {
+    let title = text(&p.title, 255, "title")?;
+    if title.is_empty() {
+        return Err(DomainError::invalid("title", "catalog.title_required"));
+    }
+    let body = long_text(&p.body, 65_536, "body")?;
+    let handle = p.handle.trim().to_lowercase();
+    if !handle.is_empty() && !valid_handle(&handle) {
+        return Err(DomainError::invalid("handle", "catalog.handle_invalid"));
+    }
+    if !STATUSES.contains(&p.status.as_str()) {
+        return Err(DomainError::invalid("status", "catalog.status_invalid"));
+    }
+    let vendor = text(&p.vendor, 120, "vendor")?;
+    let product_type = text(&p.product_type, 120, "product_type")?;
+    let tags = split_tags(&text(&p.tags, 1000, "tags")?);
+    if tags.iter().any(|t| t.chars().count() > 60) || tags.len() > 50 {
+        return Err(DomainError::invalid("tags", "catalog.field_invalid"));
+    }
+    let seo_title = text(&p.seo_title, 120, "seo_title")?;
+    let seo_description = text(&p.seo_description, 320, "seo_description")?;
+
+    // Options: names unique; every variant has one non-empty value per option; combinations unique.
+    let names: Vec<String> = p
+        .options
+        .iter()
+        .map(|n| text(n, 60, "options"))
+        .collect::<DomainResult<_>>()?;
+    let names: Vec<String> = names.into_iter().filter(|n| !n.is_empty()).collect();
+    if names.len() > MAX_OPTIONS {
+        return Err(DomainError::invalid("options", "catalog.too_many_options"));
+    }
+    let lower: HashSet<String> = names.iter().map(|n| n.to_lowercase()).collect();
+    if lower.len() != names.len() {
+        return Err(DomainError::invalid("options", "catalog.option_duplicate"));
+    }
+    if p.variants.is_empty() {
+        return Err(DomainError::invalid("variants", "catalog.variant_required"));
+    }
+    if p.variants.len() > MAX_VARIANTS {
+        return Err(DomainError::invalid(
+            "variants",
+            "catalog.too_many_variants",
+        ));
+    }
+    if names.is_empty() && p.variants.len() > 1 {
+        return Err(DomainError::invalid("options", "catalog.options_required"));
+    }
+    let mut options: Vec<ProductOption> = names
+        .iter()
+        .map(|n| ProductOption {
+            name: n.clone(),
+            values: vec![],
+        })
+        .collect();
+    let mut combos = HashSet::new();
+    let mut ids = HashSet::new();
+    let mut variants = Vec::with_capacity(p.variants.len());
+    for v in &p.variants {
+        let mut values: Vec<String> = v
+            .values
+            .iter()
+            .map(|x| text(x, 120, "variants"))
+            .collect::<DomainResult<_>>()?;
+        // A form sends three value fields; the unused ones at the end are empty.
+        while values.last().is_some_and(String::is_empty) {
+            values.pop();
+        }
+        if values.len() != names.len() || values.iter().any(String::is_empty) {
+            return Err(DomainError::invalid("variants", "catalog.variant_values"));
+        }
+        if !combos.insert(values.iter().map(|x| x.to_lowercase()).collect::<Vec<_>>()) {
+            return Err(DomainError::invalid(
+                "variants",
+                "catalog.variant_duplicate",
+            ));
+        }
+        if let Some(id) = v.id {
+            if !ids.insert(id) {
+                return Err(DomainError::invalid(
+                    "variants",
+                    "catalog.variant_duplicate",
+                ));
+            }
+        }
+        for (o, value) in options.iter_mut().zip(&values) {
+            if !o.values.contains(value) {
+                o.values.push(value.clone());
+            }
+        }
+        let sku = text(&v.sku, 100, "sku")?;
+        let barcode = text(&v.barcode, 100, "barcode")?;
+        if !(0..=MAX_QUANTITY).contains(&v.grams) {
+            return Err(DomainError::invalid("grams", "catalog.weight_invalid"));
+        }
+        if !(0..=MAX_QUANTITY).contains(&v.initial_stock) && v.id.is_none() {
+            return Err(DomainError::invalid(
+                "inventory",
+                "catalog.quantity_invalid",
+            ));
+        }
+        if v.cost.is_some_and(|c| !(0..=money::MAX_MINOR).contains(&c)) {
+            return Err(DomainError::invalid("cost", "catalog.price_invalid"));
+        }
+        let mut currencies = HashSet::new();
+        for pr in &v.prices {
+            if money::exponent(&pr.currency).is_none() || !currencies.insert(pr.currency.clone()) {
+                return Err(DomainError::invalid(
+                    "currency",
+                    "settings.currency_invalid",
+                ));
+            }
+            let ok = |a: i64| (0..=money::MAX_MINOR).contains(&a);
+            if !ok(pr.amount) || pr.compare_at.is_some_and(|c| !ok(c)) {
+                return Err(DomainError::invalid("price", "catalog.price_invalid"));
+            }
+        }
+        if !currencies.contains(shop_currency) {
+            return Err(DomainError::invalid("price", "catalog.price_required"));
+        }
+        variants.push(VariantInput {
+            values,
+            sku,
+            barcode,
+            ..v.clone()
+        });
+    }
+
+    let mut translations = Vec::new();
+    let mut locales = HashSet::new();
+    for t in &p.translations {
+        let Some(l) = Locale::parse(&t.locale) else {
+            return Err(DomainError::invalid("locale", "catalog.locale_invalid"));
+        };
+        if !locales.insert(l.tag()) {
+            return Err(DomainError::invalid("locale", "catalog.locale_invalid"));
+        }
+        let tr = Translation {
+            locale: l.tag().to_string(),
+            title: text(&t.title, 255, "title")?,
+            body: long_text(&t.body, 65_536, "body")?,
+            seo_title: text(&t.seo_title, 120, "seo_title")?,
+            seo_description: text(&t.seo_description, 320, "seo_description")?,
+        };
+        if !(tr.title.is_empty()
+            && tr.body.is_empty()
+            && tr.seo_title.is_empty()
+            && tr.seo_description.is_empty())
+        {
+            translations.push(tr);
+        }
+    }
+    let d = &p.details;
+    if d.membership_days
+        .is_some_and(|n| !(1..=36_600).contains(&n))
+        || d.target_amount
+            .is_some_and(|a| !(1..=money::MAX_MINOR).contains(&a))
+    {
+        return Err(DomainError::invalid("details", "catalog.details_invalid"));
+    }
+    if p.kind == Kind::Membership && d.membership_days.is_none() {
+        return Err(DomainError::invalid(
+            "membership_days",
+            "catalog.membership_days_required",
+        ));
+    }
+    if p.kind == Kind::Crowdfunding && (d.target_amount.is_none() || d.deadline.is_none()) {
+        return Err(DomainError::invalid(
+            "target_amount",
+            "catalog.campaign_required",
+        ));
+    }
+    let details = Details {
+        membership_days: d.membership_days.filter(|_| p.kind == Kind::Membership),
+        target_amount: d.target_amount.filter(|_| p.kind == Kind::Crowdfunding),
+        deadline: d.deadline.filter(|_| p.kind == Kind::Crowdfunding),
+        booking: d.booking && p.kind == Kind::Service,
+    };
+    Ok(Checked {
+        title,
+        body,
+        handle,
+        status: p.status.clone(),
+        vendor,
+        product_type,
+        tags: tags.join(", "),
+        seo_title,
+        seo_description,
+        options,
+        details,
+        variants,
+        translations,
+    })
+}
+
+fn store_err(e: StoreError) -> DomainError {
+    match e {
+        StoreError::NotFound => DomainError::NotFound,
+        StoreError::Conflict(_) => DomainError::Conflict {
+            key: "catalog.handle_taken",
+        },
+        e => e.into(),
+    }
+}
+
+async fn shop_currency(ctx: &Ctx) -> DomainResult<String> {
+    Ok(crate::settings::load(ctx).await?.currency)
+}
+
+/// Create a product; returns it as stored.
+pub async fn create(ctx: &Ctx, input: &ProductInput, actor: &str) -> DomainResult<Product> {
+    let c = check(input, &shop_currency(ctx).await?)?;
+    if c.variants.iter().any(|v| v.id.is_some()) {
+        return Err(DomainError::invalid("variants", "catalog.variant_unknown"));
+    }
+    let id = ctx.new_id();
+    let now = ctx.now();
+    let explicit = !c.handle.is_empty();
+    let base = if explicit {
+        c.handle.clone()
+    } else {
+        let s = slugify(&c.title);
+        if s.is_empty() {
+            format!("product-{id}")
+        } else {
+            s
+        }
+    };
+    // An automatic handle takes the first free one of base, base-2, base-3, ...
+    for n in 1..=50 {
+        let handle = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        let row = ProductRow {
+            id,
+            handle: handle.clone(),
+            kind: input.kind.as_str().into(),
+            status: c.status.clone(),
+            title: c.title.clone(),
+            body: c.body.clone(),
+            vendor: c.vendor.clone(),
+            product_type: c.product_type.clone(),
+            tags: c.tags.clone(),
+            options: serde_json::to_string(&c.options).expect("serialisable"),
+            seo_title: c.seo_title.clone(),
+            seo_description: c.seo_description.clone(),
+            publish_at: input.publish_at,
+            details: serde_json::to_string(&c.details).expect("serialisable"),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = ctx.db.begin().await?;
+        match store::insert_product(&mut tx, &row).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) if !explicit => continue,
+            Err(e) => return Err(store_err(e)),
+        }
+        store::drop_former_handle(&mut tx, &handle).await?;
+        write_children(ctx, &mut tx, &row, input.kind, &c, actor).await?;
+        enqueue_index(ctx, &mut tx, id).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        return get(ctx, id).await;
+    }
+    Err(DomainError::Conflict {
+        key: "catalog.handle_taken",
+    })
+}
+
+/// Replace a product's fields, options, variants and translations. Variants submitted with an id
+/// keep it (and their stock); others are new; missing ones are deleted.
+pub async fn update(
+    ctx: &Ctx,
+    id: i64,
+    input: &ProductInput,
+    actor: &str,
+) -> DomainResult<Product> {
+    let c = check(input, &shop_currency(ctx).await?)?;
+    let old = get(ctx, id).await?;
+    let known: HashSet<i64> = old.variants.iter().map(|v| v.row.id).collect();
+    if c.variants
+        .iter()
+        .any(|v| v.id.is_some_and(|i| !known.contains(&i)))
+    {
+        return Err(DomainError::invalid("variants", "catalog.variant_unknown"));
+    }
+    let handle = if c.handle.is_empty() {
+        old.row.handle.clone()
+    } else {
+        c.handle.clone()
+    };
+    let now = ctx.now();
+    let row = ProductRow {
+        id,
+        handle: handle.clone(),
+        kind: input.kind.as_str().into(),
+        status: c.status.clone(),
+        title: c.title.clone(),
+        body: c.body.clone(),
+        vendor: c.vendor.clone(),
+        product_type: c.product_type.clone(),
+        tags: c.tags.clone(),
+        options: serde_json::to_string(&c.options).expect("serialisable"),
+        seo_title: c.seo_title.clone(),
+        seo_description: c.seo_description.clone(),
+        publish_at: input.publish_at,
+        details: serde_json::to_string(&c.details).expect("serialisable"),
+        created_at: old.row.created_at,
+        updated_at: now,
+    };
+    let mut tx = ctx.db.begin().await?;
+    store::update_product(&mut tx, &row)
+        .await
+        .map_err(store_err)?;
+    if handle != old.row.handle {
+        store::drop_former_handle(&mut tx, &handle).await?;
+        store::keep_former_handle(&mut tx, &old.row.handle, id, now).await?;
+    }
+    write_children(ctx, &mut tx, &row, input.kind, &c, actor).await?;
+    enqueue_index(ctx, &mut tx, id).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    get(ctx, id).await
+}
+
+async fn write_children(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    row: &ProductRow,
+    kind: Kind,
+    c: &Checked,
+    actor: &str,
+) -> DomainResult<()> {
+    let now = row.updated_at;
+    let mut keep = Vec::new();
+    for (i, v) in c.variants.iter().enumerate() {
+        let vid = v.id.unwrap_or_else(|| ctx.new_id());
+        keep.push(vid);
+        let value = |n: usize| v.values.get(n).cloned().unwrap_or_default();
+        let vr = VariantRow {
+            id: vid,
+            product_id: row.id,
+            position: i as i64 + 1,
+            option1: value(0),
+            option2: value(1),
+            option3: value(2),
+            sku: v.sku.clone(),
+            barcode: v.barcode.clone(),
+            grams: v.grams,
+            requires_shipping: v.requires_shipping.unwrap_or(kind.ships()) as i64,
+            cost: v.cost,
+            track_inventory: v.track_inventory as i64,
+            inventory_quantity: 0,
+            inventory_policy: if v.continue_selling {
+                "continue"
+            } else {
+                "deny"
+            }
+            .into(),
+            created_at: now,
+            updated_at: now,
+        };
+        store::put_variant(tx, &vr).await.map_err(store_err)?;
+        let prices: Vec<PriceRow> = v
+            .prices
+            .iter()
+            .map(|p| PriceRow {
+                variant_id: vid,
+                currency: p.currency.clone(),
+                amount: p.amount,
+                compare_at: p.compare_at,
+            })
+            .collect();
+        store::put_prices(tx, vid, &prices).await?;
+        if v.id.is_none() && v.initial_stock != 0 {
+            let a = AdjustmentRow {
+                id: ctx.new_id(),
+                variant_id: vid,
+                delta: v.initial_stock,
+                quantity_after: 0,
+                reason: "initial".into(),
+                actor: actor.into(),
+                created_at: now,
+            };
+            store::adjust_stock(tx, &a).await?;
+        }
+    }
+    store::delete_other_variants(tx, row.id, &keep).await?;
+    let translations: Vec<TranslationRow> = c
+        .translations
+        .iter()
+        .map(|t| TranslationRow {
+            product_id: row.id,
+            locale: t.locale.clone(),
+            title: t.title.clone(),
+            body: t.body.clone(),
+            seo_title: t.seo_title.clone(),
+            seo_description: t.seo_description.clone(),
+        })
+        .collect();
+    store::put_translations(tx, row.id, &translations).await?;
+    Ok(())
+}
+
+async fn enqueue_index(ctx: &Ctx, tx: &mut yiren_store::Tx, id: i64) -> DomainResult<()> {
+    job::enqueue(
+        ctx,
+        tx,
+        INDEX_KIND,
+        &serde_json::json!({ "product_id": id }),
+        EnqueueOptions {
+            max_attempts: 10,
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Delete a product (its search document goes with the same job).
+pub async fn delete(ctx: &Ctx, id: i64) -> DomainResult<()> {
+    let mut tx = ctx.db.begin().await?;
+    store::delete_product(&mut tx, id)
+        .await
+        .map_err(store_err)?;
+    enqueue_index(ctx, &mut tx, id).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// Set the status of several products; returns how many changed.
+pub async fn set_status(ctx: &Ctx, ids: &[i64], status: &str) -> DomainResult<u64> {
+    if !STATUSES.contains(&status) {
+        return Err(DomainError::invalid("status", "catalog.status_invalid"));
+    }
+    let mut tx = ctx.db.begin().await?;
+    let n = store::set_status(&mut tx, ids, status, ctx.now()).await?;
+    for id in ids {
+        enqueue_index(ctx, &mut tx, *id).await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(n)
+}
+
+/// Change a variant's stock by `delta`, recording the reason and who did it.
+pub async fn adjust(
+    ctx: &Ctx,
+    variant_id: i64,
+    delta: i64,
+    reason: &str,
+    actor: &str,
+) -> DomainResult<i64> {
+    if delta == 0 || !(-MAX_QUANTITY..=MAX_QUANTITY).contains(&delta) {
+        return Err(DomainError::invalid("delta", "catalog.quantity_invalid"));
+    }
+    let reason = text(reason, 200, "reason")?;
+    if reason.is_empty() {
+        return Err(DomainError::invalid("reason", "catalog.reason_required"));
+    }
+    let v = store::get_variant(ctx.db.read(), variant_id)
+        .await
+        .map_err(store_err)?;
+    let mut tx = ctx.db.begin().await?;
+    let a = AdjustmentRow {
+        id: ctx.new_id(),
+        variant_id,
+        delta,
+        quantity_after: 0,
+        reason,
+        actor: actor.chars().take(120).collect(),
+        created_at: ctx.now(),
+    };
+    let after = store::adjust_stock(&mut tx, &a).await.map_err(store_err)?;
+    if after.abs() > MAX_QUANTITY {
+        return Err(DomainError::invalid("delta", "catalog.quantity_invalid"));
+    }
+    enqueue_index(ctx, &mut tx, v.product_id).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(after)
+}
+
+/// The stock history of a product's variants, newest first.
+pub async fn history(ctx: &Ctx, p: &Product, limit: i64) -> DomainResult<Vec<AdjustmentRow>> {
+    let ids: Vec<i64> = p.variants.iter().map(|v| v.row.id).collect();
+    Ok(store::adjustments(ctx.db.read(), &ids, limit).await?)
+}
+
+/// One product with its variants, prices and translations.
+pub async fn get(ctx: &Ctx, id: i64) -> DomainResult<Product> {
+    let row = store::get_product(ctx.db.read(), id)
+        .await
+        .map_err(store_err)?;
+    Ok(assemble(ctx, vec![row]).await?.remove(0))
+}
+
+/// Several products (missing ids are left out), in the order of `ids`.
+pub async fn get_many(ctx: &Ctx, ids: &[i64]) -> DomainResult<Vec<Product>> {
+    let rows = store::get_products(ctx.db.read(), ids).await?;
+    let mut all = assemble(ctx, rows).await?;
+    let pos: BTreeMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    all.sort_by_key(|p| pos.get(&p.row.id).copied().unwrap_or(usize::MAX));
+    Ok(all)
+}
+
+/// Where a handle leads: the product, or the product's current handle when it is a former one.
+pub enum Found {
+    Product(Box<Product>),
+    MovedTo(String),
+}
+
+/// Look a product up by handle (current, or former for a redirect).
+pub async fn by_handle(ctx: &Ctx, handle: &str) -> DomainResult<Found> {
+    if let Some(row) = store::by_handle(ctx.db.read(), handle).await? {
+        return Ok(Found::Product(Box::new(
+            assemble(ctx, vec![row]).await?.remove(0),
+        )));
+    }
+    match store::former_handle(ctx.db.read(), handle).await? {
+        Some(id) => Ok(Found::MovedTo(get(ctx, id).await?.row.handle)),
+        None => Err(DomainError::NotFound),
+    }
+}
+
+/// A page of products for staff.
+pub async fn list(
+    ctx: &Ctx,
+    f: &ProductFilter,
+    before_id: i64,
+    limit: i64,
+) -> DomainResult<Vec<Product>> {
+    let rows = store::list_products(ctx.db.read(), f, before_id, limit.clamp(1, 250)).await?;
+    assemble(ctx, rows).await
+}
+
+/// How many products match.
+pub async fn count(ctx: &Ctx, f: &ProductFilter) -> DomainResult<i64> {
+    Ok(store::count_products(ctx.db.read(), f).await?)
+}
+
+/// Products a visitor sees on the home page, newest first.
+pub async fn visible(ctx: &Ctx, limit: i64) -> DomainResult<Vec<Product>> {
+    let rows = store::visible_products(ctx.db.read(), ctx.now(), limit).await?;
+    assemble(ctx, rows).await
+}
+
+async fn assemble(ctx: &Ctx, rows: Vec<ProductRow>) -> DomainResult<Vec<Product>> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let variants = store::variants(ctx.db.read(), &ids).await?;
+    let vids: Vec<i64> = variants.iter().map(|v| v.id).collect();
+    let mut prices: BTreeMap<i64, Vec<Price>> = BTreeMap::new();
+    for p in store::prices(ctx.db.read(), &vids).await? {
+        prices.entry(p.variant_id).or_default().push(Price {
+            currency: p.currency,
+            amount: p.amount,
+            compare_at: p.compare_at,
+        });
+    }
+    let mut by_product: BTreeMap<i64, Vec<Variant>> = BTreeMap::new();
+    for v in variants {
+        let ps = prices.remove(&v.id).unwrap_or_default();
+        by_product
+            .entry(v.product_id)
+            .or_default()
+            .push(Variant { row: v, prices: ps });
+    }
+    let mut trs: BTreeMap<i64, Vec<Translation>> = BTreeMap::new();
+    for t in store::translations(ctx.db.read(), &ids).await? {
+        trs.entry(t.product_id).or_default().push(Translation {
+            locale: t.locale,
+            title: t.title,
+            body: t.body,
+            seo_title: t.seo_title,
+            seo_description: t.seo_description,
+        });
+    }
+    rows.into_iter()
+        .map(|row| {
+            let options = serde_json::from_str(&row.options)
+                .map_err(|e| StoreError::Corrupt(format!("product {} options: {e}", row.id)))?;
+            let details = serde_json::from_str(&row.details)
+                .map_err(|e| StoreError::Corrupt(format!("product {} details: {e}", row.id)))?;
+            Ok(Product {
+                variants: by_product.remove(&row.id).unwrap_or_default(),
+                translations: trs.remove(&row.id).unwrap_or_default(),
+                options,
+                details,
+                row,
+            })
+        })
+        .collect()
+}
+
+/// Ids of every product, in pages (for `yiren reindex`).
+pub async fn all_ids(ctx: &Ctx, after: i64, limit: i64) -> DomainResult<Vec<i64>> {
+    Ok(store::product_ids(ctx.db.read(), after, limit).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles() {
+        assert_eq!(slugify("Linen Shirt — Blue!"), "linen-shirt-blue");
+        assert_eq!(slugify("手工 茶杯 No.2"), "手工-茶杯-no-2");
+        assert_eq!(slugify("!!!"), "");
+        assert!(valid_handle("linen-shirt"));
+        assert!(valid_handle("手工茶杯"));
+        for bad in ["", "-a", "a-", "a--b", "A", "a b", "a/b", "a?b"] {
+            assert!(!valid_handle(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tags_are_trimmed_and_unique() {
+        assert_eq!(
+            split_tags(" 新品，Sale, sale ,, 茶 "),
+            vec!["新品", "Sale", "茶"]
+        );
+    }
+}
