@@ -297,6 +297,11 @@ both_engines! {
 /// Every GET route (pages, API, ops), with ids filled in.
 const GET_ROUTES: &[&str] = &[
     "/",
+    "/search",
+    "/search?q=%E8%8C%B6&min=1&max=x&in_stock=1&page=3",
+    "/products/nope",
+    "/robots.txt",
+    "/sitemap.xml",
     "/lang/en?next=/",
     "/healthz",
     "/readyz",

@@ -68,9 +68,9 @@ async fn populate(app: &TestApp) {
         .unwrap();
     std::fs::create_dir_all(app.db.dir().join("files/products")).unwrap();
     std::fs::write(app.db.dir().join("files/products/a.bin"), [0u8, 1, 2, 255]).unwrap();
-    std::fs::create_dir_all(app.db.dir().join("themes")).unwrap();
+    std::fs::create_dir_all(app.db.dir().join("themes/shop")).unwrap();
     std::fs::write(
-        app.db.dir().join("themes/home.html"),
+        app.db.dir().join("themes/shop/home.html"),
         "{% extends \"base.html\" %}{% block body %}<h1>MY THEME</h1>{% endblock %}",
     )
     .unwrap();

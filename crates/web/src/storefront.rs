@@ -1,21 +1,356 @@
-//! Public pages. For now the home page; the catalog issue adds the shop.
+//! The shop front: home (newest products), product pages, search, robots.txt and sitemap.xml.
+//! Server-rendered, no JavaScript needed; every text in the visitor's language with the shop's
+//! default as fallback; prices in the shop currency, computed from the catalog.
 
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use minijinja::{context, Value};
+use serde::{Deserialize, Serialize};
+use yiren_core::catalog::{self, Found, Product};
+use yiren_core::{money, Locale};
 
 use crate::admin::base_ctx;
+use crate::templates::error_page;
 use crate::AppState;
+
+/// Products per search page.
+const PER_PAGE: usize = 24;
 
 /// Public routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
+        .route("/products/{handle}", get(product_page))
+        .route("/search", get(search_page))
+        .route("/robots.txt", get(robots))
+        .route("/sitemap.xml", get(sitemap))
         .route("/lang/{tag}", get(crate::locale::switch))
 }
 
+/// A product as a card in a grid.
+#[derive(Serialize)]
+struct Card {
+    handle: String,
+    title: String,
+    price: String,
+    compare_at: Option<String>,
+    available: bool,
+}
+
+fn card(p: &Product, l: Locale, currency: &str) -> Card {
+    let cheapest = p
+        .variants
+        .iter()
+        .filter_map(|v| v.price(currency))
+        .min_by_key(|pr| pr.amount);
+    Card {
+        handle: p.row.handle.clone(),
+        title: p.text(l).title,
+        price: cheapest
+            .map(|pr| money::display(pr.amount, currency))
+            .unwrap_or_default(),
+        compare_at: cheapest
+            .and_then(|pr| pr.compare_at.filter(|c| *c > pr.amount))
+            .map(|c| money::display(c, currency)),
+        available: p.available(),
+    }
+}
+
 async fn home(State(state): State<AppState>) -> Response {
-    let ctx = base_ctx(&state, "/", None, "").await;
-    state.templates.render("home.html", ctx)
+    let site = state.settings().await;
+    let l = crate::locale::current();
+    let products = match catalog::visible(&state.ctx, 48).await {
+        Ok(p) => p,
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
+    let cards: Vec<Card> = products
+        .iter()
+        .map(|p| card(p, l, &site.currency))
+        .collect();
+    let base = base_ctx(&state, "/", None, "").await;
+    state.templates.render(
+        "shop/home.html",
+        context! { products => Value::from_serialize(&cards), ..base },
+    )
+}
+
+fn absolute(state: &AppState, path: &str) -> String {
+    match &state.config.public_url {
+        Some(u) => format!("{}{path}", u.trim_end_matches('/')),
+        None => path.to_string(),
+    }
+}
+
+fn percent(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+async fn product_page(State(state): State<AppState>, Path(handle): Path<String>) -> Response {
+    let p = match catalog::by_handle(&state.ctx, &handle).await {
+        Ok(Found::Product(p)) => p,
+        Ok(Found::MovedTo(h)) => {
+            let to = format!("/products/{}", percent(&h));
+            return (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, to)]).into_response();
+        }
+        Err(yiren_core::DomainError::NotFound) => {
+            return error_page(StatusCode::NOT_FOUND, "error.not_found")
+        }
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
+    if !p.visible(state.ctx.now()) {
+        return error_page(StatusCode::NOT_FOUND, "error.not_found");
+    }
+    let site = state.settings().await;
+    let l = crate::locale::current();
+    let cur = site.currency.as_str();
+    let text = p.text(l);
+    let path = format!("/products/{}", percent(&p.row.handle));
+    let canonical = absolute(&state, &path);
+    let variants: Vec<Value> = p
+        .variants
+        .iter()
+        .map(|v| {
+            let price = v.price(cur);
+            context! {
+                id => v.row.id.to_string(),
+                title => v.title(),
+                sku => v.row.sku.clone(),
+                price => price.map(|pr| money::display(pr.amount, cur)),
+                compare_at => price.and_then(|pr| pr.compare_at.filter(|c| *c > pr.amount)).map(|c| money::display(c, cur)),
+                available => v.available(),
+            }
+        })
+        .collect();
+    let description = if text.seo_description.is_empty() {
+        yiren_core::reach::broadcast::markdown_text(&text.body)
+            .chars()
+            .take(160)
+            .collect::<String>()
+    } else {
+        text.seo_description.clone()
+    };
+    let offers: Vec<serde_json::Value> = p
+        .variants
+        .iter()
+        .filter_map(|v| {
+            v.price(cur).map(|pr| {
+                serde_json::json!({
+                    "@type": "Offer",
+                    "price": money::format(pr.amount, cur),
+                    "priceCurrency": cur,
+                    "sku": v.row.sku,
+                    "availability": if v.available() { "https://schema.org/InStock" } else { "https://schema.org/OutOfStock" },
+                    "url": canonical,
+                })
+            })
+        })
+        .collect();
+    let mut ld = serde_json::json!({
+        "@context": "https://schema.org",
+        "@type": "Product",
+        "name": text.title,
+        "description": description,
+        "offers": offers,
+    });
+    if !p.row.vendor.is_empty() {
+        ld["brand"] = serde_json::json!({ "@type": "Brand", "name": p.row.vendor });
+    }
+    // Safe inside <script>: no "</" can close it early, and no "<!--" can open a comment.
+    let json_ld = ld.to_string().replace('<', "\\u003c");
+    let base = base_ctx(&state, &path, None, "").await;
+    state.templates.render(
+        "shop/product.html",
+        context! {
+            product => context! {
+                title => text.title,
+                body_html => yiren_core::reach::broadcast::markdown_html(&text.body),
+                vendor => p.row.vendor.clone(),
+                kind => p.row.kind.clone(),
+                tags => p.tags(),
+                options => Value::from_serialize(&p.options),
+                available => p.available(),
+            },
+            card => Value::from_serialize(card(&p, l, cur)),
+            variants => variants,
+            seo_title => if text.seo_title.is_empty() { text.title.clone() } else { text.seo_title.clone() },
+            description => description,
+            canonical => canonical,
+            json_ld => json_ld,
+            ..base
+        },
+    )
+}
+
+/// The search form.
+#[derive(Deserialize, Default)]
+pub struct SearchForm {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    min: String,
+    #[serde(default)]
+    max: String,
+    #[serde(default)]
+    in_stock: Option<String>,
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+async fn search_page(State(state): State<AppState>, Query(f): Query<SearchForm>) -> Response {
+    let site = state.settings().await;
+    let l = crate::locale::current();
+    let cur = site.currency.as_str();
+    let q = f.q.chars().take(200).collect::<String>();
+    let mut error = None;
+    let mut bound = |s: &str, field: &'static str| -> Option<i64> {
+        if s.trim().is_empty() {
+            return None;
+        }
+        match money::parse(s, cur, field) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                error = Some(l.t("catalog.price_invalid").to_string());
+                None
+            }
+        }
+    };
+    let min_price = bound(&f.min, "min");
+    let max_price = bound(&f.max, "max");
+    let page = f.page.unwrap_or(1).clamp(1, 100);
+    let in_stock_only = f.in_stock.is_some();
+    let searching =
+        !q.trim().is_empty() || min_price.is_some() || max_price.is_some() || in_stock_only;
+    let (cards, total) = if searching {
+        let query = yiren_search::SearchQuery {
+            text: q.clone(),
+            min_price,
+            max_price,
+            in_stock_only,
+            now: state.ctx.now(),
+            offset: (page - 1) * PER_PAGE,
+            limit: PER_PAGE,
+        };
+        let hits = match state.search.search(&query) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "search failed");
+                return error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "catalog.search_unavailable",
+                );
+            }
+        };
+        let products = match catalog::get_many(&state.ctx, &hits.ids).await {
+            Ok(p) => p,
+            Err(e) => return crate::admin::pages::domain_error_page(e),
+        };
+        let now = state.ctx.now();
+        let cards: Vec<Card> = products
+            .iter()
+            .filter(|p| p.visible(now))
+            .map(|p| card(p, l, cur))
+            .collect();
+        (cards, hits.total)
+    } else {
+        (vec![], 0)
+    };
+    let pages = total.div_ceil(PER_PAGE).clamp(1, 100);
+    let link = |n: usize| -> String {
+        let mut qs = url::form_urlencoded::Serializer::new(String::new());
+        qs.append_pair("q", &q);
+        if !f.min.is_empty() {
+            qs.append_pair("min", &f.min);
+        }
+        if !f.max.is_empty() {
+            qs.append_pair("max", &f.max);
+        }
+        if in_stock_only {
+            qs.append_pair("in_stock", "1");
+        }
+        qs.append_pair("page", &n.to_string());
+        format!("/search?{}", qs.finish())
+    };
+    let base = base_ctx(&state, "/search", None, "").await;
+    let mut r = state.templates.render(
+        "shop/search.html",
+        context! {
+            q => q,
+            min => f.min.clone(),
+            max => f.max.clone(),
+            in_stock => in_stock_only,
+            searching => searching,
+            products => Value::from_serialize(&cards),
+            total => total,
+            prev => (page > 1).then(|| link(page - 1)),
+            next => (page < pages).then(|| link(page + 1)),
+            error => error,
+            ..base
+        },
+    );
+    if searching {
+        // Result pages are not for search engines.
+        r.headers_mut()
+            .insert("x-robots-tag", header::HeaderValue::from_static("noindex"));
+    }
+    r
+}
+
+async fn robots(State(state): State<AppState>) -> Response {
+    let body = format!(
+        "User-agent: *\nDisallow: /admin\nDisallow: /account\nDisallow: /api/\nDisallow: /search\n\nSitemap: {}\n",
+        absolute(&state, "/sitemap.xml")
+    );
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+async fn sitemap(State(state): State<AppState>) -> Response {
+    // The sitemap protocol allows 50,000 URLs per file.
+    let products =
+        match yiren_store::catalog::visible_products(state.ctx.db.read(), state.ctx.now(), 49_999)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return crate::admin::pages::domain_error_page(e.into()),
+        };
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
+    );
+    xml.push_str(&format!(
+        "<url><loc>{}</loc></url>\n",
+        xml_escape(&absolute(&state, "/"))
+    ));
+    for p in &products {
+        let loc = absolute(&state, &format!("/products/{}", percent(&p.handle)));
+        let lastmod = time::OffsetDateTime::from_unix_timestamp(p.updated_at / 1000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        xml.push_str(&format!(
+            "<url><loc>{}</loc><lastmod>{}</lastmod></url>\n",
+            xml_escape(&loc),
+            lastmod
+        ));
+    }
+    xml.push_str("</urlset>\n");
+    (
+        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        xml,
+    )
+        .into_response()
 }

@@ -14,7 +14,22 @@ use yiren_core::Locale;
 /// The embedded templates, by name.
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
-    ("home.html", include_str!("../templates/home.html")),
+    (
+        "shop/cards.html",
+        include_str!("../templates/shop/cards.html"),
+    ),
+    (
+        "shop/home.html",
+        include_str!("../templates/shop/home.html"),
+    ),
+    (
+        "shop/product.html",
+        include_str!("../templates/shop/product.html"),
+    ),
+    (
+        "shop/search.html",
+        include_str!("../templates/shop/search.html"),
+    ),
     ("error.html", include_str!("../templates/error.html")),
     ("setup.html", include_str!("../templates/setup.html")),
     (
