@@ -823,6 +823,42 @@ pub async fn set_status(ctx: &Ctx, ids: &[i64], status: &str) -> DomainResult<u6
     Ok(n)
 }
 
+/// Add and remove tags on several products (case-insensitive match for removal).
+pub async fn bulk_tags(
+    ctx: &Ctx,
+    ids: &[i64],
+    add: &[String],
+    remove: &[String],
+) -> DomainResult<()> {
+    if add.is_empty() && remove.is_empty() {
+        return Err(DomainError::invalid("tag", "catalog.bulk_tag_required"));
+    }
+    if add
+        .iter()
+        .any(|t| t.chars().count() > 60 || t.chars().any(char::is_control))
+    {
+        return Err(DomainError::invalid("tag", "catalog.field_invalid"));
+    }
+    let gone: HashSet<String> = remove.iter().map(|t| t.to_lowercase()).collect();
+    let now = ctx.now();
+    let mut tx = ctx.db.begin().await?;
+    for row in store::get_products(&mut *tx, ids).await? {
+        let mut tags: Vec<String> = split_tags(&row.tags)
+            .into_iter()
+            .filter(|t| !gone.contains(&t.to_lowercase()))
+            .collect();
+        tags.extend(add.iter().cloned());
+        let tags = split_tags(&tags.join(","));
+        if tags.len() > 50 {
+            return Err(DomainError::invalid("tag", "catalog.field_invalid"));
+        }
+        store::set_tags(&mut tx, row.id, &tags.join(", "), now).await?;
+        enqueue_index(ctx, &mut tx, row.id).await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
 /// Change a variant's stock by `delta`, recording the reason and who did it.
 pub async fn adjust(
     ctx: &Ctx,

@@ -67,10 +67,19 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 
 /// Format unix milliseconds for people, in a time zone (falls back to UTC).
 pub fn display_in(ms: i64, tz: &str) -> String {
+    format_in(ms, tz, "%Y-%m-%d %H:%M:%S")
+}
+
+/// `ms` as the value of an `<input type="datetime-local">` in time zone `tz`.
+pub fn input_in(ms: i64, tz: &str) -> String {
+    format_in(ms, tz, "%Y-%m-%dT%H:%M")
+}
+
+fn format_in(ms: i64, tz: &str, fmt: &str) -> String {
     use chrono::TimeZone;
     let tz: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
     match tz.timestamp_millis_opt(ms).single() {
-        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        Some(t) => t.format(fmt).to_string(),
         None => String::new(),
     }
 }

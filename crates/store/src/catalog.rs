@@ -166,6 +166,17 @@ pub async fn set_status(tx: &mut Tx, ids: &[i64], status: &str, now: i64) -> Sto
     Ok(n)
 }
 
+/// Replace a product's tags (comma-separated).
+pub async fn set_tags(tx: &mut Tx, id: i64, tags: &str, now: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE products SET tags = $1, updated_at = $2 WHERE id = $3")
+        .bind(tags)
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Delete a product with its variants, prices, translations and former handles.
 pub async fn delete_product(tx: &mut Tx, id: i64) -> StoreResult<()> {
     let r = sqlx::query("DELETE FROM products WHERE id = $1")

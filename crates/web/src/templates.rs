@@ -169,6 +169,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/admin/notifications.html"),
     ),
     (
+        "admin/products.html",
+        include_str!("../templates/admin/products.html"),
+    ),
+    (
+        "admin/product.html",
+        include_str!("../templates/admin/product.html"),
+    ),
+    (
         "admin/tokens.html",
         include_str!("../templates/admin/tokens.html"),
     ),

@@ -6,6 +6,7 @@ pub mod customers;
 pub mod mail;
 pub mod notify;
 pub mod pages;
+pub mod products;
 pub mod reach;
 
 use axum::routing::{get, post};
@@ -63,6 +64,11 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/broadcasts/{id}/send",
     "/admin/broadcasts/{id}/cancel",
     "/admin/broadcasts/{id}/delete",
+    "/admin/products",
+    "/admin/products/bulk",
+    "/admin/products/{id}",
+    "/admin/products/{id}/delete",
+    "/admin/products/{id}/stock",
 ];
 
 /// Admin routes.
@@ -74,6 +80,18 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(pages::sign_in_page).post(pages::sign_in),
         )
         .route("/admin/sign-out", post(pages::sign_out))
+        .route(
+            "/admin/products",
+            get(products::list).post(products::create),
+        )
+        .route("/admin/products/new", get(products::new_page))
+        .route("/admin/products/bulk", post(products::bulk))
+        .route(
+            "/admin/products/{id}",
+            get(products::edit_page).post(products::update),
+        )
+        .route("/admin/products/{id}/delete", post(products::delete))
+        .route("/admin/products/{id}/stock", post(products::adjust))
         .route("/admin/jobs", get(pages::jobs))
         .route("/admin/jobs/{id}/retry", post(pages::retry_job))
         .route(
@@ -228,6 +246,7 @@ pub async fn base_ctx(
 /// Notices that may be shown after a redirect (`?notice=key`); anything else is ignored.
 pub const NOTICES: &[&str] = &[
     "settings.saved",
+    "catalog.stock_adjusted",
     "staff.created",
     "admin.retried",
     "admin.password_changed",
