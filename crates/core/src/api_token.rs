@@ -21,6 +21,8 @@ pub const SCOPES: &[&str] = &[
     "tokens:write",
     "reach:read",
     "reach:write",
+    "products:read",
+    "products:write",
 ];
 
 /// Scopes only the owner may grant.

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod jobs;
 pub mod page;
+pub mod products;
 pub mod reach;
 pub mod shop;
 pub mod staff;
@@ -34,6 +35,8 @@ use crate::AppState;
         reach::list_subscriptions, reach::put_subscription,
         reach::list_broadcasts, reach::create_broadcast, reach::get_broadcast, reach::update_broadcast,
         reach::send_broadcast, reach::cancel_broadcast,
+        products::list_products, products::count_products, products::get_product, products::create_product,
+        products::update_product, products::delete_product, products::adjust_inventory,
     ),
     components(schemas(
         extract::ErrorBody, extract::ErrorDetail, extract::CountResponse,
@@ -46,6 +49,10 @@ use crate::AppState;
         reach::Subscription, reach::SubscriptionListResponse, reach::SubscriptionResponse, reach::SubscriptionInput, reach::SubscriptionRequest,
         reach::BroadcastText, reach::BroadcastCounts, reach::Broadcast, reach::BroadcastListResponse, reach::BroadcastResponse,
         reach::BroadcastInput, reach::BroadcastRequest, reach::SendRequest,
+        products::Product, products::Variant, products::ProductOption, products::ProductTranslation, products::ProductDetails,
+        products::PresentmentPrice, products::ProductResponse, products::ProductListResponse, products::ProductRequest,
+        products::ProductInputJson, products::VariantInput, products::OptionInput, products::AdjustRequest,
+        products::InventoryLevel, products::InventoryLevelResponse,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -115,6 +122,18 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/broadcasts/{id}/send", post(reach::send_broadcast))
         .route("/broadcasts/{id}/cancel", post(reach::cancel_broadcast))
+        .route(
+            "/products",
+            get(products::list_products).post(products::create_product),
+        )
+        .route("/products/count", get(products::count_products))
+        .route(
+            "/products/{id}",
+            get(products::get_product)
+                .put(products::update_product)
+                .delete(products::delete_product),
+        )
+        .route("/inventory_levels/adjust", post(products::adjust_inventory))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotency,
