@@ -5,7 +5,9 @@
 #   - idle RSS on SQLite after start-up and a few requests
 #   - requests/s and p99 latency of the public home page under wrk on loopback, beside the same
 #     figures for a bare axum handler that reads one SQLite row (bench/src/main.rs), measured in the
-#     same run, and their ratio.
+#     same run, and their ratio; the same for a product page (two variants, Markdown description);
+#     the product page's weight in bytes and the number of requests it needs
+#   - storefront search p50/p99 with 1,000 and 100,000 products (src/bin/search.rs)
 # Figures only: nothing here passes or fails. Needs wrk (apt-get install wrk) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +49,8 @@ done
 sorted=($(printf "%s\n" "${starts[@]}" | sort -n))
 echo "exec -> first /healthz 200: median ${sorted[2]} ms (runs: ${starts[*]}; target <= 300 ms)"
 
-# The server under load, on an empty data dir with SQLite.
+# The server under load, on a data dir with SQLite and one product (src/bin/seed-product.rs).
+PRODUCT=$("$TARGET/seed-product" "$work/data")
 "$BIN" --data-dir "$work/data" serve --addr 127.0.0.1:18101 >/dev/null 2>&1 &
 YPID=$!
 for _ in $(seq 1 300); do curl -sf http://127.0.0.1:18101/healthz >/dev/null && break; sleep 0.01; done
@@ -72,9 +75,20 @@ print(f"{rps:.0f} {v:.2f} {errs.group(1) if errs else 0}")'
 }
 read -r y_rps y_p99 y_err < <(measure http://127.0.0.1:18101/)
 read -r b_rps b_p99 b_err < <(measure http://127.0.0.1:18102/)
+read -r p_rps p_p99 p_err < <(measure "http://127.0.0.1:18101$PRODUCT")
 echo "home page (Yiren):         $y_rps req/s, p99 $y_p99 ms, non-2xx $y_err  [wrk -c$CONNS -d${DURATION}s]"
+echo "product page (Yiren):      $p_rps req/s, p99 $p_p99 ms, non-2xx $p_err"
 echo "bare axum + 1 SQLite row:  $b_rps req/s, p99 $b_p99 ms, non-2xx $b_err"
-python3 -c "print(f'ratio Yiren / bare:       {100*$y_rps/$b_rps:.0f} % of requests/s (target >= 60 %), p99 x{$y_p99/$b_p99:.2f}')"
+python3 -c "print(f'ratio home / bare:        {100*$y_rps/$b_rps:.0f} % of requests/s (target >= 60 %), p99 x{$y_p99/$b_p99:.2f}')"
+python3 -c "print(f'ratio product / bare:     {100*$p_rps/$b_rps:.0f} % of requests/s (target >= 60 %), p99 x{$p_p99/$b_p99:.2f}')"
+# Page weight: the HTML plus every resource it links (stylesheet; no scripts, no images yet).
+page_bytes=$(curl -s "http://127.0.0.1:18101$PRODUCT" | wc -c)
+css_bytes=$(curl -s http://127.0.0.1:18101/assets/yiren.css | wc -c)
+requests=$(curl -s "http://127.0.0.1:18101$PRODUCT" | grep -Eo '<(link rel="stylesheet"|script src|img )' | wc -l)
+echo "product page weight:       $((page_bytes + css_bytes)) bytes uncompressed ($page_bytes HTML + $css_bytes CSS), $((requests + 1)) requests"
+
+echo
+"$TARGET/search" ${SEARCH_SIZES:-1000 100000}
 
 echo
 "$TARGET/auth-timing" "${AUTH_SAMPLES:-200}"

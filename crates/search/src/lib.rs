@@ -23,15 +23,18 @@ use tantivy::query::{
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
 };
-use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, TextAnalyzer};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, NgramTokenizer, RemoveLongFilter, TextAnalyzer,
+};
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 use yiren_core::catalog::{self, Product};
 use yiren_core::job::{JobContext, JobError, JobHandler};
 use yiren_core::Ctx;
 
 const ANALYZER: &str = "zh_en";
+const CHARS: &str = "chars";
 /// Bumped when the schema or analyzer changes: an index of another version is rebuilt.
-const VERSION: &str = "1";
+const VERSION: &str = "3";
 
 /// Search failures (the index files, or a bug): the caller shows "search unavailable".
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,8 @@ struct Fields {
     min_price: Field,
     in_stock: Field,
     publish_at: Field,
+    collections: Field,
+    chars: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -72,6 +77,17 @@ fn schema() -> (Schema, Fields) {
         min_price: b.add_u64_field("min_price", INDEXED | FAST),
         in_stock: b.add_u64_field("in_stock", INDEXED | FAST),
         publish_at: b.add_i64_field("publish_at", INDEXED | FAST),
+        collections: b.add_u64_field("collections", INDEXED),
+        // Titles and tags again, one character per term: a one-character query (茶) is not a
+        // word jieba emits, but it should still find 茶杯 and 茶具.
+        chars: b.add_text_field(
+            "chars",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(CHARS)
+                    .set_index_option(IndexRecordOption::WithFreqs),
+            ),
+        ),
     };
     (b.build(), f)
 }
@@ -98,10 +114,13 @@ pub struct Doc {
     pub min_price: Option<i64>,
     pub in_stock: bool,
     pub publish_at: i64,
+    /// Collections the product is in.
+    pub collections: Vec<i64>,
 }
 
-/// The document for a product, or None when visitors must not find it (draft, archived).
-pub fn document(p: &Product, currency: &str) -> Option<Doc> {
+/// The document for a product in `collections`, or None when visitors must not find it (draft,
+/// archived).
+pub fn document(p: &Product, currency: &str, collections: Vec<i64>) -> Option<Doc> {
     if p.row.status != "active" {
         return None;
     }
@@ -126,6 +145,7 @@ pub fn document(p: &Product, currency: &str) -> Option<Doc> {
         min_price: p.min_price(currency),
         in_stock: p.available(),
         publish_at: p.row.publish_at.unwrap_or(0),
+        collections,
     })
 }
 
@@ -137,6 +157,8 @@ pub struct SearchQuery {
     pub min_price: Option<i64>,
     pub max_price: Option<i64>,
     pub in_stock_only: bool,
+    /// Only products in this collection.
+    pub collection: Option<i64>,
     /// Only products published by then (unix ms).
     pub now: i64,
     pub offset: usize,
@@ -186,6 +208,12 @@ impl SearchIndex {
             }
         };
         index.tokenizers().register(ANALYZER, analyzer());
+        index.tokenizers().register(
+            CHARS,
+            TextAnalyzer::builder(NgramTokenizer::new(1, 1, false)?)
+                .filter(LowerCaser)
+                .build(),
+        );
         let writer = index
             .writer_with_num_threads(1, 15_000_000)
             .map_err(|e| match e {
@@ -217,11 +245,16 @@ impl SearchIndex {
         if let Some(p) = d.min_price {
             td.add_u64(f.min_price, p.max(0) as u64);
         }
+        for c in &d.collections {
+            td.add_u64(f.collections, *c as u64);
+        }
         for t in &d.titles {
             td.add_text(f.title, t);
+            td.add_text(f.chars, t);
         }
         for t in &d.extra {
             td.add_text(f.extra, t);
+            td.add_text(f.chars, t);
         }
         for t in &d.bodies {
             td.add_text(f.body, t);
@@ -328,6 +361,12 @@ impl SearchIndex {
                 should.push((Occur::Should, exact(f.body, 1.0)));
                 let latin = t.chars().all(|c| c.is_ascii_alphanumeric());
                 let len = t.chars().count();
+                if len == 1 && !latin {
+                    should.push((
+                        Occur::Should,
+                        Box::new(TermQuery::new(term(f.chars), IndexRecordOption::WithFreqs)),
+                    ));
+                }
                 if latin && len >= 4 && !t.chars().all(|c| c.is_ascii_digit()) {
                     let distance = if len >= 8 { 2 } else { 1 };
                     for (field, boost) in [(f.title, 1.5), (f.extra, 1.0)] {
@@ -380,6 +419,15 @@ impl SearchIndex {
                 Bound::Included(Term::from_field_i64(f.publish_at, q.now)),
             )),
         ));
+        if let Some(c) = q.collection {
+            must.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_u64(f.collections, c as u64),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
         if q.in_stock_only {
             must.push((
                 Occur::Must,
@@ -494,10 +542,13 @@ const STOP_WORDS: &[&str] = &[
 pub async fn refresh(ctx: &Ctx, index: &Arc<SearchIndex>, ids: &[i64]) -> Result<(), SearchError> {
     let currency = yiren_core::settings::load(ctx).await?.currency;
     let products = catalog::get_many(ctx, ids).await?;
-    let docs: Vec<Doc> = products
-        .iter()
-        .filter_map(|p| document(p, &currency))
-        .collect();
+    let mut docs = Vec::with_capacity(products.len());
+    let all = catalog::collection::list(ctx).await?;
+    for p in &products {
+        // Automatic collections follow the product here, on the job that follows every change.
+        let collections = catalog::collection::refresh_product(ctx, &all, p, &currency).await?;
+        docs.extend(document(p, &currency, collections));
+    }
     let index = index.clone();
     let ids = ids.to_vec();
     tokio::task::spawn_blocking(move || index.apply(&ids, &docs))

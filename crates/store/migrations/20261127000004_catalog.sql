@@ -78,3 +78,28 @@ CREATE TABLE inventory_adjustments (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX inventory_adjustments_variant_idx ON inventory_adjustments (variant_id, created_at);
+
+-- Collections: manual (the owner picks products) or automatic (rules over tag, type, vendor, price,
+-- stock). Members of both kinds are rows of collection_products; automatic ones are recomputed when a
+-- product or the collection changes.
+CREATE TABLE collections (
+    id BIGINT PRIMARY KEY NOT NULL,
+    handle TEXT NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('manual', 'automatic')),
+    rules TEXT NOT NULL,
+    match_all BIGINT NOT NULL,
+    translations TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX collections_handle_key ON collections (handle);
+
+CREATE TABLE collection_products (
+    collection_id BIGINT NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+    product_id BIGINT NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+    position BIGINT NOT NULL,
+    PRIMARY KEY (collection_id, product_id)
+);
+CREATE INDEX collection_products_product_idx ON collection_products (product_id);

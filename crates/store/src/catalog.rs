@@ -577,3 +577,193 @@ pub async fn adjustments<'e, E: Executor<'e, Database = Any>>(
 fn id_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
+
+// ---------------------------------------------------------------------------------------------
+// Collections
+
+/// A collection.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct CollectionRow {
+    pub id: i64,
+    pub handle: String,
+    pub title: String,
+    pub body: String,
+    /// `manual` or `automatic`.
+    pub kind: String,
+    /// JSON rules of an automatic collection.
+    pub rules: String,
+    /// 1: a product must match every rule; 0: any rule.
+    pub match_all: i64,
+    /// JSON `{"en": {"title": .., "body": ..}}`.
+    pub translations: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLLECTION_COLUMNS: &str =
+    "id, handle, title, body, kind, rules, match_all, translations, created_at, updated_at";
+
+/// Insert or overwrite a collection; `Conflict` when the handle is taken.
+pub async fn put_collection(tx: &mut Tx, c: &CollectionRow) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "INSERT INTO collections ({COLLECTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (id) DO UPDATE SET handle = $2, title = $3, body = $4, kind = $5, rules = $6, match_all = $7, \
+         translations = $8, updated_at = $10"
+    ))
+    .bind(c.id)
+    .bind(&c.handle)
+    .bind(&c.title)
+    .bind(&c.body)
+    .bind(&c.kind)
+    .bind(&c.rules)
+    .bind(c.match_all)
+    .bind(&c.translations)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Delete a collection (its memberships go with it).
+pub async fn delete_collection(tx: &mut Tx, id: i64) -> StoreResult<()> {
+    let r = sqlx::query("DELETE FROM collections WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// One collection.
+pub async fn get_collection<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+) -> StoreResult<CollectionRow> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLLECTION_COLUMNS} FROM collections WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_one(exec)
+    .await?)
+}
+
+/// The collection at `handle`.
+pub async fn collection_by_handle<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    handle: &str,
+) -> StoreResult<CollectionRow> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLLECTION_COLUMNS} FROM collections WHERE handle = $1"
+    ))
+    .bind(handle)
+    .fetch_one(exec)
+    .await?)
+}
+
+/// Every collection, by title.
+pub async fn list_collections<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+) -> StoreResult<Vec<CollectionRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLLECTION_COLUMNS} FROM collections ORDER BY title, id"
+    ))
+    .fetch_all(exec)
+    .await?)
+}
+
+/// Replace a collection's members with `product_ids`, in that order.
+pub async fn set_members(tx: &mut Tx, collection_id: i64, product_ids: &[i64]) -> StoreResult<()> {
+    sqlx::query("DELETE FROM collection_products WHERE collection_id = $1")
+        .bind(collection_id)
+        .execute(&mut **tx)
+        .await?;
+    for (i, p) in product_ids.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO collection_products (collection_id, product_id, position) VALUES ($1, $2, $3) \
+             ON CONFLICT (collection_id, product_id) DO NOTHING",
+        )
+        .bind(collection_id)
+        .bind(p)
+        .bind(i as i64 + 1)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Put one product in or out of a collection (position: after the last member).
+pub async fn set_member(
+    tx: &mut Tx,
+    collection_id: i64,
+    product_id: i64,
+    member: bool,
+) -> StoreResult<()> {
+    if member {
+        sqlx::query(
+            "INSERT INTO collection_products (collection_id, product_id, position) \
+             SELECT $1, $2, COALESCE(MAX(position), 0) + 1 FROM collection_products WHERE collection_id = $1 \
+             ON CONFLICT (collection_id, product_id) DO NOTHING",
+        )
+        .bind(collection_id)
+        .bind(product_id)
+        .execute(&mut **tx)
+        .await?;
+    } else {
+        sqlx::query("DELETE FROM collection_products WHERE collection_id = $1 AND product_id = $2")
+            .bind(collection_id)
+            .bind(product_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A collection's member ids in order.
+pub async fn members<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    collection_id: i64,
+) -> StoreResult<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT product_id FROM collection_products WHERE collection_id = $1 ORDER BY position, product_id",
+    )
+    .bind(collection_id)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// A collection's members a visitor can see at `now`, in order, a page at a time.
+pub async fn visible_members<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    collection_id: i64,
+    now: i64,
+    offset: i64,
+    limit: i64,
+) -> StoreResult<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT cp.product_id FROM collection_products cp JOIN products p ON p.id = cp.product_id \
+         WHERE cp.collection_id = $1 AND p.status = 'active' AND (p.publish_at IS NULL OR p.publish_at <= $2) \
+         ORDER BY cp.position, cp.product_id LIMIT $3 OFFSET $4",
+    )
+    .bind(collection_id)
+    .bind(now)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// The collections a product is in.
+pub async fn collections_of<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    product_id: i64,
+) -> StoreResult<Vec<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT collection_id FROM collection_products WHERE product_id = $1")
+            .bind(product_id)
+            .fetch_all(exec)
+            .await?,
+    )
+}

@@ -46,6 +46,8 @@ pub const TABLES: &[&str] = &[
     "variants",
     "variant_prices",
     "inventory_adjustments",
+    "collections",
+    "collection_products",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,

@@ -141,3 +141,97 @@ both_engines! {
         app.stop().await;
     }
 }
+
+fn item(title: &str, tags: &str, yuan: i64, stock: i64) -> ProductInput {
+    ProductInput {
+        title: title.into(),
+        status: "active".into(),
+        tags: tags.into(),
+        variants: vec![VariantInput {
+            track_inventory: true,
+            initial_stock: stock,
+            prices: vec![Price {
+                currency: "CNY".into(),
+                amount: yuan * 100,
+                compare_at: None,
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+both_engines! {
+    async fn collections_by_hand_and_by_rules_follow_the_catalog(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let owner = app.setup_owner("owner@example.com", "correct horse battery staple").await;
+        let ctx = app.state.ctx.clone();
+        let c = app.client();
+        let cup = catalog::create(&ctx, &item("手工茶杯", "茶具", 88, 5), "t").await.unwrap();
+        let pot = catalog::create(&ctx, &item("紫砂茶壶", "茶具", 680, 0), "t").await.unwrap();
+        let tea = catalog::create(&ctx, &item("龙井绿茶", "茶叶", 298, 9), "t").await.unwrap();
+
+        // Automatic: tag 茶具 AND price at most 100 yuan, in stock; through the admin form.
+        let csrf = app.csrf(&owner, "/admin/collections/new").await;
+        let form = [("_csrf", csrf.as_str()), ("title", "百元茶具"), ("handle", "cheap-teaware"), ("kind", "automatic"), ("match", "all"),
+            ("rule0_field", "tag"), ("rule0_value", "茶具"), ("rule1_field", "price_at_most"), ("rule1_value", "100"), ("en_title", "Teaware under ¥100")];
+        let r = owner.post(app.url("/admin/collections")).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+        // A rule without a value is refused with a message.
+        let bad = [("_csrf", csrf.as_str()), ("title", "x"), ("kind", "automatic"), ("rule0_field", "price_at_most"), ("rule0_value", "abc")];
+        assert_eq!(owner.post(app.url("/admin/collections")).form(&bad).send().await.unwrap().status(), 422);
+        // Manual: tea first, then the pot; an unknown handle is refused.
+        let manual = [("_csrf", csrf.as_str()), ("title", "店长推荐"), ("handle", "picks"), ("kind", "manual"), ("products", "龙井绿茶\n紫砂茶壶")];
+        assert_eq!(owner.post(app.url("/admin/collections")).form(&manual).send().await.unwrap().status(), 303);
+        let unknown = [("_csrf", csrf.as_str()), ("title", "y"), ("kind", "manual"), ("products", "no-such-thing")];
+        let r = owner.post(app.url("/admin/collections")).form(&unknown).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        assert!(r.text().await.unwrap().contains("不存在"));
+
+        let page = c.get(app.url("/collections/cheap-teaware")).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("手工茶杯") && !page.contains("紫砂茶壶") && !page.contains("龙井绿茶"), "{page}");
+        let en = c.get(app.url("/collections/cheap-teaware")).header("accept-language", "en").send().await.unwrap().text().await.unwrap();
+        assert!(en.contains("<h1>Teaware under ¥100</h1>"), "{en}");
+        let picks = c.get(app.url("/collections/picks")).send().await.unwrap().text().await.unwrap();
+        let (a, b) = (picks.find("龙井绿茶").unwrap(), picks.find("紫砂茶壶").unwrap());
+        assert!(a < b, "hand-picked order kept");
+        assert_eq!(c.get(app.url("/collections/nope")).send().await.unwrap().status(), 404);
+        let home = c.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+        assert!(home.contains("/collections/cheap-teaware") && home.contains("店长推荐"), "{home}");
+
+        // A product that changes enters the automatic collection through the job queue, and search
+        // filters by collection.
+        let mut cheaper = item("紫砂茶壶", "茶具", 99, 0);
+        cheaper.handle = pot.row.handle.clone();
+        for (v, old) in cheaper.variants.iter_mut().zip(&pot.variants) {
+            v.id = Some(old.row.id);
+        }
+        catalog::update(&ctx, pot.row.id, &cheaper, "t").await.unwrap();
+        eventually(&app, &c, "茶壶", "紫砂茶壶", true).await;
+        let start = Instant::now();
+        loop {
+            let page = c.get(app.url("/collections/cheap-teaware")).send().await.unwrap().text().await.unwrap();
+            if page.contains("紫砂茶壶") {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "the pot never joined: {page}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The membership commits just before the search document: wait for the document.
+        let filtered = eventually(&app, &c, "茶", "紫砂茶壶", true).await;
+        let start = Instant::now();
+        let filtered = loop {
+            let page = c.get(app.url("/search?q=茶&collection=cheap-teaware")).send().await.unwrap().text().await.unwrap();
+            if page.contains("紫砂茶壶") {
+                break page;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "never in the filtered search: {page}\n{filtered}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(filtered.contains("手工茶杯") && !filtered.contains("龙井绿茶"), "{filtered}");
+        let unknown = c.get(app.url("/search?q=茶&collection=nope")).send().await.unwrap().text().await.unwrap();
+        assert!(!unknown.contains("手工茶杯"), "an unknown collection matches nothing");
+        let _ = (cup, tea);
+        app.stop().await;
+    }
+}

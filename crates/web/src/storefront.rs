@@ -1,4 +1,5 @@
-//! The shop front: home (newest products), product pages, search, robots.txt and sitemap.xml.
+//! The shop front: home (newest products, collections), product and collection pages, search,
+//! robots.txt and sitemap.xml.
 //! Server-rendered, no JavaScript needed; every text in the visitor's language with the shop's
 //! default as fallback; prices in the shop currency, computed from the catalog.
 
@@ -24,6 +25,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/products/{handle}", get(product_page))
+        .route("/collections/{handle}", get(collection_page))
         .route("/search", get(search_page))
         .route("/robots.txt", get(robots))
         .route("/sitemap.xml", get(sitemap))
@@ -59,6 +61,64 @@ fn card(p: &Product, l: Locale, currency: &str) -> Card {
     }
 }
 
+/// Paging of a collection page.
+#[derive(Deserialize, Default)]
+pub struct PageParam {
+    page: Option<usize>,
+}
+
+async fn collection_page(
+    State(state): State<AppState>,
+    Path(handle): Path<String>,
+    Query(q): Query<PageParam>,
+) -> Response {
+    use yiren_core::catalog::collection;
+    let c = match collection::by_handle(&state.ctx, &handle).await {
+        Ok(c) => c,
+        Err(yiren_core::DomainError::NotFound) => {
+            return error_page(StatusCode::NOT_FOUND, "error.not_found")
+        }
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
+    let site = state.settings().await;
+    let l = crate::locale::current();
+    let page = q.page.unwrap_or(1).clamp(1, 1000);
+    let products = match collection::visible_products(
+        &state.ctx,
+        c.row.id,
+        ((page - 1) * PER_PAGE) as i64,
+        PER_PAGE as i64 + 1,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
+    let more = products.len() > PER_PAGE;
+    let cards: Vec<Card> = products
+        .iter()
+        .take(PER_PAGE)
+        .map(|p| card(p, l, &site.currency))
+        .collect();
+    let text = c.text(l);
+    let path = format!("/collections/{}", percent(&c.row.handle));
+    let base = base_ctx(&state, &path, None, "").await;
+    state.templates.render(
+        "shop/collection.html",
+        context! {
+            title => text.title,
+            body_html => yiren_core::reach::broadcast::markdown_html(&text.body),
+            description => yiren_core::reach::broadcast::markdown_text(&text.body).chars().take(160).collect::<String>(),
+            canonical => absolute(&state, &path),
+            handle => c.row.handle.clone(),
+            products => Value::from_serialize(&cards),
+            prev => (page > 1).then(|| format!("{path}?page={}", page - 1)),
+            next => more.then(|| format!("{path}?page={}", page + 1)),
+            ..base
+        },
+    )
+}
+
 async fn home(State(state): State<AppState>) -> Response {
     let site = state.settings().await;
     let l = crate::locale::current();
@@ -70,10 +130,17 @@ async fn home(State(state): State<AppState>) -> Response {
         .iter()
         .map(|p| card(p, l, &site.currency))
         .collect();
+    let collections: Vec<Value> = match yiren_core::catalog::collection::list(&state.ctx).await {
+        Ok(cs) => cs
+            .iter()
+            .map(|c| context! { handle => c.row.handle.clone(), title => c.text(l).title })
+            .collect(),
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
     let base = base_ctx(&state, "/", None, "").await;
     state.templates.render(
         "shop/home.html",
-        context! { products => Value::from_serialize(&cards), ..base },
+        context! { products => Value::from_serialize(&cards), collections => collections, ..base },
     )
 }
 
@@ -197,6 +264,9 @@ pub struct SearchForm {
     max: String,
     #[serde(default)]
     in_stock: Option<String>,
+    /// A collection handle.
+    #[serde(default)]
+    collection: String,
     #[serde(default)]
     page: Option<usize>,
 }
@@ -223,14 +293,27 @@ async fn search_page(State(state): State<AppState>, Query(f): Query<SearchForm>)
     let max_price = bound(&f.max, "max");
     let page = f.page.unwrap_or(1).clamp(1, 100);
     let in_stock_only = f.in_stock.is_some();
-    let searching =
-        !q.trim().is_empty() || min_price.is_some() || max_price.is_some() || in_stock_only;
+    let collection = match f.collection.trim() {
+        "" => None,
+        h => match yiren_core::catalog::collection::by_handle(&state.ctx, h).await {
+            Ok(c) => Some(c.row.id),
+            // An unknown collection matches nothing rather than everything.
+            Err(yiren_core::DomainError::NotFound) => Some(0),
+            Err(e) => return crate::admin::pages::domain_error_page(e),
+        },
+    };
+    let searching = !q.trim().is_empty()
+        || min_price.is_some()
+        || max_price.is_some()
+        || in_stock_only
+        || collection.is_some();
     let (cards, total) = if searching {
         let query = yiren_search::SearchQuery {
             text: q.clone(),
             min_price,
             max_price,
             in_stock_only,
+            collection,
             now: state.ctx.now(),
             offset: (page - 1) * PER_PAGE,
             limit: PER_PAGE,
@@ -272,6 +355,9 @@ async fn search_page(State(state): State<AppState>, Query(f): Query<SearchForm>)
         if in_stock_only {
             qs.append_pair("in_stock", "1");
         }
+        if !f.collection.is_empty() {
+            qs.append_pair("collection", &f.collection);
+        }
         qs.append_pair("page", &n.to_string());
         format!("/search?{}", qs.finish())
     };
@@ -283,6 +369,7 @@ async fn search_page(State(state): State<AppState>, Query(f): Query<SearchForm>)
             min => f.min.clone(),
             max => f.max.clone(),
             in_stock => in_stock_only,
+            collection => f.collection.clone(),
             searching => searching,
             products => Value::from_serialize(&cards),
             total => total,

@@ -30,6 +30,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "shop/search.html",
         include_str!("../templates/shop/search.html"),
     ),
+    (
+        "shop/collection.html",
+        include_str!("../templates/shop/collection.html"),
+    ),
     ("error.html", include_str!("../templates/error.html")),
     ("setup.html", include_str!("../templates/setup.html")),
     (
@@ -171,6 +175,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     (
         "admin/products.html",
         include_str!("../templates/admin/products.html"),
+    ),
+    (
+        "admin/collections.html",
+        include_str!("../templates/admin/collections.html"),
+    ),
+    (
+        "admin/collection.html",
+        include_str!("../templates/admin/collection.html"),
     ),
     (
         "admin/product.html",

@@ -2,6 +2,7 @@
 //! settings, staff accounts, the signed-in account, API tokens. Server-rendered, no JavaScript.
 
 pub mod apps;
+pub mod collections;
 pub mod customers;
 pub mod mail;
 pub mod notify;
@@ -69,6 +70,9 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/products/{id}",
     "/admin/products/{id}/delete",
     "/admin/products/{id}/stock",
+    "/admin/collections",
+    "/admin/collections/{id}",
+    "/admin/collections/{id}/delete",
 ];
 
 /// Admin routes.
@@ -92,6 +96,16 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/admin/products/{id}/delete", post(products::delete))
         .route("/admin/products/{id}/stock", post(products::adjust))
+        .route(
+            "/admin/collections",
+            get(collections::list).post(collections::create),
+        )
+        .route("/admin/collections/new", get(collections::new_page))
+        .route(
+            "/admin/collections/{id}",
+            get(collections::edit_page).post(collections::update),
+        )
+        .route("/admin/collections/{id}/delete", post(collections::delete))
         .route("/admin/jobs", get(pages::jobs))
         .route("/admin/jobs/{id}/retry", post(pages::retry_job))
         .route(

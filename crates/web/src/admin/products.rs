@@ -556,7 +556,8 @@ pub async fn new_page(State(state): State<AppState>, AdminSession(s): AdminSessi
 
 #[derive(Deserialize, Default)]
 pub struct NoticeOnly {
-    notice: Option<String>,
+    /// A notice key to show after a redirect.
+    pub notice: Option<String>,
 }
 
 pub async fn edit_page(

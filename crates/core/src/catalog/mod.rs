@@ -6,6 +6,8 @@
 //! Every change is written in one transaction together with a `catalog.index` job, so the search
 //! index follows the catalog through the outbox.
 
+pub mod collection;
+
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -333,7 +335,7 @@ pub fn slugify(title: &str) -> String {
     out
 }
 
-fn valid_handle(h: &str) -> bool {
+pub(crate) fn valid_handle(h: &str) -> bool {
     let n = h.chars().count();
     (1..=120).contains(&n)
         && !h.starts_with('-')
@@ -343,7 +345,7 @@ fn valid_handle(h: &str) -> bool {
             .all(|c| c == '-' || (c.is_alphanumeric() && !c.is_uppercase()))
 }
 
-fn text(raw: &str, max: usize, field: &'static str) -> DomainResult<String> {
+pub(crate) fn text(raw: &str, max: usize, field: &'static str) -> DomainResult<String> {
     let s = raw.trim();
     if s.chars().count() > max || s.chars().any(|c| c.is_control()) {
         return Err(DomainError::invalid(field, "catalog.field_invalid"));
@@ -351,7 +353,7 @@ fn text(raw: &str, max: usize, field: &'static str) -> DomainResult<String> {
     Ok(s.to_string())
 }
 
-fn long_text(raw: &str, max: usize, field: &'static str) -> DomainResult<String> {
+pub(crate) fn long_text(raw: &str, max: usize, field: &'static str) -> DomainResult<String> {
     if raw.chars().count() > max
         || raw
             .chars()
@@ -783,7 +785,11 @@ async fn write_children(
     Ok(())
 }
 
-async fn enqueue_index(ctx: &Ctx, tx: &mut yiren_store::Tx, id: i64) -> DomainResult<()> {
+pub(crate) async fn enqueue_index(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    id: i64,
+) -> DomainResult<()> {
     job::enqueue(
         ctx,
         tx,
