@@ -235,3 +235,30 @@ both_engines! {
         app.stop().await;
     }
 }
+
+both_engines! {
+    async fn shop_pages_come_from_memory_until_the_catalog_changes(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let ctx = app.state.ctx.clone();
+        let c = app.client();
+        let p = catalog::create(&ctx, &item("手工茶杯", "茶具", 88, 5), "t").await.unwrap();
+        let url = app.url(&format!("/products/{}", p.row.handle));
+        eventually(&app, &c, "茶杯", "手工茶杯", true).await; // the index job has run
+        assert!(c.get(&url).send().await.unwrap().text().await.unwrap().contains("<h1>手工茶杯</h1>"));
+        // A write that bypasses the catalog service (as another process would) is not seen while
+        // the cached page is current...
+        sqlx::query("UPDATE products SET title = '改名茶杯' WHERE id = $1").bind(p.row.id).execute(ctx.db.write()).await.unwrap();
+        assert!(c.get(&url).send().await.unwrap().text().await.unwrap().contains("<h1>手工茶杯</h1>"), "served from memory");
+        // ...each language has its own entry...
+        let en = c.get(&url).header("accept-language", "en").send().await.unwrap().text().await.unwrap();
+        assert!(en.contains("<h1>改名茶杯</h1>") && en.contains(r#"<html lang="en">"#));
+        // ...and a change through the catalog renders it again at once.
+        catalog::adjust(&ctx, p.variants[0].row.id, 1, "盘点", "t").await.unwrap();
+        assert!(c.get(&url).send().await.unwrap().text().await.unwrap().contains("<h1>改名茶杯</h1>"));
+        // At most TTL later even an outside change shows.
+        sqlx::query("UPDATE products SET title = '再改茶杯' WHERE id = $1").bind(p.row.id).execute(ctx.db.write()).await.unwrap();
+        tokio::time::sleep(yiren_web::page_cache::TTL + Duration::from_millis(100)).await;
+        assert!(c.get(&url).send().await.unwrap().text().await.unwrap().contains("<h1>再改茶杯</h1>"));
+        app.stop().await;
+    }
+}

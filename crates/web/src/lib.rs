@@ -13,6 +13,7 @@ pub mod mailer;
 pub mod metrics;
 pub mod oidc;
 pub mod ops;
+pub mod page_cache;
 pub mod security;
 pub mod setup;
 pub mod state;

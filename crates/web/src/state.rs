@@ -59,6 +59,8 @@ pub struct AppState {
     pub http: yiren_providers::http::HttpClient,
     /// The storefront search index.
     pub search: Arc<yiren_search::SearchIndex>,
+    /// Rendered shop pages.
+    pub pages: Arc<crate::page_cache::PageCache>,
     settings: Arc<SettingsCache>,
 }
 
@@ -78,6 +80,7 @@ impl AppState {
             templates,
             http,
             search,
+            pages: Arc::default(),
             settings: Arc::new(SettingsCache::new(s)),
         })
     }

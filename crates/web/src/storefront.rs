@@ -72,6 +72,19 @@ async fn collection_page(
     Path(handle): Path<String>,
     Query(q): Query<PageParam>,
 ) -> Response {
+    let key = format!(
+        "{}|/collections/{handle}?page={}",
+        crate::locale::current().tag(),
+        q.page.unwrap_or(1)
+    );
+    state
+        .pages
+        .clone()
+        .render(key, render_collection(state, handle, q))
+        .await
+}
+
+async fn render_collection(state: AppState, handle: String, q: PageParam) -> Response {
     use yiren_core::catalog::collection;
     let c = match collection::by_handle(&state.ctx, &handle).await {
         Ok(c) => c,
@@ -120,6 +133,11 @@ async fn collection_page(
 }
 
 async fn home(State(state): State<AppState>) -> Response {
+    let key = format!("{}|/", crate::locale::current().tag());
+    state.pages.clone().render(key, render_home(state)).await
+}
+
+async fn render_home(state: AppState) -> Response {
     let site = state.settings().await;
     let l = crate::locale::current();
     let products = match catalog::visible(&state.ctx, 48).await {
@@ -158,6 +176,15 @@ fn percent(s: &str) -> String {
 }
 
 async fn product_page(State(state): State<AppState>, Path(handle): Path<String>) -> Response {
+    let key = format!("{}|/products/{handle}", crate::locale::current().tag());
+    state
+        .pages
+        .clone()
+        .render(key, render_product(state, handle))
+        .await
+}
+
+async fn render_product(state: AppState, handle: String) -> Response {
     let p = match catalog::by_handle(&state.ctx, &handle).await {
         Ok(Found::Product(p)) => p,
         Ok(Found::MovedTo(h)) => {

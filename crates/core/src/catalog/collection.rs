@@ -301,6 +301,7 @@ pub async fn save(ctx: &Ctx, id: Option<i64>, input: &CollectionInput) -> Domain
         enqueue_index(ctx, &mut tx, *p).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
+    super::changed();
     get(ctx, row.id).await
 }
 
@@ -315,6 +316,7 @@ pub async fn delete(ctx: &Ctx, id: i64) -> DomainResult<()> {
         enqueue_index(ctx, &mut tx, p).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
+    super::changed();
     Ok(())
 }
 
@@ -370,10 +372,18 @@ pub async fn refresh_product(
     currency: &str,
 ) -> DomainResult<Vec<i64>> {
     let mut tx = ctx.db.begin().await?;
+    let before = store::collections_of(&mut *tx, p.row.id).await?;
     for c in all.iter().filter(|c| c.row.kind == "automatic") {
         store::set_member(&mut tx, c.row.id, p.row.id, c.matches(p, currency)).await?;
     }
-    let ids = store::collections_of(&mut *tx, p.row.id).await?;
+    let mut ids = store::collections_of(&mut *tx, p.row.id).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    let mut was = before;
+    was.sort_unstable();
+    ids.sort_unstable();
+    if was != ids {
+        // A collection page lists it now, or no longer.
+        super::changed();
+    }
     Ok(ids)
 }

@@ -20,6 +20,20 @@ use crate::error::{DomainError, DomainResult};
 use crate::job::{self, EnqueueOptions};
 use crate::{money, Ctx, Locale};
 
+/// Bumped after every committed catalog change in this process (products, stock, collections,
+/// site settings): pages cached under an older value are rendered again.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The current catalog generation (see [`changed`]).
+pub fn generation() -> u64 {
+    GENERATION.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// Record that the catalog (or anything a shop page shows) changed.
+pub fn changed() {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
+
 /// The job kind that brings one product's search document up to date.
 pub const INDEX_KIND: &str = "catalog.index";
 
@@ -644,6 +658,7 @@ pub async fn create(ctx: &Ctx, input: &ProductInput, actor: &str) -> DomainResul
         write_children(ctx, &mut tx, &row, input.kind, &c, actor).await?;
         enqueue_index(ctx, &mut tx, id).await?;
         tx.commit().await.map_err(StoreError::from)?;
+        changed();
         return get(ctx, id).await;
     }
     Err(DomainError::Conflict {
@@ -703,6 +718,7 @@ pub async fn update(
     write_children(ctx, &mut tx, &row, input.kind, &c, actor).await?;
     enqueue_index(ctx, &mut tx, id).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    changed();
     get(ctx, id).await
 }
 
@@ -812,6 +828,7 @@ pub async fn delete(ctx: &Ctx, id: i64) -> DomainResult<()> {
         .map_err(store_err)?;
     enqueue_index(ctx, &mut tx, id).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    changed();
     Ok(())
 }
 
@@ -826,6 +843,7 @@ pub async fn set_status(ctx: &Ctx, ids: &[i64], status: &str) -> DomainResult<u6
         enqueue_index(ctx, &mut tx, *id).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
+    changed();
     Ok(n)
 }
 
@@ -862,6 +880,7 @@ pub async fn bulk_tags(
         enqueue_index(ctx, &mut tx, row.id).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
+    changed();
     Ok(())
 }
 
@@ -899,6 +918,7 @@ pub async fn adjust(
     }
     enqueue_index(ctx, &mut tx, v.product_id).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    changed();
     Ok(after)
 }
 
