@@ -174,9 +174,11 @@ pub struct Hits {
 
 /// The search index.
 pub struct SearchIndex {
-    _index: Index,
+    index: Index,
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// Serialises this process's writers. A writer is opened for each change and closed after
+    /// its commit: it holds the index lock and ~15 MB, neither needed between changes.
+    writing: Mutex<()>,
     f: Fields,
 }
 
@@ -214,21 +216,17 @@ impl SearchIndex {
                 .filter(LowerCaser)
                 .build(),
         );
-        let writer = index
-            .writer_with_num_threads(1, 15_000_000)
-            .map_err(|e| match e {
-                tantivy::TantivyError::LockFailure(..) => SearchError::Locked,
-                e => SearchError::Index(e),
-            })?;
+        // Reloaded after our own commits at once, and on a commit by another process (`yiren
+        // reindex` while the server runs) shortly after.
         let reader = index
             .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()?;
         Ok((
             Arc::new(SearchIndex {
-                _index: index,
+                index,
                 reader,
-                writer: Mutex::new(writer),
+                writing: Mutex::new(()),
                 f,
             }),
             fresh,
@@ -265,7 +263,8 @@ impl SearchIndex {
     /// Replace the documents of `ids` with `docs` (an id without a doc is removed), commit, and
     /// make the change visible to searches. Blocking: call from a blocking thread.
     pub fn apply(&self, ids: &[i64], docs: &[Doc]) -> Result<(), SearchError> {
-        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = self.writer()?;
         for id in ids {
             w.delete_term(Term::from_field_u64(self.f.id, *id as u64));
         }
@@ -273,17 +272,27 @@ impl SearchIndex {
             w.add_document(self.to_tantivy(d))?;
         }
         w.commit()?;
-        drop(w);
+        w.wait_merging_threads()?;
         self.reader.reload()?;
         Ok(())
     }
 
+    fn writer(&self) -> Result<IndexWriter, SearchError> {
+        self.index
+            .writer_with_num_threads(1, 15_000_000)
+            .map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(..) => SearchError::Locked,
+                e => SearchError::Index(e),
+            })
+    }
+
     /// Remove every document. Blocking.
     pub fn clear(&self) -> Result<(), SearchError> {
-        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = self.writer()?;
         w.delete_all_documents()?;
         w.commit()?;
-        drop(w);
+        w.wait_merging_threads()?;
         self.reader.reload()?;
         Ok(())
     }

@@ -199,15 +199,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Reindex => {
             let ctx = yiren::context(&config, Deps::default()).await?;
-            match yiren::open_search(&config) {
-                Ok((index, _)) => {
-                    let n = yiren_search::rebuild(&ctx, &index).await?;
-                    println!("search index rebuilt: {n} products searchable");
-                }
-                Err(e)
-                    if e.downcast_ref::<yiren_search::SearchError>()
-                        .is_some_and(|e| matches!(e, yiren_search::SearchError::Locked)) =>
-                {
+            let (index, _) = yiren::open_search(&config)?;
+            match yiren_search::rebuild(&ctx, &index).await {
+                Ok(n) => println!("search index rebuilt: {n} products searchable"),
+                Err(yiren_search::SearchError::Locked) => {
+                    // The running server is writing to it right now: let the server do it.
                     let mut tx = ctx.db.begin().await?;
                     yiren_core::job::enqueue(
                         &ctx,
@@ -219,11 +215,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     .await?;
                     tx.commit().await?;
                     println!(
-                        "the running server holds the index: it will rebuild it (job {})",
+                        "the running server is writing the index: it will rebuild it (job {})",
                         yiren_search::REINDEX_KIND
                     );
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
             Ok(())
         }
