@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use yiren_store::catalog::{self as store, CollectionRow};
 use yiren_store::StoreError;
 
-use super::{enqueue_index, slugify, valid_handle, Product};
+use super::{enqueue_index, slugify, store_err, valid_handle, Product};
 use crate::error::{DomainError, DomainResult};
 use crate::{money, Ctx, Locale};
 
@@ -160,16 +160,6 @@ fn assemble(row: CollectionRow) -> DomainResult<Collection> {
         rules,
         translations,
     })
-}
-
-fn store_err(e: StoreError) -> DomainError {
-    match e {
-        StoreError::NotFound => DomainError::NotFound,
-        StoreError::Conflict(_) => DomainError::Conflict {
-            key: "catalog.handle_taken",
-        },
-        e => e.into(),
-    }
 }
 
 /// Create (`id` None) or replace a collection, and recompute its members.

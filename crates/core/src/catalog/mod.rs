@@ -395,6 +395,37 @@ struct Checked {
     translations: Vec<Translation>,
 }
 
+impl Checked {
+    /// The product row these fields make.
+    fn row(
+        &self,
+        id: i64,
+        handle: &str,
+        input: &ProductInput,
+        created_at: i64,
+        now: i64,
+    ) -> ProductRow {
+        ProductRow {
+            id,
+            handle: handle.to_string(),
+            kind: input.kind.as_str().into(),
+            status: self.status.clone(),
+            title: self.title.clone(),
+            body: self.body.clone(),
+            vendor: self.vendor.clone(),
+            product_type: self.product_type.clone(),
+            tags: self.tags.clone(),
+            options: serde_json::to_string(&self.options).expect("serialisable"),
+            seo_title: self.seo_title.clone(),
+            seo_description: self.seo_description.clone(),
+            publish_at: input.publish_at,
+            details: serde_json::to_string(&self.details).expect("serialisable"),
+            created_at,
+            updated_at: now,
+        }
+    }
+}
+
 fn check(p: &ProductInput, shop_currency: &str) -> DomainResult<Checked> {
     let title = text(&p.title, 255, "title")?;
     if title.is_empty() {
@@ -590,7 +621,7 @@ fn check(p: &ProductInput, shop_currency: &str) -> DomainResult<Checked> {
     })
 }
 
-fn store_err(e: StoreError) -> DomainError {
+pub(crate) fn store_err(e: StoreError) -> DomainError {
     match e {
         StoreError::NotFound => DomainError::NotFound,
         StoreError::Conflict(_) => DomainError::Conflict {
@@ -630,24 +661,7 @@ pub async fn create(ctx: &Ctx, input: &ProductInput, actor: &str) -> DomainResul
         } else {
             format!("{base}-{n}")
         };
-        let row = ProductRow {
-            id,
-            handle: handle.clone(),
-            kind: input.kind.as_str().into(),
-            status: c.status.clone(),
-            title: c.title.clone(),
-            body: c.body.clone(),
-            vendor: c.vendor.clone(),
-            product_type: c.product_type.clone(),
-            tags: c.tags.clone(),
-            options: serde_json::to_string(&c.options).expect("serialisable"),
-            seo_title: c.seo_title.clone(),
-            seo_description: c.seo_description.clone(),
-            publish_at: input.publish_at,
-            details: serde_json::to_string(&c.details).expect("serialisable"),
-            created_at: now,
-            updated_at: now,
-        };
+        let row = c.row(id, &handle, input, now, now);
         let mut tx = ctx.db.begin().await?;
         match store::insert_product(&mut tx, &row).await {
             Ok(()) => {}
@@ -689,24 +703,7 @@ pub async fn update(
         c.handle.clone()
     };
     let now = ctx.now();
-    let row = ProductRow {
-        id,
-        handle: handle.clone(),
-        kind: input.kind.as_str().into(),
-        status: c.status.clone(),
-        title: c.title.clone(),
-        body: c.body.clone(),
-        vendor: c.vendor.clone(),
-        product_type: c.product_type.clone(),
-        tags: c.tags.clone(),
-        options: serde_json::to_string(&c.options).expect("serialisable"),
-        seo_title: c.seo_title.clone(),
-        seo_description: c.seo_description.clone(),
-        publish_at: input.publish_at,
-        details: serde_json::to_string(&c.details).expect("serialisable"),
-        created_at: old.row.created_at,
-        updated_at: now,
-    };
+    let row = c.row(id, &handle, input, old.row.created_at, now);
     let mut tx = ctx.db.begin().await?;
     store::update_product(&mut tx, &row)
         .await
