@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 
 /// Longest an entry is served.
 pub const TTL: Duration = Duration::from_secs(5);
-/// Entries kept; when full, the cache starts over.
-const MAX_ENTRIES: usize = 4096;
+/// Entries kept; when full, the cache starts over. With pages of a few kB this stays within a few
+/// MB however many distinct URLs crawlers ask for.
+const MAX_ENTRIES: usize = 1024;
 /// Pages larger than this are not kept.
 const MAX_PAGE: usize = 512 * 1024;
 

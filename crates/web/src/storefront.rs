@@ -75,7 +75,7 @@ async fn collection_page(
     let key = format!(
         "{}|/collections/{handle}?page={}",
         crate::locale::current().tag(),
-        q.page.unwrap_or(1)
+        q.page.unwrap_or(1).clamp(1, 1000)
     );
     state
         .pages
