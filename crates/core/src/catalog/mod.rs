@@ -961,6 +961,19 @@ pub async fn by_handle(ctx: &Ctx, handle: &str) -> DomainResult<Found> {
     }
 }
 
+/// The ids of the products at `handles` (current or former), in order; refused when one is unknown.
+pub async fn ids_by_handle(ctx: &Ctx, handles: &[&str]) -> DomainResult<Vec<i64>> {
+    let mut ids = Vec::with_capacity(handles.len());
+    for h in handles {
+        let id = match store::by_handle(ctx.db.read(), h).await? {
+            Some(row) => Some(row.id),
+            None => store::former_handle(ctx.db.read(), h).await?,
+        };
+        ids.push(id.ok_or(DomainError::invalid("products", "catalog.product_unknown"))?);
+    }
+    Ok(ids)
+}
+
 /// A page of products for staff.
 pub async fn list(
     ctx: &Ctx,

@@ -193,27 +193,12 @@ async fn input_of(state: &AppState, pairs: &Pairs) -> Result<CollectionInput, Do
         };
         rules.push(Rule { field, value });
     }
-    let mut products = Vec::new();
-    for line in get(pairs, "products")
+    let handles: Vec<&str> = get(pairs, "products")
         .lines()
-        .map(str::trim)
+        .map(|l| l.trim().trim_start_matches("/products/"))
         .filter(|l| !l.is_empty())
-    {
-        let h = line.trim_start_matches("/products/");
-        match yiren_core::catalog::by_handle(&state.ctx, h).await {
-            Ok(yiren_core::catalog::Found::Product(p)) => products.push(p.row.id),
-            Ok(yiren_core::catalog::Found::MovedTo(h)) => {
-                match yiren_core::catalog::by_handle(&state.ctx, &h).await {
-                    Ok(yiren_core::catalog::Found::Product(p)) => products.push(p.row.id),
-                    _ => return Err(DomainError::invalid("products", "catalog.product_unknown")),
-                }
-            }
-            Err(DomainError::NotFound) => {
-                return Err(DomainError::invalid("products", "catalog.product_unknown"))
-            }
-            Err(e) => return Err(e),
-        }
-    }
+        .collect();
+    let products = yiren_core::catalog::ids_by_handle(&state.ctx, &handles).await?;
     let mut translations = BTreeMap::new();
     for l in Locale::ALL
         .into_iter()
