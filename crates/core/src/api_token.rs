@@ -23,6 +23,7 @@ pub const SCOPES: &[&str] = &[
     "reach:write",
     "products:read",
     "products:write",
+    "events:read",
 ];
 
 /// Scopes only the owner may grant.

@@ -36,6 +36,9 @@ pub enum DomainError {
         /// Seconds until the next attempt is accepted.
         retry_after_secs: i64,
     },
+    /// A service the change needs (the file store) failed; the change was not made.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -219,10 +219,19 @@ impl HttpClient {
 
     /// Send a request and read its body up to the cap.
     pub async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Fetched, OutboundError> {
+        self.send_capped(rb, self.policy.max_response_bytes).await
+    }
+
+    /// Send a request and read its body up to `cap` bytes (for downloads larger than API replies,
+    /// such as product images).
+    pub async fn send_capped(
+        &self,
+        rb: reqwest::RequestBuilder,
+        cap: usize,
+    ) -> Result<Fetched, OutboundError> {
         let resp = rb.send().await.map_err(OutboundError::from_reqwest)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let cap = self.policy.max_response_bytes;
         if resp.content_length().is_some_and(|n| n as usize > cap) {
             return Err(OutboundError::TooLarge(cap));
         }

@@ -48,6 +48,8 @@ pub const TABLES: &[&str] = &[
     "inventory_adjustments",
     "collections",
     "collection_products",
+    "product_media",
+    "events",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,

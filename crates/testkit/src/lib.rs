@@ -10,6 +10,7 @@ pub mod fake_push;
 pub mod fake_wechat;
 pub mod process;
 mod receiver;
+pub mod s3;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};

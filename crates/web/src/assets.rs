@@ -9,12 +9,14 @@ use crate::AppState;
 
 const CSS: &str = include_str!("../assets/yiren.css");
 const PASSKEYS_JS: &str = include_str!("../assets/passkeys.js");
+const MEDIA_ORDER_JS: &str = include_str!("../assets/media-order.js");
 
 /// Asset routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/assets/yiren.css", get(css))
         .route("/assets/passkeys.js", get(passkeys_js))
+        .route("/assets/media-order.js", get(media_order_js))
 }
 
 async fn css() -> impl IntoResponse {
@@ -34,5 +36,15 @@ async fn passkeys_js() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         PASSKEYS_JS,
+    )
+}
+
+async fn media_order_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        MEDIA_ORDER_JS,
     )
 }

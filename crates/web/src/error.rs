@@ -144,6 +144,14 @@ impl From<DomainError> for ApiError {
                 )
                 .arg("seconds", retry_after_secs.to_string())
             },
+            DomainError::Unavailable(why) => {
+                tracing::error!(error = %why, "a service the request needs failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "error.unavailable",
+                )
+            }
             DomainError::Store(e) => e.into(),
         }
     }

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod error;
+pub mod files;
 pub mod locale;
 pub mod mailer;
 pub mod metrics;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::routes(state.clone()))
         .merge(ops::routes())
         .merge(assets::routes())
+        .merge(files::routes())
         .fallback(error::fallback)
         .layer(axum::middleware::from_fn_with_state(state.clone(), locale::resolve_locale))
         .layer(axum::middleware::from_fn(metrics::track))
@@ -64,6 +66,31 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The most an admin media upload may carry (a video file and the form around it).
+pub const UPLOAD_LIMIT: usize = yiren_core::media::MAX_VIDEO_BYTES + (1 << 20);
+/// The most an API image upload may carry (a base64 image in JSON).
+pub const API_UPLOAD_LIMIT: usize = yiren_core::media::MAX_IMAGE_BYTES / 3 * 4 + (1 << 20);
+
+/// The largest body a request to `path` may carry: media uploads take files, everything else the
+/// configured `server.max_body_bytes`. The upload routes set the same figure with their own
+/// `DefaultBodyLimit`.
+pub fn body_limit(state: &AppState, path: &str) -> usize {
+    let configured = state.config.max_body_bytes;
+    let under = |prefix: &str, suffix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(suffix))
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if under("/admin/products/", "/media") {
+        configured.max(UPLOAD_LIMIT)
+    } else if under("/api/v1/products/", "/images") || under("/products/", "/images") {
+        // (the second form is the path as the API's own middleware sees it, inside `/api/v1`)
+        configured.max(API_UPLOAD_LIMIT)
+    } else {
+        configured
+    }
+}
+
 /// Refuse a request whose declared `Content-Length` is over the limit before reading any of it
 /// (bodies without a length are capped while read, by `DefaultBodyLimit`).
 async fn reject_oversized(
@@ -77,7 +104,7 @@ async fn reject_oversized(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > state.config.max_body_bytes as u64) {
+    if declared.is_some_and(|n| n > body_limit(&state, req.uri().path()) as u64) {
         let status = axum::http::StatusCode::PAYLOAD_TOO_LARGE;
         if req.uri().path().starts_with("/api/") {
             return error::ApiError::new(status, "payload_too_large", "error.payload_too_large")

@@ -61,6 +61,8 @@ pub struct AppState {
     pub search: Arc<yiren_search::SearchIndex>,
     /// Rendered shop pages.
     pub pages: Arc<crate::page_cache::PageCache>,
+    /// Uploaded files (product media).
+    pub files: yiren_providers::files::Files,
     settings: Arc<SettingsCache>,
 }
 
@@ -72,6 +74,7 @@ impl AppState {
         templates: Templates,
         http: yiren_providers::http::HttpClient,
         search: Arc<yiren_search::SearchIndex>,
+        files: yiren_providers::files::Files,
     ) -> Result<Self, yiren_core::DomainError> {
         let s = settings::load(&ctx).await?;
         Ok(AppState {
@@ -81,6 +84,7 @@ impl AppState {
             http,
             search,
             pages: Arc::default(),
+            files,
             settings: Arc::new(SettingsCache::new(s)),
         })
     }

@@ -40,6 +40,34 @@ struct Card {
     price: String,
     compare_at: Option<String>,
     available: bool,
+    /// The first image, if the product has one.
+    image: Option<yiren_core::media::View>,
+}
+
+/// Cards for products, each with its first image (one query for all of them).
+async fn cards<'a>(
+    state: &AppState,
+    products: impl Iterator<Item = &'a Product>,
+    l: Locale,
+    site: &yiren_core::settings::SiteSettings,
+) -> Result<Vec<Card>, yiren_core::DomainError> {
+    let products: Vec<&Product> = products.collect();
+    let ids: Vec<i64> = products.iter().map(|p| p.row.id).collect();
+    let media = yiren_core::media::of_products(&state.ctx, &ids).await?;
+    Ok(products
+        .into_iter()
+        .map(|p| {
+            let mut c = card(p, l, &site.currency);
+            c.image = media
+                .get(&p.row.id)
+                .and_then(|m| {
+                    m.iter()
+                        .find(|m| m.row.kind == "image" && !m.row.storage_key.is_empty())
+                })
+                .map(|m| m.view(l, site.default_locale));
+            c
+        })
+        .collect())
 }
 
 fn card(p: &Product, l: Locale, currency: &str) -> Card {
@@ -58,6 +86,7 @@ fn card(p: &Product, l: Locale, currency: &str) -> Card {
             .and_then(|pr| pr.compare_at.filter(|c| *c > pr.amount))
             .map(|c| money::display(c, currency)),
         available: p.available(),
+        image: None,
     }
 }
 
@@ -108,11 +137,10 @@ async fn render_collection(state: AppState, handle: String, q: PageParam) -> Res
         Err(e) => return crate::admin::pages::domain_error_page(e),
     };
     let more = products.len() > PER_PAGE;
-    let cards: Vec<Card> = products
-        .iter()
-        .take(PER_PAGE)
-        .map(|p| card(p, l, &site.currency))
-        .collect();
+    let cards = match cards(&state, products.iter().take(PER_PAGE), l, &site).await {
+        Ok(c) => c,
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
     let text = c.text(l);
     let path = format!("/collections/{}", percent(&c.row.handle));
     let base = base_ctx(&state, &path, None, "").await;
@@ -144,10 +172,10 @@ async fn render_home(state: AppState) -> Response {
         Ok(p) => p,
         Err(e) => return crate::admin::pages::domain_error_page(e),
     };
-    let cards: Vec<Card> = products
-        .iter()
-        .map(|p| card(p, l, &site.currency))
-        .collect();
+    let cards = match cards(&state, products.iter(), l, &site).await {
+        Ok(c) => c,
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
     let collections: Vec<Value> = match yiren_core::catalog::collection::list(&state.ctx).await {
         Ok(cs) => cs
             .iter()
@@ -244,6 +272,20 @@ async fn render_product(state: AppState, handle: String) -> Response {
             })
         })
         .collect();
+    let media: Vec<yiren_core::media::View> =
+        match yiren_core::media::of_product(&state.ctx, p.row.id).await {
+            Ok(m) => m
+                .iter()
+                .filter(|m| m.row.status == "ready" || m.row.status == "processing")
+                .map(|m| m.view(l, site.default_locale))
+                .collect(),
+            Err(e) => return crate::admin::pages::domain_error_page(e),
+        };
+    let images: Vec<String> = media
+        .iter()
+        .filter(|m| m.kind == "image" && !m.src.is_empty())
+        .map(|m| absolute(&state, &m.src))
+        .collect();
     let mut ld = serde_json::json!({
         "@context": "https://schema.org",
         "@type": "Product",
@@ -251,6 +293,9 @@ async fn render_product(state: AppState, handle: String) -> Response {
         "description": description,
         "offers": offers,
     });
+    if !images.is_empty() {
+        ld["image"] = serde_json::json!(images);
+    }
     if !p.row.vendor.is_empty() {
         ld["brand"] = serde_json::json!({ "@type": "Brand", "name": p.row.vendor });
     }
@@ -271,6 +316,8 @@ async fn render_product(state: AppState, handle: String) -> Response {
             },
             card => Value::from_serialize(card(&p, l, cur)),
             variants => variants,
+            media => Value::from_serialize(&media),
+            og_image => images.first().cloned(),
             seo_title => if text.seo_title.is_empty() { text.title.clone() } else { text.seo_title.clone() },
             description => description,
             canonical => canonical,
@@ -360,11 +407,11 @@ async fn search_page(State(state): State<AppState>, Query(f): Query<SearchForm>)
             Err(e) => return crate::admin::pages::domain_error_page(e),
         };
         let now = state.ctx.now();
-        let cards: Vec<Card> = products
-            .iter()
-            .filter(|p| p.visible(now))
-            .map(|p| card(p, l, cur))
-            .collect();
+        let cards = match cards(&state, products.iter().filter(|p| p.visible(now)), l, &site).await
+        {
+            Ok(c) => c,
+            Err(e) => return crate::admin::pages::domain_error_page(e),
+        };
         (cards, hits.total)
     } else {
         (vec![], 0)

@@ -19,7 +19,24 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub outbound: OutboundConfig,
     pub mail: MailConfig,
+    pub storage: StorageConfig,
     pub log: LogConfig,
+}
+
+/// Where uploaded files go: `<data_dir>/files` unless an S3-compatible bucket is named.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Bucket name; empty = files under the data directory.
+    pub s3_bucket: String,
+    /// e.g. `https://s3.us-east-1.amazonaws.com`, `https://<account>.r2.cloudflarestorage.com`,
+    /// `https://oss-cn-hangzhou.aliyuncs.com`, `http://127.0.0.1:9000`; empty = AWS.
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: Secret,
+    /// Prefix for every key, so several shops can share a bucket.
+    pub s3_prefix: String,
 }
 
 /// Outgoing email.
@@ -111,6 +128,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             outbound: OutboundConfig::default(),
             mail: MailConfig::default(),
+            storage: StorageConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use yiren_core::job::{Registry, Schedule, Worker, WorkerConfig};
 use yiren_core::{auth::AuthPolicy, password::Hasher, Clock, Ctx, Locale, Rng};
+use yiren_providers::files::Files;
 use yiren_providers::http::{HttpClient, OutboundPolicy};
 use yiren_store::engine::DbOptions;
 use yiren_store::Db;
@@ -95,8 +96,26 @@ pub fn registry(
     search: Arc<yiren_search::SearchIndex>,
     http: HttpClient,
     sender: deliver::MessageSend,
+    files: Files,
 ) -> Registry {
     let mut r = Registry::default();
+    r.register(
+        yiren_core::media::RESIZE_KIND,
+        handlers::Resize {
+            files: files.clone(),
+        },
+    );
+    r.register(
+        yiren_core::media::FETCH_KIND,
+        handlers::Fetch {
+            files: files.clone(),
+            http: http.clone(),
+        },
+    );
+    r.register(
+        yiren_core::media::DELETE_KIND,
+        handlers::DeleteFiles { files },
+    );
     r.register(
         yiren_core::catalog::INDEX_KIND,
         yiren_search::IndexJob::new(search.clone()),
@@ -113,6 +132,24 @@ pub fn registry(
         yiren_core::reach::broadcast::BroadcastRun,
     );
     r
+}
+
+/// The file store: the configured S3-compatible bucket, else `<data-dir>/files`.
+pub fn open_files(config: &Config) -> anyhow::Result<Files> {
+    let s = &config.storage;
+    let files = if s.s3_bucket.is_empty() {
+        Files::local(&config.files_dir())
+    } else {
+        Files::s3(&yiren_providers::files::S3Settings {
+            bucket: s.s3_bucket.clone(),
+            endpoint: s.s3_endpoint.clone(),
+            region: s.s3_region.clone(),
+            access_key_id: s.s3_access_key_id.clone(),
+            secret_access_key: s.s3_secret_access_key.expose().to_string(),
+            prefix: s.s3_prefix.clone(),
+        })
+    };
+    files.map_err(|e| anyhow::anyhow!("storage: {e}"))
 }
 
 /// The product search index under `<data-dir>/indexes/products`, and whether it starts empty (new,
@@ -190,8 +227,16 @@ impl App {
                 }
             });
         }
-        let state =
-            AppState::new(ctx.clone(), web, templates, http.clone(), search.clone()).await?;
+        let files = open_files(config)?;
+        let state = AppState::new(
+            ctx.clone(),
+            web,
+            templates,
+            http.clone(),
+            search.clone(),
+            files.clone(),
+        )
+        .await?;
 
         let listener = TcpListener::bind(&config.server.addr)
             .await
@@ -231,6 +276,7 @@ impl App {
                         .clone()
                         .unwrap_or_else(|| format!("http://{}", display_addr(addr))),
                 ),
+                files,
             ),
             schedules,
             WorkerConfig {

@@ -17,6 +17,7 @@ use yiren_store::catalog::{
 use yiren_store::StoreError;
 
 use crate::error::{DomainError, DomainResult};
+use crate::event;
 use crate::job::{self, EnqueueOptions};
 use crate::{money, Ctx, Locale};
 
@@ -671,6 +672,7 @@ pub async fn create(ctx: &Ctx, input: &ProductInput, actor: &str) -> DomainResul
         store::drop_former_handle(&mut tx, &handle).await?;
         write_children(ctx, &mut tx, &row, input.kind, &c, actor).await?;
         enqueue_index(ctx, &mut tx, id).await?;
+        event::record(ctx, &mut tx, event::PRODUCT_CREATED, id, &summary(&row)).await?;
         tx.commit().await.map_err(StoreError::from)?;
         changed();
         return get(ctx, id).await;
@@ -714,9 +716,34 @@ pub async fn update(
     }
     write_children(ctx, &mut tx, &row, input.kind, &c, actor).await?;
     enqueue_index(ctx, &mut tx, id).await?;
+    event::record(ctx, &mut tx, event::PRODUCT_UPDATED, id, &summary(&row)).await?;
     tx.commit().await.map_err(StoreError::from)?;
     changed();
     get(ctx, id).await
+}
+
+/// What a product event carries: enough to tell which product and what state it is in; the whole
+/// product is one `GET /api/v1/products/{id}` away.
+pub(crate) fn summary(row: &ProductRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": row.id,
+        "handle": row.handle,
+        "title": row.title,
+        "kind": row.kind,
+        "status": row.status,
+        "tags": row.tags,
+        "updated_at": crate::clock::rfc3339(row.updated_at),
+    })
+}
+
+/// Record `products/update` for a product inside `tx` (media and bulk changes use it).
+pub(crate) async fn record_updated(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    id: i64,
+) -> DomainResult<()> {
+    let row = store::get_product(&mut **tx, id).await.map_err(store_err)?;
+    event::record(ctx, tx, event::PRODUCT_UPDATED, id, &summary(&row)).await
 }
 
 async fn write_children(
@@ -820,10 +847,14 @@ pub(crate) async fn enqueue_index(
 /// Delete a product (its search document goes with the same job).
 pub async fn delete(ctx: &Ctx, id: i64) -> DomainResult<()> {
     let mut tx = ctx.db.begin().await?;
+    let row = store::get_product(&mut *tx, id).await.map_err(store_err)?;
+    crate::media::forget_files(ctx, &mut tx, id).await?;
     store::delete_product(&mut tx, id)
         .await
         .map_err(store_err)?;
     enqueue_index(ctx, &mut tx, id).await?;
+    let gone = serde_json::json!({ "id": id, "handle": row.handle });
+    event::record(ctx, &mut tx, event::PRODUCT_DELETED, id, &gone).await?;
     tx.commit().await.map_err(StoreError::from)?;
     changed();
     Ok(())
@@ -836,8 +867,9 @@ pub async fn set_status(ctx: &Ctx, ids: &[i64], status: &str) -> DomainResult<u6
     }
     let mut tx = ctx.db.begin().await?;
     let n = store::set_status(&mut tx, ids, status, ctx.now()).await?;
-    for id in ids {
-        enqueue_index(ctx, &mut tx, *id).await?;
+    for row in store::get_products(&mut *tx, ids).await? {
+        enqueue_index(ctx, &mut tx, row.id).await?;
+        event::record(ctx, &mut tx, event::PRODUCT_UPDATED, row.id, &summary(&row)).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
     changed();
@@ -875,6 +907,7 @@ pub async fn bulk_tags(
         }
         store::set_tags(&mut tx, row.id, &tags.join(", "), now).await?;
         enqueue_index(ctx, &mut tx, row.id).await?;
+        record_updated(ctx, &mut tx, row.id).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
     changed();
@@ -914,6 +947,17 @@ pub async fn adjust(
         return Err(DomainError::invalid("delta", "catalog.quantity_invalid"));
     }
     enqueue_index(ctx, &mut tx, v.product_id).await?;
+    let what = serde_json::json!({
+        "inventory_item_id": variant_id,
+        "product_id": v.product_id,
+        "sku": v.sku,
+        "delta": delta,
+        "available": after,
+        "reason": a.reason,
+        "actor": a.actor,
+        "updated_at": crate::clock::rfc3339(a.created_at),
+    });
+    event::record(ctx, &mut tx, event::INVENTORY_UPDATED, variant_id, &what).await?;
     tx.commit().await.map_err(StoreError::from)?;
     changed();
     Ok(after)

@@ -5,6 +5,7 @@ pub mod apps;
 pub mod collections;
 pub mod customers;
 pub mod mail;
+pub mod media;
 pub mod notify;
 pub mod pages;
 pub mod products;
@@ -70,6 +71,10 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/products/{id}",
     "/admin/products/{id}/delete",
     "/admin/products/{id}/stock",
+    "/admin/products/{id}/media",
+    "/admin/products/{id}/media/order",
+    "/admin/media/{id}",
+    "/admin/media/{id}/delete",
     "/admin/collections",
     "/admin/collections/{id}",
     "/admin/collections/{id}/delete",
@@ -96,6 +101,13 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/admin/products/{id}/delete", post(products::delete))
         .route("/admin/products/{id}/stock", post(products::adjust))
+        .route(
+            "/admin/products/{id}/media",
+            post(media::upload).layer(axum::extract::DefaultBodyLimit::max(crate::UPLOAD_LIMIT)),
+        )
+        .route("/admin/products/{id}/media/order", post(media::order))
+        .route("/admin/media/{id}", post(media::update))
+        .route("/admin/media/{id}/delete", post(media::delete))
         .route(
             "/admin/collections",
             get(collections::list).post(collections::create),
@@ -261,6 +273,8 @@ pub async fn base_ctx(
 pub const NOTICES: &[&str] = &[
     "settings.saved",
     "catalog.stock_adjusted",
+    "media.added",
+    "media.removed",
     "staff.created",
     "admin.retried",
     "admin.password_changed",

@@ -479,6 +479,27 @@ pub async fn bulk(
 // ---------------------------------------------------------------------------------------------
 // Editor
 
+/// The editor of product `id` with `e` shown (a refused media action), or the error page.
+pub(super) async fn editor_refusing(
+    state: &AppState,
+    s: &yiren_core::auth::Session,
+    id: i64,
+    e: DomainError,
+) -> Response {
+    let p = match catalog::get(&state.ctx, id).await {
+        Ok(p) => p,
+        Err(e) => return domain_error_page(e),
+    };
+    match refused(e) {
+        Ok(m) => {
+            let site = state.settings().await;
+            let pairs = pairs_of(&p, &site.currency, &site.time_zone);
+            unprocessable(render_editor(state, s, Some(&p), &pairs, m, None).await)
+        }
+        Err(e) => domain_error_page(e),
+    }
+}
+
 async fn render_editor(
     state: &AppState,
     s: &yiren_core::auth::Session,
@@ -521,6 +542,27 @@ async fn render_editor(
         },
         None => vec![],
     };
+    let items = match product {
+        Some(p) => match yiren_core::media::of_product(&state.ctx, p.row.id).await {
+            Ok(m) => m,
+            Err(e) => return domain_error_page(e),
+        },
+        None => vec![],
+    };
+    let media: Vec<yiren_core::media::View> = items
+        .iter()
+        .map(|m| m.view(site.default_locale, site.default_locale))
+        .collect();
+    let media_alts: Vec<Value> = items
+        .iter()
+        .map(|m| {
+            let alt: BTreeMap<&str, String> = Locale::ALL
+                .iter()
+                .map(|l| (l.tag(), m.alt.get(l.tag()).cloned().unwrap_or_default()))
+                .collect();
+            context! { id => m.row.id.to_string(), error => m.row.error.clone(), source => m.row.source_url.clone(), alt => alt }
+        })
+        .collect();
     let path = match product {
         Some(p) => format!("/admin/products/{}", p.row.id),
         None => "/admin/products/new".into(),
@@ -535,6 +577,9 @@ async fn render_editor(
             f => Value::from_serialize(&f),
             rows => row_views,
             history => history,
+            media => media,
+            media_meta => media_alts,
+            all_locales => Locale::ALL.iter().map(|l| context! { tag => l.tag(), name => l.native_name() }).collect::<Vec<_>>(),
             kinds => Kind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
             statuses => catalog::STATUSES.to_vec(),
             locales => locales.iter().map(|l| context! { tag => l.tag(), name => l.native_name() }).collect::<Vec<_>>(),

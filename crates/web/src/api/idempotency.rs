@@ -39,7 +39,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     };
     let token_id = principal.token.id;
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+    let limit = crate::body_limit(&state, parts.uri.path());
+    let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
             return ApiError::new(

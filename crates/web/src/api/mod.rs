@@ -4,9 +4,11 @@
 //! document generated from this code at `/api/v1/openapi.json`.
 
 pub mod customers;
+pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod jobs;
+pub mod media;
 pub mod page;
 pub mod products;
 pub mod reach;
@@ -37,6 +39,8 @@ use crate::AppState;
         reach::send_broadcast, reach::cancel_broadcast,
         products::list_products, products::count_products, products::get_product, products::create_product,
         products::update_product, products::delete_product, products::adjust_inventory,
+        media::list_images, media::create_image, media::update_image, media::delete_image,
+        events::list_events,
     ),
     components(schemas(
         extract::ErrorBody, extract::ErrorDetail, extract::CountResponse,
@@ -52,7 +56,10 @@ use crate::AppState;
         products::Product, products::Variant, products::ProductOption, products::ProductTranslation, products::ProductDetails,
         products::PresentmentPrice, products::ProductResponse, products::ProductListResponse, products::ProductRequest,
         products::ProductInputJson, products::VariantInput, products::OptionInput, products::AdjustRequest,
-        products::InventoryLevel, products::InventoryLevelResponse,
+        products::InventoryLevel, products::InventoryLevelResponse, products::Image, products::ImageSize,
+        media::ImageListResponse, media::ImageResponse, media::ImageInput, media::ImageRequest,
+        media::ImageUpdate, media::ImageUpdateRequest,
+        events::Event, events::EventListResponse,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -133,7 +140,18 @@ pub fn routes(state: AppState) -> Router<AppState> {
                 .put(products::update_product)
                 .delete(products::delete_product),
         )
+        .route(
+            "/products/{id}/images",
+            get(media::list_images).post(media::create_image).layer(
+                axum::extract::DefaultBodyLimit::max(crate::API_UPLOAD_LIMIT),
+            ),
+        )
+        .route(
+            "/products/{id}/images/{image_id}",
+            axum::routing::put(media::update_image).delete(media::delete_image),
+        )
         .route("/inventory_levels/adjust", post(products::adjust_inventory))
+        .route("/events", get(events::list_events))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotency,

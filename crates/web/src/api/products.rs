@@ -127,11 +127,119 @@ pub struct Product {
     pub variants: Vec<Variant>,
     pub translations: Vec<ProductTranslation>,
     pub details: ProductDetails,
+    /// The product's images, in order (videos and embeds are in `media`).
+    pub images: Vec<Image>,
+    /// The first image, if any.
+    pub image: Option<Image>,
+    /// Every media item (images, uploaded videos, Bilibili/YouTube embeds), in order.
+    pub media: Vec<Image>,
     pub created_at: String,
     pub updated_at: String,
 }
 
-fn product_json(p: &DomainProduct, currency: &str) -> Product {
+/// A media item: an image (Shopify's product image shape), an uploaded video or an embed.
+#[derive(Serialize, ToSchema, Clone)]
+pub struct Image {
+    pub id: i64,
+    pub product_id: i64,
+    pub position: i64,
+    /// `IMAGE`, `VIDEO` or `EXTERNAL_VIDEO`.
+    pub media_content_type: String,
+    /// `fetching`, `processing`, `ready` or `failed`.
+    pub status: String,
+    /// Absolute URL of the original file (an embed: its page).
+    pub src: String,
+    pub width: i64,
+    pub height: i64,
+    /// In the shop's default language.
+    pub alt: Option<String>,
+    /// Alt text per language.
+    pub alt_translations: std::collections::BTreeMap<String, String>,
+    /// Generated sizes (thumb, medium, large; JPEG/PNG and WebP).
+    pub sizes: Vec<ImageSize>,
+    /// Why fetching or processing failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One generated size.
+#[derive(Serialize, ToSchema, Clone)]
+pub struct ImageSize {
+    pub name: String,
+    pub src: String,
+    pub width: u32,
+    pub height: u32,
+    pub mime_type: String,
+}
+
+pub(crate) fn image_json(
+    m: &yiren_core::media::Media,
+    base: &str,
+    default: yiren_core::Locale,
+) -> Image {
+    let r = &m.row;
+    let url = |key: &str| format!("{base}{}", yiren_core::media::file_url(key));
+    Image {
+        id: r.id,
+        product_id: r.product_id,
+        position: r.position,
+        media_content_type: match r.kind.as_str() {
+            "image" => "IMAGE",
+            "video" => "VIDEO",
+            _ => "EXTERNAL_VIDEO",
+        }
+        .into(),
+        status: r.status.clone(),
+        src: if r.kind == "embed" || r.storage_key.is_empty() {
+            r.source_url.clone()
+        } else {
+            url(&r.storage_key)
+        },
+        width: r.width,
+        height: r.height,
+        alt: m.alt.get(default.tag()).cloned(),
+        alt_translations: m.alt.clone(),
+        sizes: m
+            .sizes
+            .iter()
+            .map(|s| ImageSize {
+                name: s.name.clone(),
+                src: url(&s.key),
+                width: s.width,
+                height: s.height,
+                mime_type: s.mime.clone(),
+            })
+            .collect(),
+        error: (!r.error.is_empty()).then(|| r.error.clone()),
+        created_at: ts(r.created_at),
+        updated_at: ts(r.updated_at),
+    }
+}
+
+/// How media appear in product JSON: where files are served from, and the default language.
+pub(crate) struct MediaContext<'a> {
+    pub base: String,
+    pub default: yiren_core::Locale,
+    pub media: &'a std::collections::BTreeMap<i64, Vec<yiren_core::media::Media>>,
+}
+
+fn product_json(p: &DomainProduct, currency: &str, mc: &MediaContext<'_>) -> Product {
+    let media: Vec<Image> = mc
+        .media
+        .get(&p.row.id)
+        .map(|ms| {
+            ms.iter()
+                .map(|m| image_json(m, &mc.base, mc.default))
+                .collect()
+        })
+        .unwrap_or_default();
+    let images: Vec<Image> = media
+        .iter()
+        .filter(|m| m.media_content_type == "IMAGE")
+        .cloned()
+        .collect();
     let fmt = |m: i64, c: &str| money::format(m, c);
     let some = |s: &String| (!s.is_empty()).then(|| s.clone());
     Product {
@@ -213,9 +321,42 @@ fn product_json(p: &DomainProduct, currency: &str) -> Product {
             deadline: ts_opt(p.details.deadline),
             booking: p.details.booking,
         },
+        image: images.first().cloned(),
+        images,
+        media,
         created_at: ts(p.row.created_at),
         updated_at: ts(p.row.updated_at),
     }
+}
+
+/// Products as JSON, with their media (one query for all).
+async fn products_json(
+    state: &AppState,
+    headers: &HeaderMap,
+    ps: &[DomainProduct],
+) -> Result<Vec<Product>, ApiError> {
+    let site = state.settings().await;
+    let ids: Vec<i64> = ps.iter().map(|p| p.row.id).collect();
+    let media = yiren_core::media::of_products(&state.ctx, &ids).await?;
+    let mc = MediaContext {
+        base: base_url(state.config.public_url.as_deref(), headers),
+        default: site.default_locale,
+        media: &media,
+    };
+    Ok(ps
+        .iter()
+        .map(|p| product_json(p, &site.currency, &mc))
+        .collect())
+}
+
+async fn one_json(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: DomainProduct,
+) -> Result<Product, ApiError> {
+    Ok(products_json(state, headers, std::slice::from_ref(&p))
+        .await?
+        .remove(0))
 }
 
 /// `{"product": {...}}`
@@ -479,13 +620,12 @@ pub async fn list_products(
     let mut rows = catalog::list(&state.ctx, &filter, c.before, paging.limit + 1).await?;
     let more = rows.len() as i64 > paging.limit;
     rows.truncate(paging.limit as usize);
-    let currency = state.settings().await.currency;
     let next = more.then(|| Cursor {
         before: rows.last().map(|p| p.row.id).unwrap_or(0),
         ..c
     });
     let body = Json(ProductListResponse {
-        products: rows.iter().map(|p| product_json(p, &currency)).collect(),
+        products: products_json(&state, &headers, &rows).await?,
     });
     Ok(with_link(
         body,
@@ -521,12 +661,13 @@ pub async fn count_products(
 pub async fn get_product(
     State(state): State<AppState>,
     p: Principal,
+    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Json<ProductResponse>, ApiError> {
     p.require("products:read")?;
-    let currency = state.settings().await.currency;
+    let found = catalog::get(&state.ctx, id).await?;
     Ok(Json(ProductResponse {
-        product: product_json(&catalog::get(&state.ctx, id).await?, &currency),
+        product: one_json(&state, &headers, found).await?,
     }))
 }
 
@@ -541,6 +682,7 @@ fn actor(p: &Principal) -> String {
 pub async fn create_product(
     State(state): State<AppState>,
     p: Principal,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ProductRequest>,
 ) -> Result<(StatusCode, Json<ProductResponse>), ApiError> {
     p.require("products:write")?;
@@ -550,7 +692,7 @@ pub async fn create_product(
     Ok((
         StatusCode::CREATED,
         Json(ProductResponse {
-            product: product_json(&made, &currency),
+            product: one_json(&state, &headers, made).await?,
         }),
     ))
 }
@@ -561,6 +703,7 @@ pub async fn create_product(
 pub async fn update_product(
     State(state): State<AppState>,
     p: Principal,
+    headers: HeaderMap,
     Path(id): Path<i64>,
     ApiJson(body): ApiJson<ProductRequest>,
 ) -> Result<Json<ProductResponse>, ApiError> {
@@ -569,7 +712,7 @@ pub async fn update_product(
     let input = parse_input(body.product, &currency)?;
     let saved = catalog::update(&state.ctx, id, &input, &actor(&p)).await?;
     Ok(Json(ProductResponse {
-        product: product_json(&saved, &currency),
+        product: one_json(&state, &headers, saved).await?,
     }))
 }
 

@@ -1,0 +1,55 @@
+//! The event log webhooks will be built on: every change to a product or its stock writes an event
+//! in the change's own transaction (so an event exists exactly when the change committed), with a
+//! Shopify-style topic and a small JSON payload naming what changed. Readers page through it by id
+//! (`GET /api/v1/events?since_id=`); ids grow with time.
+
+use serde::Serialize;
+use yiren_store::event::{self as store, EventRow};
+
+use crate::error::DomainResult;
+use crate::Ctx;
+
+/// A product was created.
+pub const PRODUCT_CREATED: &str = "products/create";
+/// A product's fields, variants, status, tags or media changed.
+pub const PRODUCT_UPDATED: &str = "products/update";
+/// A product was deleted.
+pub const PRODUCT_DELETED: &str = "products/delete";
+/// A variant's stock changed through an adjustment.
+pub const INVENTORY_UPDATED: &str = "inventory_levels/update";
+
+/// Every topic, for validating filters.
+pub const TOPICS: [&str; 4] = [
+    PRODUCT_CREATED,
+    PRODUCT_UPDATED,
+    PRODUCT_DELETED,
+    INVENTORY_UPDATED,
+];
+
+/// Write an event inside the caller's transaction.
+pub async fn record(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    topic: &'static str,
+    subject_id: i64,
+    payload: &impl Serialize,
+) -> DomainResult<()> {
+    let row = EventRow {
+        id: ctx.new_id(),
+        topic: topic.into(),
+        subject_id,
+        payload: serde_json::to_string(payload).unwrap_or_else(|_| "{}".into()),
+        created_at: ctx.now(),
+    };
+    Ok(store::insert(tx, &row).await?)
+}
+
+/// Events after `since_id` (oldest first), optionally of one topic; at most 250.
+pub async fn after(
+    ctx: &Ctx,
+    since_id: i64,
+    topic: Option<&str>,
+    limit: i64,
+) -> DomainResult<Vec<EventRow>> {
+    Ok(store::after(ctx.db.read(), since_id, topic, limit.clamp(1, 250)).await?)
+}
