@@ -219,3 +219,130 @@ async fn the_wechat_page_completes_by_itself_when_the_code_is_sent() {
     shot(b, "customer-wechat-signed-in.png").await;
     browser.close().await;
 }
+
+/// Search the shop in the browser until `q` lists a result titled `title` (the index follows the
+/// catalog through the job queue), then open it.
+async fn search_and_open(b: &fantoccini::Client, base: &str, q: &str, title: &str) {
+    for _ in 0..100 {
+        b.goto(&format!("{base}/")).await.unwrap();
+        fill(b, "q", q).await;
+        click(b, Locator::Css("form.search button")).await;
+        wait_for_text(b, "main", "").await;
+        if let Ok(card) = b.find(Locator::Css("ul.cards a")).await {
+            if card.text().await.unwrap_or_default().contains(title) {
+                card.click().await.unwrap();
+                wait_for_text(b, "h1", title).await;
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "search for {q:?} never listed {title:?}: {}",
+        b.source().await.unwrap_or_default()
+    );
+}
+
+/// The owner creates a product with two variants in admin, uploads a photo to it, and a shopper
+/// finds it through the shop's search in Chinese and in English and opens it; the photo loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_adds_a_product_with_a_photo_and_a_shopper_finds_it_in_both_languages() {
+    let app = yiren_testkit::TestApp::spawn(Engine::Sqlite).await;
+    app.setup_owner("owner@example.com", "a long owner passphrase")
+        .await;
+    let browser = Browser::start().await;
+    let b = &browser.client;
+    let base = app.base.clone();
+
+    b.goto(&format!("{base}/admin/sign-in")).await.unwrap();
+    fill(b, "email", "owner@example.com").await;
+    fill(b, "password", "a long owner passphrase").await;
+    click(b, Locator::Id("sign-in-submit")).await;
+    wait_for_text(b, "h1", "概览").await;
+
+    b.goto(&format!("{base}/admin/products/new")).await.unwrap();
+    wait_for_text(b, "h1", "新建商品").await;
+    fill(b, "title", "手工陶瓷马克杯").await;
+    b.find(Locator::Css("select[name=status]"))
+        .await
+        .unwrap()
+        .select_by_value("active")
+        .await
+        .unwrap();
+    fill(b, "option1", "颜色").await;
+    fill(b, "v0_value1", "白色").await;
+    fill(b, "v0_price", "88").await;
+    fill(b, "v1_value1", "黑色").await;
+    fill(b, "v1_price", "98.50").await;
+    fill(b, "en_title", "Handmade Ceramic Mug").await;
+    shot(b, "product-new.png").await;
+    click(b, Locator::Id("save-product")).await;
+    wait_for_text(b, "h1", "手工陶瓷马克杯").await;
+
+    // The photo, through the file picker.
+    let photo = artifact_path("mug.jpg");
+    let img = image::RgbImage::from_fn(1200, 900, |x, y| {
+        image::Rgb([(x / 5 % 256) as u8, (y / 4 % 256) as u8, 160])
+    });
+    img.save(&photo).unwrap();
+    b.find(Locator::Css("input[type=file][name=file]"))
+        .await
+        .unwrap()
+        .send_keys(photo.to_str().unwrap())
+        .await
+        .unwrap();
+    fill(b, "alt_zh-CN", "白色陶瓷马克杯").await;
+    fill(b, "alt_en", "White ceramic mug").await;
+    click(b, Locator::Id("media-add")).await;
+    wait_for_text(b, "main", "已添加").await;
+    let id = yiren_core::catalog::list(&app.state.ctx, &Default::default(), 0, 10)
+        .await
+        .unwrap()[0]
+        .row
+        .id;
+    for _ in 0..200 {
+        let m = yiren_core::media::of_product(&app.state.ctx, id)
+            .await
+            .unwrap();
+        if m.len() == 1 && m[0].row.status == "ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.refresh().await.unwrap();
+    shot(b, "product-editor-with-photo.png").await;
+
+    // A shopper: Chinese search, unspaced, then English after switching language.
+    search_and_open(b, &base, "陶瓷杯子", "手工陶瓷马克杯").await;
+    let source = b.source().await.unwrap();
+    assert!(
+        source.contains("白色") && source.contains("黑色"),
+        "both variants"
+    );
+    assert!(source.contains("¥98.50"), "{source}");
+    let loaded = b
+        .execute(
+            "const i = document.querySelector('.gallery img'); return [i.complete, i.naturalWidth, i.alt, i.currentSrc];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(loaded[0], true, "{loaded}");
+    assert_eq!(loaded[1], 640, "the medium size is shown: {loaded}");
+    assert_eq!(loaded[2], "白色陶瓷马克杯");
+    assert!(
+        loaded[3].as_str().unwrap().ends_with(".webp"),
+        "Chromium takes the WebP source: {loaded}"
+    );
+    shot(b, "product-zh.png").await;
+
+    click(b, Locator::Css("a[hreflang=en]")).await;
+    search_and_open(b, &base, "ceramic mug", "Handmade Ceramic Mug").await;
+    let alt = b
+        .execute("return document.querySelector('.gallery img').alt;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(alt, "White ceramic mug");
+    shot(b, "product-en.png").await;
+    browser.close().await;
+}
