@@ -177,6 +177,16 @@ pub async fn set_tags(tx: &mut Tx, id: i64, tags: &str, now: i64) -> StoreResult
     Ok(())
 }
 
+/// Mark a product changed now (after a change to its variants' prices).
+pub async fn touch(tx: &mut Tx, id: i64, now: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE products SET updated_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Delete a product with its variants, prices, translations and former handles.
 pub async fn delete_product(tx: &mut Tx, id: i64) -> StoreResult<()> {
     let r = sqlx::query("DELETE FROM products WHERE id = $1")

@@ -110,6 +110,35 @@ both_engines! {
         assert_eq!(r.status(), 422);
         assert!(r.text().await.unwrap().contains("已被其他商品使用"));
 
+        // Bulk price: −10 % on two products, the old price shown struck through where there was
+        // no higher compare-at price; a change that would take a price below zero changes nothing.
+        let second = form(&csrf, &[("handle", "cup-2")]);
+        let r = owner.post(app.url("/admin/products")).form(&second).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let id2: i64 = location(&r).trim_start_matches("/admin/products/").split('?').next().unwrap().parse().unwrap();
+        let (a, b) = (id.to_string(), id2.to_string());
+        let bulk = |action: &'static str, value: &'static str| {
+            let owner = owner.clone();
+            let url = app.url("/admin/products/bulk");
+            let f = vec![("_csrf", csrf.clone()), ("id", a.clone()), ("id", b.clone()), ("action", action.to_string()), ("price_value", value.to_string()), ("compare_at", "1".to_string())];
+            async move { owner.post(url).form(&f).send().await.unwrap() }
+        };
+        let prices = |id: i64| { let ctx = app.state.ctx.clone(); async move {
+            catalog::get(&ctx, id).await.unwrap().variants.iter().map(|v| (v.prices[0].amount, v.prices[0].compare_at)).collect::<Vec<_>>()
+        }};
+        assert_eq!(bulk("price_percent", "-10").await.status(), 303);
+        assert_eq!(prices(id).await, vec![(7920, Some(9990))]);
+        assert_eq!(prices(id2).await, vec![(7920, Some(9990)), (8865, Some(9850))]);
+        for (action, value, msg) in [("price_add", "-80", "价格"), ("price_set", "abc", "金额"), ("price_percent", "0", "百分比"), ("price_percent", "-100", "百分比")] {
+            let r = bulk(action, value).await;
+            assert_eq!(r.status(), 422, "{action} {value}");
+            assert!(r.text().await.unwrap().contains(msg), "{action} {value}");
+        }
+        assert_eq!(prices(id2).await, vec![(7920, Some(9990)), (8865, Some(9850))], "all or nothing");
+        assert_eq!(bulk("price_set", "120").await.status(), 303);
+        assert_eq!(prices(id2).await, vec![(12000, None), (12000, None)], "a compare-at at or below the price is dropped");
+        catalog::delete(&app.state.ctx, id2).await.unwrap();
+
         // Bulk: tags and status.
         let ids = id.to_string();
         let r = owner.post(app.url("/admin/products/bulk")).form(&[("_csrf", csrf.as_str()), ("id", ids.as_str()), ("action", "tag_add"), ("tag", "礼物，夏季")]).send().await.unwrap();

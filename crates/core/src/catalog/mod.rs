@@ -914,6 +914,120 @@ pub async fn bulk_tags(
     Ok(())
 }
 
+/// How a bulk price change moves every variant's price in the shop currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceChange {
+    /// Set to this amount (minor units).
+    Set(i64),
+    /// Add this amount (minor units, negative to lower).
+    Add(i64),
+    /// Change by this many hundredths of a percent (`-1000` = −10 %), rounded half up to the
+    /// minor unit.
+    Percent(i64),
+}
+
+impl PriceChange {
+    /// Parse a percentage such as `-10`, `+12.5` or `7.25` into [`PriceChange::Percent`]: at most
+    /// two decimals, from −99.99 % to +1000 %.
+    pub fn percent(text: &str) -> DomainResult<PriceChange> {
+        let bad = || DomainError::invalid("price_value", "catalog.percent_invalid");
+        let t = text.trim().trim_end_matches('%').trim();
+        let (neg, digits) = match t.strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, t.strip_prefix('+').unwrap_or(t)),
+        };
+        let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        if whole.is_empty()
+            || whole.len() > 4
+            || frac.len() > 2
+            || !whole
+                .bytes()
+                .chain(frac.bytes())
+                .all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        let bp = whole.parse::<i64>().map_err(|_| bad())? * 100
+            + format!("{frac:0<2}").parse::<i64>().map_err(|_| bad())?;
+        let bp = if neg { -bp } else { bp };
+        if !(-9_999..=100_000).contains(&bp) || bp == 0 {
+            return Err(bad());
+        }
+        Ok(PriceChange::Percent(bp))
+    }
+
+    /// The new price for `amount`, or None when it would leave `0..=MAX_MINOR`.
+    pub fn apply(self, amount: i64) -> Option<i64> {
+        let new = match self {
+            PriceChange::Set(a) => Some(a),
+            PriceChange::Add(d) => amount.checked_add(d),
+            PriceChange::Percent(bp) => {
+                let scaled = i128::from(amount) * i128::from(10_000 + bp);
+                // Half up, exactly, in integers (amount and factor are never negative here).
+                i64::try_from((scaled + 5_000) / 10_000).ok()
+            }
+        }?;
+        (0..=money::MAX_MINOR).contains(&new).then_some(new)
+    }
+}
+
+/// Change the shop-currency price of every variant of the given products, all or none; with
+/// `keep_old_as_compare_at`, a lowered price shows the old one struck through (when the variant
+/// had no compare-at price, or a lower one). Returns how many variants changed.
+pub async fn bulk_price(
+    ctx: &Ctx,
+    ids: &[i64],
+    change: PriceChange,
+    keep_old_as_compare_at: bool,
+) -> DomainResult<u64> {
+    if ids.is_empty() {
+        return Err(DomainError::invalid("id", "catalog.bulk_none"));
+    }
+    let currency = shop_currency(ctx).await?;
+    let now = ctx.now();
+    let mut tx = ctx.db.begin().await?;
+    let variants = store::variants(&mut *tx, ids).await?;
+    let vids: Vec<i64> = variants.iter().map(|v| v.id).collect();
+    let prices = store::prices(&mut *tx, &vids).await?;
+    let mut changed_products = std::collections::BTreeSet::new();
+    let mut n = 0;
+    for v in &variants {
+        let mut mine: Vec<PriceRow> = prices
+            .iter()
+            .filter(|p| p.variant_id == v.id)
+            .cloned()
+            .collect();
+        let Some(p) = mine.iter_mut().find(|p| p.currency == currency) else {
+            continue;
+        };
+        let new = change
+            .apply(p.amount)
+            .ok_or(DomainError::invalid("price_value", "catalog.price_invalid"))?;
+        if new == p.amount {
+            continue;
+        }
+        if keep_old_as_compare_at && new < p.amount && p.compare_at.is_none_or(|c| c < p.amount) {
+            p.compare_at = Some(p.amount);
+        }
+        if p.compare_at.is_some_and(|c| c <= new) {
+            // A compare-at price at or below the price is no discount: drop it.
+            p.compare_at = None;
+        }
+        p.amount = new;
+        store::put_prices(&mut tx, v.id, &mine).await?;
+        changed_products.insert(v.product_id);
+        n += 1;
+    }
+    for id in &changed_products {
+        store::touch(&mut tx, *id, now).await?;
+        enqueue_index(ctx, &mut tx, *id).await?;
+        record_updated(ctx, &mut tx, *id).await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    changed();
+    Ok(n)
+}
+
 /// Change a variant's stock by `delta`, recording the reason and who did it.
 pub async fn adjust(
     ctx: &Ctx,
@@ -1114,5 +1228,25 @@ mod tests {
             split_tags(" 新品，Sale, sale ,, 茶 "),
             vec!["新品", "Sale", "茶"]
         );
+    }
+
+    #[test]
+    fn bulk_price_changes_are_exact_integers() {
+        let pct = |t: &str| PriceChange::percent(t).unwrap();
+        assert_eq!(pct("-10"), PriceChange::Percent(-1000));
+        assert_eq!(pct("+12.5%"), PriceChange::Percent(1250));
+        assert_eq!(pct("7.25"), PriceChange::Percent(725));
+        for bad in ["", "0", "abc", "-100", "1.234", "1e3", "--5", "10001", "."] {
+            assert!(PriceChange::percent(bad).is_err(), "{bad}");
+        }
+        // 329.00 − 10 % = 296.10; 0.05 − 50 % = 0.025 → 0.03 (half up); 3 × 33.33 % rounds.
+        assert_eq!(pct("-10").apply(32900), Some(29610));
+        assert_eq!(pct("-50").apply(5), Some(3));
+        assert_eq!(pct("-50").apply(4), Some(2));
+        assert_eq!(pct("33.33").apply(300), Some(400));
+        assert_eq!(PriceChange::Add(-100).apply(99), None, "never below zero");
+        assert_eq!(PriceChange::Add(1).apply(money::MAX_MINOR), None);
+        assert_eq!(pct("1000").apply(money::MAX_MINOR), None, "no overflow");
+        assert_eq!(PriceChange::Set(1500).apply(32900), Some(1500));
     }
 }

@@ -419,6 +419,7 @@ async fn render_list(
             products => rows, total => total, q => q.q.clone(), status => q.status.clone(), kind => q.kind.clone(),
             kinds => Kind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
             statuses => catalog::STATUSES.to_vec(),
+            currency => site.currency.clone(),
             more => more, error => error, notice => notice(q.notice.as_deref()), ..base
         },
     )
@@ -458,6 +459,30 @@ pub async fn bulk(
             .map(|_| ()),
         "tag_add" => catalog::bulk_tags(&state.ctx, &ids, &tags, &[]).await,
         "tag_remove" => catalog::bulk_tags(&state.ctx, &ids, &[], &tags).await,
+        action @ ("price_set" | "price_add" | "price_percent") => {
+            let currency = state.settings().await.currency;
+            let value = get("price_value").trim();
+            let change = match action {
+                "price_percent" => catalog::PriceChange::percent(value),
+                "price_set" => {
+                    money::parse(value, &currency, "price_value").map(catalog::PriceChange::Set)
+                }
+                _ => {
+                    let (neg, v) = match value.strip_prefix('-') {
+                        Some(v) => (true, v),
+                        None => (false, value.strip_prefix('+').unwrap_or(value)),
+                    };
+                    money::parse(v, &currency, "price_value")
+                        .map(|m| catalog::PriceChange::Add(if neg { -m } else { m }))
+                }
+            };
+            match change {
+                Ok(c) => catalog::bulk_price(&state.ctx, &ids, c, get("compare_at") == "1")
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            }
+        }
         _ => Err(DomainError::invalid("action", "catalog.bulk_invalid")),
     };
     let result = result.and_then(|()| {
