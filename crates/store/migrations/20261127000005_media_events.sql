@@ -1,4 +1,4 @@
--- Product media (uploaded images and videos, video embeds) and the event log that webhooks will
+-- Product media (uploaded images and videos, video embeds), product CSV imports, and the event log that webhooks will
 -- read (product created/updated/deleted, inventory changed), written in the change's transaction.
 
 CREATE TABLE product_media (
@@ -29,3 +29,18 @@ CREATE TABLE events (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX events_topic_idx ON events (topic, id);
+
+-- Product CSV imports: the uploaded file, then the report of what the import job did.
+CREATE TABLE product_imports (
+    id BIGINT PRIMARY KEY NOT NULL,
+    filename TEXT NOT NULL,
+    content TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('previewed', 'queued', 'running', 'done')),
+    products BIGINT NOT NULL,
+    done BIGINT NOT NULL,
+    report TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX product_imports_created_idx ON product_imports (created_at);

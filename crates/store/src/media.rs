@@ -161,3 +161,106 @@ pub async fn of_products<'e, E: Executor<'e, Database = Any>>(
     .fetch_all(exec)
     .await?)
 }
+
+// ---------------------------------------------------------------------------------------------
+// CSV imports
+
+/// An uploaded product CSV and what its import did.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct ImportRow {
+    pub id: i64,
+    pub filename: String,
+    pub content: String,
+    /// `previewed`, `queued`, `running`, `done`.
+    pub status: String,
+    /// Products in the file.
+    pub products: i64,
+    /// Products handled so far (imported or refused).
+    pub done: i64,
+    /// JSON: per product, what happened.
+    pub report: String,
+    pub actor: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const IMPORT_COLUMNS: &str =
+    "id, filename, content, status, products, done, report, actor, created_at, updated_at";
+
+/// Store an uploaded file.
+pub async fn insert_import<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    r: &ImportRow,
+) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "INSERT INTO product_imports ({IMPORT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ))
+    .bind(r.id)
+    .bind(&r.filename)
+    .bind(&r.content)
+    .bind(&r.status)
+    .bind(r.products)
+    .bind(r.done)
+    .bind(&r.report)
+    .bind(&r.actor)
+    .bind(r.created_at)
+    .bind(r.updated_at)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// Move an import to `status` when it is in `from`; false when it was not.
+pub async fn import_status<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+    from: &str,
+    status: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE product_imports SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2",
+    )
+    .bind(id)
+    .bind(from)
+    .bind(status)
+    .bind(now)
+    .execute(exec)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Record progress.
+pub async fn import_progress<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+    status: &str,
+    done: i64,
+    report: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE product_imports SET status = $2, done = $3, report = $4, updated_at = $5 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(done)
+    .bind(report)
+    .bind(now)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// One import.
+pub async fn get_import<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+) -> StoreResult<ImportRow> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {IMPORT_COLUMNS} FROM product_imports WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_one(exec)
+    .await?)
+}

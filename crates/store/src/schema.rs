@@ -50,6 +50,7 @@ pub const TABLES: &[&str] = &[
     "collection_products",
     "product_media",
     "events",
+    "product_imports",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,

@@ -68,6 +68,8 @@ pub fn router(state: AppState) -> Router {
 
 /// The most an admin media upload may carry (a video file and the form around it).
 pub const UPLOAD_LIMIT: usize = yiren_core::media::MAX_VIDEO_BYTES + (1 << 20);
+/// The most a product CSV upload may carry.
+pub const IMPORT_LIMIT: usize = yiren_core::catalog::csv::MAX_CSV_BYTES + (1 << 20);
 /// The most an API image upload may carry (a base64 image in JSON).
 pub const API_UPLOAD_LIMIT: usize = yiren_core::media::MAX_IMAGE_BYTES / 3 * 4 + (1 << 20);
 
@@ -83,6 +85,8 @@ pub fn body_limit(state: &AppState, path: &str) -> usize {
     };
     if under("/admin/products/", "/media") {
         configured.max(UPLOAD_LIMIT)
+    } else if path == "/admin/products/import" {
+        configured.max(IMPORT_LIMIT)
     } else if under("/api/v1/products/", "/images") || under("/products/", "/images") {
         // (the second form is the path as the API's own middleware sees it, inside `/api/v1`)
         configured.max(API_UPLOAD_LIMIT)

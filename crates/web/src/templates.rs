@@ -177,6 +177,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/admin/products.html"),
     ),
     (
+        "admin/import.html",
+        include_str!("../templates/admin/import.html"),
+    ),
+    (
         "admin/collections.html",
         include_str!("../templates/admin/collections.html"),
     ),

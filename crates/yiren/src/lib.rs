@@ -117,6 +117,10 @@ pub fn registry(
         handlers::DeleteFiles { files },
     );
     r.register(
+        yiren_core::catalog::csv::IMPORT_KIND,
+        yiren_core::catalog::csv::ImportJob,
+    );
+    r.register(
         yiren_core::catalog::INDEX_KIND,
         yiren_search::IndexJob::new(search.clone()),
     );

@@ -7,6 +7,7 @@
 //! index follows the catalog through the outbox.
 
 pub mod collection;
+pub mod csv;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -425,6 +426,12 @@ impl Checked {
             updated_at: now,
         }
     }
+}
+
+/// Check a product with the rules `create` and `update` apply, writing nothing (the import's
+/// preview).
+pub fn validate(p: &ProductInput, shop_currency: &str) -> DomainResult<()> {
+    check(p, shop_currency).map(|_| ())
 }
 
 fn check(p: &ProductInput, shop_currency: &str) -> DomainResult<Checked> {

@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod collections;
 pub mod customers;
+pub mod import;
 pub mod mail;
 pub mod media;
 pub mod notify;
@@ -68,6 +69,8 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/broadcasts/{id}/delete",
     "/admin/products",
     "/admin/products/bulk",
+    "/admin/products/import",
+    "/admin/products/import/{id}/start",
     "/admin/products/{id}",
     "/admin/products/{id}/delete",
     "/admin/products/{id}/stock",
@@ -95,6 +98,15 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/admin/products/new", get(products::new_page))
         .route("/admin/products/bulk", post(products::bulk))
+        .route(
+            "/admin/products/import",
+            get(import::form)
+                .post(import::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::IMPORT_LIMIT)),
+        )
+        .route("/admin/products/import/{id}", get(import::show))
+        .route("/admin/products/import/{id}/start", post(import::start))
+        .route("/admin/products/export", get(import::export))
         .route(
             "/admin/products/{id}",
             get(products::edit_page).post(products::update),
