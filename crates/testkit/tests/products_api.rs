@@ -113,6 +113,44 @@ both_engines! {
         let none = json!({"variant_id": 1, "available_adjustment": 1, "reason": "x"});
         assert_eq!(api.post(url("/inventory_levels/adjust")).bearer_auth(&token).json(&none).send().await.unwrap().status(), 404);
 
+        // One variant by id.
+        let v: serde_json::Value = api.get(url(&format!("/variants/{s_id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        assert_eq!((v["variant"]["product_id"].as_i64(), v["variant"]["inventory_quantity"].as_i64()), (Some(id), Some(3)));
+        assert_eq!(api.get(url("/variants/1")).bearer_auth(&token).send().await.unwrap().status(), 404);
+
+        // Collections: manual (ordered ids) and automatic (a price rule in decimal money); the
+        // automatic one finds the shirt (lowest price 319 ≤ 320); refusals; delete.
+        let r = api.post(url("/collections")).bearer_auth(&token).json(&json!({"collection": {"title": "夏季精选", "product_ids": [id], "translations": [{"locale": "en", "title": "Summer picks"}]}})).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        let manual: serde_json::Value = r.json().await.unwrap();
+        assert_eq!((manual["collection"]["collection_type"].as_str(), manual["collection"]["product_ids"].clone()), (Some("manual"), json!([id])));
+        assert_eq!(manual["collection"]["translations"], json!([{"locale": "en", "title": "Summer picks", "body": ""}]));
+        let r = api.post(url("/collections")).bearer_auth(&token).json(&json!({"collection": {"title": "Under 320", "handle": "under-320", "collection_type": "automatic", "rules": [{"column": "price_at_most", "condition": "320"}]}})).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        let auto: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(auto["collection"]["rules"], json!([{"column": "price_at_most", "condition": "320.00"}]));
+        assert_eq!(auto["collection"]["product_ids"], json!([id]));
+        assert_eq!(auto["collection"]["disjunctive"], false);
+        let list: serde_json::Value = api.get(url("/collections")).bearer_auth(&read_only).send().await.unwrap().json().await.unwrap();
+        assert_eq!(list["collections"].as_array().unwrap().len(), 2);
+        for bad in [
+            json!({"collection": {"title": "x", "collection_type": "smart"}}),
+            json!({"collection": {"title": "x", "collection_type": "automatic", "rules": [{"column": "colour", "condition": "red"}]}}),
+            json!({"collection": {"title": "x", "collection_type": "automatic", "rules": [{"column": "price_at_most", "condition": "1.999"}]}}),
+            json!({"collection": {"title": "x", "handle": "under-320"}}),
+        ] {
+            let st = api.post(url("/collections")).bearer_auth(&token).json(&bad).send().await.unwrap().status();
+            assert!(st == 422 || st == 409, "{bad}: {st}");
+        }
+        assert_eq!(api.post(url("/collections")).bearer_auth(&read_only).json(&json!({"collection": {"title": "x"}})).send().await.unwrap().status(), 403);
+        let aid = auto["collection"]["id"].as_i64().unwrap();
+        let r = api.put(url(&format!("/collections/{aid}"))).bearer_auth(&token).json(&json!({"collection": {"title": "Under 300", "collection_type": "automatic", "rules": [{"column": "price_at_most", "condition": "300"}]}})).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let upd: serde_json::Value = r.json().await.unwrap();
+        assert_eq!((upd["collection"]["handle"].as_str(), upd["collection"]["product_ids"].clone()), (Some("under-320"), json!([])));
+        assert_eq!(api.delete(url(&format!("/collections/{aid}"))).bearer_auth(&token).send().await.unwrap().status(), 204);
+        assert_eq!(api.get(url(&format!("/collections/{aid}"))).bearer_auth(&token).send().await.unwrap().status(), 404);
+
         assert_eq!(api.delete(url(&format!("/products/{id}"))).bearer_auth(&token).send().await.unwrap().status(), 204);
         assert_eq!(api.get(url(&format!("/products/{id}"))).bearer_auth(&token).send().await.unwrap().status(), 404);
         app.stop().await;

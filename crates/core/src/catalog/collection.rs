@@ -169,7 +169,13 @@ pub async fn save(ctx: &Ctx, id: Option<i64>, input: &CollectionInput) -> Domain
         return Err(DomainError::invalid("title", "catalog.title_required"));
     }
     let body = super::long_text(&input.body, 65_536, "body")?;
+    // An update without a handle keeps the collection's address, as products do.
+    let kept = match id {
+        Some(id) if input.handle.trim().is_empty() => Some(get(ctx, id).await?.row.handle),
+        _ => None,
+    };
     let handle = match input.handle.trim().to_lowercase() {
+        _ if kept.is_some() => kept.unwrap_or_default(),
         h if h.is_empty() => {
             let s = slugify(&title);
             if s.is_empty() {

@@ -1084,6 +1084,14 @@ pub async fn adjust(
     Ok(after)
 }
 
+/// The product a variant belongs to.
+pub async fn variant_product(ctx: &Ctx, variant_id: i64) -> DomainResult<i64> {
+    Ok(store::get_variant(ctx.db.read(), variant_id)
+        .await
+        .map_err(store_err)?
+        .product_id)
+}
+
 /// The stock history of a product's variants, newest first.
 pub async fn history(ctx: &Ctx, p: &Product, limit: i64) -> DomainResult<Vec<AdjustmentRow>> {
     let ids: Vec<i64> = p.variants.iter().map(|v| v.row.id).collect();

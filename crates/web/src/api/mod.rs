@@ -3,6 +3,7 @@
 //! language, cursor pagination with a `Link` header, `Idempotency-Key` on POST, and an OpenAPI 3.1
 //! document generated from this code at `/api/v1/openapi.json`.
 
+pub mod collections;
 pub mod customers;
 pub mod events;
 pub mod extract;
@@ -41,6 +42,9 @@ use crate::AppState;
         products::update_product, products::delete_product, products::adjust_inventory,
         media::list_images, media::create_image, media::update_image, media::delete_image,
         events::list_events,
+        products::get_variant,
+        collections::list_collections, collections::get_collection, collections::create_collection,
+        collections::update_collection, collections::delete_collection,
     ),
     components(schemas(
         extract::ErrorBody, extract::ErrorDetail, extract::CountResponse,
@@ -59,7 +63,10 @@ use crate::AppState;
         products::InventoryLevel, products::InventoryLevelResponse, products::Image, products::ImageSize,
         media::ImageListResponse, media::ImageResponse, media::ImageInput, media::ImageRequest,
         media::ImageUpdate, media::ImageUpdateRequest,
-        events::Event, events::EventListResponse,
+        events::Event, events::EventListResponse, products::VariantResponse,
+        collections::CollectionRule, collections::CollectionTranslation, collections::ApiCollection,
+        collections::CollectionResponse, collections::CollectionListResponse, collections::CollectionInputJson,
+        collections::CollectionRequest,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -152,6 +159,17 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/inventory_levels/adjust", post(products::adjust_inventory))
         .route("/events", get(events::list_events))
+        .route("/variants/{id}", get(products::get_variant))
+        .route(
+            "/collections",
+            get(collections::list_collections).post(collections::create_collection),
+        )
+        .route(
+            "/collections/{id}",
+            get(collections::get_collection)
+                .put(collections::update_collection)
+                .delete(collections::delete_collection),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotency,

@@ -778,3 +778,34 @@ pub async fn adjust_inventory(
         },
     }))
 }
+
+/// `{"variant": {...}}`
+#[derive(Serialize, ToSchema)]
+pub struct VariantResponse {
+    pub variant: Variant,
+}
+
+/// One variant (stock, prices, options).
+#[utoipa::path(get, path = "/api/v1/variants/{id}", tag = "products", params(("id" = i64, Path)),
+    responses((status = 200, body = VariantResponse), (status = 404, body = ErrorBody)))]
+pub async fn get_variant(
+    State(state): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<VariantResponse>, ApiError> {
+    p.require("products:read")?;
+    let product_id = catalog::variant_product(&state.ctx, id).await?;
+    let product = one_json(
+        &state,
+        &headers,
+        catalog::get(&state.ctx, product_id).await?,
+    )
+    .await?;
+    let variant = product
+        .variants
+        .into_iter()
+        .find(|v| v.id == id)
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(VariantResponse { variant }))
+}
