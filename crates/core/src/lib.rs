@@ -10,6 +10,7 @@
 
 pub mod api_token;
 pub mod auth;
+pub mod cart;
 pub mod catalog;
 pub mod clock;
 pub mod customer;

@@ -7,6 +7,7 @@ pub mod account;
 pub mod admin;
 pub mod api;
 pub mod assets;
+pub mod cart;
 pub mod error;
 pub mod files;
 pub mod locale;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
         .merge(storefront::routes())
+        .merge(cart::routes())
         .merge(setup::routes())
         .merge(account::routes(state.clone()))
         .merge(oidc::routes(state.clone()))

@@ -319,7 +319,7 @@ impl<S: Send + Sync> FromRequestParts<S> for OwnerSession {
     }
 }
 
-fn same_origin(req: &Request) -> bool {
+pub(crate) fn same_origin(req: &Request) -> bool {
     let h = req.headers();
     if h.get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())

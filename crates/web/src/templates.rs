@@ -19,6 +19,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/shop/cards.html"),
     ),
     (
+        "shop/cart.html",
+        include_str!("../templates/shop/cart.html"),
+    ),
+    (
         "shop/home.html",
         include_str!("../templates/shop/home.html"),
     ),

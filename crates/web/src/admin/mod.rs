@@ -274,6 +274,7 @@ pub async fn base_ctx(
         site => Value::from_serialize(&site),
         locales => Value::from_serialize(&locales),
         path => path,
+        shop => !path.starts_with("/admin") && !path.starts_with("/setup"),
         csrf => csrf,
         staff => session.map(|s| Value::from_serialize(&s.staff)),
         notice => Value::from(()),

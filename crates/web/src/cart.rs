@@ -1,0 +1,165 @@
+//! `/cart`: the visitor's cart page (server-rendered, no JavaScript), `POST /cart/add` from a
+//! product page and `POST /cart/update` from the cart. The cart lives in a cookie
+//! ([`yiren_core::cart`]); every amount on the page is computed here from the catalog. Cross-site
+//! posts are refused (Origin / Sec-Fetch-Site), since shop pages are cached and carry no token.
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use minijinja::{context, Value};
+use yiren_core::{cart, DomainError};
+
+use crate::templates::error_page;
+use crate::AppState;
+
+const COOKIE: &str = "yiren_cart";
+
+/// Cart routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/cart", get(page))
+        .route("/cart/add", post(add))
+        .route("/cart/update", post(update))
+}
+
+fn lines_of(jar: &CookieJar) -> Vec<cart::Line> {
+    jar.get(COOKIE)
+        .map(|c| cart::parse(c.value()))
+        .unwrap_or_default()
+}
+
+fn keep(state: &AppState, jar: CookieJar, lines: &[cart::Line]) -> CookieJar {
+    let mut c = Cookie::new(COOKIE, cart::format(lines));
+    c.set_path("/");
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_secure(state.config.https());
+    if lines.is_empty() {
+        c.make_removal();
+    } else {
+        c.set_max_age(time::Duration::days(30));
+    }
+    jar.add(c)
+}
+
+async fn render(
+    state: &AppState,
+    jar: CookieJar,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let l = crate::locale::current();
+    let priced = match cart::price(&state.ctx, &lines_of(&jar), l).await {
+        Ok(p) => p,
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
+    // Dropped or capped lines are forgotten, so the notice shows once.
+    let jar = keep(state, jar, &priced.kept());
+    let base = crate::admin::base_ctx(state, "/cart", None, "").await;
+    let t = crate::locale::current();
+    let notices: Vec<&str> = priced.notices.iter().map(|k| t.t(k)).collect();
+    let mut resp = state.templates.render(
+        "shop/cart.html",
+        context! {
+            cart => Value::from_serialize(&priced),
+            notices => notices,
+            error => error.map(|k| t.t(k)),
+            max => cart::MAX_QUANTITY,
+            ..base
+        },
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));
+    (jar, resp).into_response()
+}
+
+async fn page(State(state): State<AppState>, jar: CookieJar) -> Response {
+    render(&state, jar, None, StatusCode::OK).await
+}
+
+/// The form fields, read after the origin check.
+async fn form_of(state: &AppState, req: Request) -> Result<Vec<(String, String)>, Response> {
+    if !crate::security::same_origin(&req) {
+        return Err(error_page(StatusCode::FORBIDDEN, "error.csrf"));
+    }
+    let bytes = axum::body::to_bytes(req.into_body(), state.config.max_body_bytes)
+        .await
+        .map_err(|_| error_page(StatusCode::PAYLOAD_TOO_LARGE, "error.payload_too_large"))?;
+    serde_urlencoded::from_bytes(&bytes)
+        .map_err(|_| error_page(StatusCode::BAD_REQUEST, "error.invalid"))
+}
+
+fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
+    f.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+async fn add(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
+    let f = match form_of(&state, req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let mut lines = lines_of(&jar);
+    let quantity = match field(&f, "quantity") {
+        "" => Ok(1),
+        q => cart::quantity(q),
+    };
+    let result = match (field(&f, "variant_id").parse::<i64>(), quantity) {
+        (Ok(v), Ok(q)) => cart::add(&state.ctx, &mut lines, v, q).await,
+        (Err(_), _) => Err(DomainError::NotFound),
+        (_, Err(e)) => Err(e),
+    };
+    match result {
+        Ok(()) => (keep(&state, jar, &lines), Redirect::to("/cart")).into_response(),
+        Err(DomainError::Invalid { key, .. }) => {
+            render(&state, jar, Some(key), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(DomainError::NotFound) => {
+            render(
+                &state,
+                jar,
+                Some("cart.line_gone"),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => crate::admin::pages::domain_error_page(e),
+    }
+}
+
+/// New quantities (`q_<variant id>`; 0 removes), or `remove=<variant id>`.
+async fn update(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
+    let f = match form_of(&state, req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let mut lines = lines_of(&jar);
+    let remove = field(&f, "remove").parse::<i64>().ok();
+    for l in &mut lines {
+        if let Some((_, v)) = f.iter().find(|(k, _)| *k == format!("q_{}", l.variant_id)) {
+            match cart::quantity(v) {
+                Ok(q) => l.quantity = q,
+                Err(_) => {
+                    return render(
+                        &state,
+                        jar,
+                        Some("cart.quantity_invalid"),
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                    )
+                    .await
+                }
+            }
+        }
+        if remove == Some(l.variant_id) {
+            l.quantity = 0;
+        }
+    }
+    lines.retain(|l| l.quantity > 0);
+    (keep(&state, jar, &lines), Redirect::to("/cart")).into_response()
+}
