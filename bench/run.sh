@@ -8,6 +8,7 @@
 #     same run, and their ratio; the same for a product page (two variants, Markdown description);
 #     the product page's weight in bytes and the number of requests it needs
 #   - storefront search p50/p99 with 1,000 and 100,000 products (src/bin/search.rs)
+#   - a 10,000-row Shopify CSV import: time and peak RSS (src/bin/import.rs)
 # Figures only: nothing here passes or fails. Needs wrk (apt-get install wrk) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,6 +90,9 @@ echo "product page weight:       $((page_bytes + css_bytes)) bytes uncompressed 
 
 echo
 "$TARGET/search" ${SEARCH_SIZES:-1000 100000}
+
+echo
+"$TARGET/import" "${IMPORT_ROWS:-10000}"
 
 echo
 "$TARGET/auth-timing" "${AUTH_SAMPLES:-200}"
