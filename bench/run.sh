@@ -56,6 +56,8 @@ PRODUCT=$("$TARGET/seed-product" "$work/data")
 YPID=$!
 for _ in $(seq 1 300); do curl -sf http://127.0.0.1:18101/healthz >/dev/null && break; sleep 0.01; done
 for _ in 1 2 3 4 5; do curl -sf http://127.0.0.1:18101/ >/dev/null; done
+# Wait for the photo's sizes (the media.resize job runs at start).
+for _ in $(seq 1 300); do curl -s "http://127.0.0.1:18101$PRODUCT" | grep -q 'medium.webp' && break; sleep 0.05; done
 sleep 2
 rss=$(awk '/VmRSS/ {print $2}' /proc/$YPID/status)
 printf "idle RSS (SQLite):        %.1f MB (target <= 30 MB)\n" "$(echo "$rss / 1024" | bc -l)"
@@ -82,11 +84,17 @@ echo "product page (Yiren):      $p_rps req/s, p99 $p_p99 ms, non-2xx $p_err"
 echo "bare axum + 1 SQLite row:  $b_rps req/s, p99 $b_p99 ms, non-2xx $b_err"
 python3 -c "print(f'ratio home / bare:        {100*$y_rps/$b_rps:.0f} % of requests/s (target >= 60 %), p99 x{$y_p99/$b_p99:.2f}')"
 python3 -c "print(f'ratio product / bare:     {100*$p_rps/$b_rps:.0f} % of requests/s (target >= 60 %), p99 x{$p_p99/$b_p99:.2f}')"
-# Page weight: the HTML plus every resource it links (stylesheet; no scripts, no images yet).
-page_bytes=$(curl -s "http://127.0.0.1:18101$PRODUCT" | wc -c)
+# Page weight: the HTML plus what a desktop browser that takes WebP loads from it (the stylesheet
+# and the photo's 640-pixel WebP; no scripts).
+html=$(curl -s "http://127.0.0.1:18101$PRODUCT" | sed 's/&#x2f;/\//g')
+page_bytes=$(printf "%s" "$html" | wc -c)
 css_bytes=$(curl -s http://127.0.0.1:18101/assets/yiren.css | wc -c)
-requests=$(curl -s "http://127.0.0.1:18101$PRODUCT" | grep -Eo '<(link rel="stylesheet"|script src|img )' | wc -l)
-echo "product page weight:       $((page_bytes + css_bytes)) bytes uncompressed ($page_bytes HTML + $css_bytes CSS), $((requests + 1)) requests"
+img_url=$(printf "%s" "$html" | grep -Eo '/media/products/[0-9]+/[0-9]+/medium\.webp' | head -n1 || true)
+img_bytes=0; [ -n "$img_url" ] && img_bytes=$(curl -s "http://127.0.0.1:18101$img_url" | wc -c)
+requests=$(printf "%s" "$html" | grep -Eo '<(link rel="stylesheet"|script src|img )' | wc -l)
+images=$(printf "%s" "$html" | grep -Eo '<img ' | wc -l)
+sized=$(printf "%s" "$html" | grep -Eo '<img [^>]*width="[0-9]+" height="[0-9]+"' | wc -l)
+echo "product page weight:       $((page_bytes + css_bytes + img_bytes)) bytes uncompressed ($page_bytes HTML + $css_bytes CSS + $img_bytes image), $((requests + 1)) requests, $sized of $images images with width/height"
 
 echo
 "$TARGET/search" ${SEARCH_SIZES:-1000 100000}

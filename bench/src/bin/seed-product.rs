@@ -1,5 +1,6 @@
 //! `seed-product <data-dir>`: store one active product with two variants and an English
-//! translation in a fresh data directory (SQLite), for the product-page benchmark; prints its path.
+//! translation and a photo in a fresh data directory (SQLite), for the product-page benchmark;
+//! prints its path.
 
 use yiren_core::catalog::{self, Price, ProductInput, Translation, VariantInput};
 
@@ -54,6 +55,29 @@ async fn main() {
     let p = catalog::create(&ctx, &input, "bench")
         .await
         .expect("product");
+    // A 1600×1200 photo-like image; the server's media.resize job makes its sizes when it starts.
+    let img = image::RgbImage::from_fn(1600, 1200, |x, y| {
+        let n = (x.wrapping_mul(2654435761) ^ y.wrapping_mul(40503)) % 23;
+        image::Rgb([(x / 7 % 256) as u8, (y / 5 % 256) as u8, (120 + n) as u8])
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 88)
+        .encode_image(&img)
+        .expect("jpeg");
+    let checked = yiren_core::media::inspect(&jpeg).expect("image");
+    let files = yiren::open_files(&config).expect("files");
+    let mid = ctx.new_id();
+    files
+        .put(
+            &yiren_core::media::original_key(p.row.id, mid, checked.format),
+            jpeg,
+        )
+        .await
+        .expect("store");
+    let alt = [("zh-CN".to_string(), "亚麻衬衫正面".to_string())].into();
+    yiren_core::media::add_uploaded(&ctx, p.row.id, mid, &checked, &alt)
+        .await
+        .expect("media");
     ctx.db.close().await;
     println!("/products/{}", p.row.handle);
 }
