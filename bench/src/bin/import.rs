@@ -63,7 +63,9 @@ async fn shop(dir: &std::path::Path) -> yiren_core::Ctx {
         },
     )
     .expect("config");
-    yiren::context(&config, Default::default()).await.expect("database")
+    yiren::context(&config, Default::default())
+        .await
+        .expect("database")
 }
 
 #[tokio::main]
@@ -82,7 +84,11 @@ async fn main() {
         .await
         .expect("preview");
     let checked = t.elapsed();
-    assert_eq!(plan.ready(), rows.div_ceil(4), "every product is importable");
+    assert_eq!(
+        plan.ready(),
+        rows.div_ceil(4),
+        "every product is importable"
+    );
     let t = Instant::now();
     let outcomes = csv::run(&ctx, id).await.expect("import");
     let imported = t.elapsed();
@@ -93,7 +99,9 @@ async fn main() {
     let base_ctx = shop(&tmp.path().join("baseline")).await;
     let t = Instant::now();
     for p in &plan.products {
-        catalog::create(&base_ctx, &p.input, "bench").await.expect("create");
+        catalog::create(&base_ctx, &p.input, "bench")
+            .await
+            .expect("create");
     }
     let direct = t.elapsed();
 
