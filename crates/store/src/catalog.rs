@@ -583,6 +583,84 @@ pub async fn adjustments<'e, E: Executor<'e, Database = Any>>(
     .await?)
 }
 
+/// A tracked variant with its product, for the inventory view.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct StockRow {
+    pub variant_id: i64,
+    pub product_id: i64,
+    pub title: String,
+    pub option1: String,
+    pub option2: String,
+    pub option3: String,
+    pub sku: String,
+    pub inventory_quantity: i64,
+    pub inventory_policy: String,
+}
+
+/// Tracked variants by product title then position, optionally only those whose product title or
+/// SKU contains `query` (case-insensitive) and only those with at most `at_most` in stock; paged by
+/// offset.
+pub async fn stock_levels<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    query: &str,
+    at_most: Option<i64>,
+    offset: i64,
+    limit: i64,
+) -> StoreResult<Vec<StockRow>> {
+    let like = if query.trim().is_empty() {
+        String::new()
+    } else {
+        format!("%{}%", crate::like_escape(&query.trim().to_lowercase()))
+    };
+    Ok(sqlx::query_as(
+        "SELECT v.id AS variant_id, v.product_id, p.title, v.option1, v.option2, v.option3, v.sku, \
+         v.inventory_quantity, v.inventory_policy FROM variants v JOIN products p ON p.id = v.product_id \
+         WHERE v.track_inventory = 1 \
+         AND ($1 = '' OR LOWER(p.title) LIKE $1 ESCAPE '\\' OR LOWER(v.sku) LIKE $1 ESCAPE '\\') \
+         AND ($2 = 0 OR v.inventory_quantity <= $3) \
+         ORDER BY p.title, p.id, v.position, v.id LIMIT $4 OFFSET $5",
+    )
+    .bind(like)
+    .bind(at_most.is_some() as i64)
+    .bind(at_most.unwrap_or(0))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// An adjustment with the product and variant it concerns.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct RecentAdjustment {
+    pub variant_id: i64,
+    pub product_id: i64,
+    pub title: String,
+    pub option1: String,
+    pub option2: String,
+    pub option3: String,
+    pub delta: i64,
+    pub quantity_after: i64,
+    pub reason: String,
+    pub actor: String,
+    pub created_at: i64,
+}
+
+/// The latest stock adjustments over the whole catalog, newest first.
+pub async fn recent_adjustments<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    limit: i64,
+) -> StoreResult<Vec<RecentAdjustment>> {
+    Ok(sqlx::query_as(
+        "SELECT a.variant_id, v.product_id, p.title, v.option1, v.option2, v.option3, a.delta, \
+         a.quantity_after, a.reason, a.actor, a.created_at FROM inventory_adjustments a \
+         JOIN variants v ON v.id = a.variant_id JOIN products p ON p.id = v.product_id \
+         ORDER BY a.created_at DESC, a.id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}
+
 /// Ids as a SQL list. Only integers are ever formatted in, never text.
 fn id_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")

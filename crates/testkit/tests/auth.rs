@@ -381,6 +381,20 @@ const GET_ROUTES: &[&str] = &[
     "/api/v1/customers",
     "/api/v1/customers/count",
     "/api/v1/customers/1",
+    "/cart",
+    "/admin/inventory",
+    "/admin/inventory?q=%E8%8C%B6&low=3&page=2",
+    "/admin/products/import",
+    "/admin/products/import/1",
+    "/admin/products/export",
+    "/media/products/1/2/medium.jpg",
+    "/media/products/1/2/../../secret.key",
+    "/assets/media-order.js",
+    "/api/v1/products/1/images",
+    "/api/v1/variants/1",
+    "/api/v1/collections",
+    "/api/v1/collections/1",
+    "/api/v1/events",
 ];
 
 both_engines! {

@@ -92,6 +92,24 @@ both_engines! {
         let hist = catalog::history(&app.state.ctx, &p, 10).await.unwrap();
         assert_eq!(hist.iter().map(|a| (a.delta, a.quantity_after)).collect::<Vec<_>>(), vec![(-4, 6), (3, 3), (10, 10)]);
 
+        // The inventory view: every tracked variant, a low-stock filter, adjustments from the list,
+        // the latest adjustments with who made them.
+        let inv = owner.get(app.url("/admin/inventory")).send().await.unwrap().text().await.unwrap();
+        assert!(inv.contains("CUP-W") && inv.contains("CUP-G") && inv.contains("盘点"), "{inv}");
+        let low = owner.get(app.url("/admin/inventory?low=3")).send().await.unwrap().text().await.unwrap();
+        assert!(low.contains("CUP-G") && !low.contains("CUP-W"), "only 3 or fewer: {low}");
+        let green_id = p.variants[1].row.id.to_string();
+        let r = owner.post(app.url("/admin/inventory/adjust")).form(&[("_csrf", csrf.as_str()), ("variant_id", green_id.as_str()), ("delta", "+7"), ("reason", "到货"), ("low", "3")]).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        assert!(location(&r).starts_with("/admin/inventory?q=&low=3"));
+        let r = owner.post(app.url("/admin/inventory/adjust")).form(&[("_csrf", csrf.as_str()), ("variant_id", green_id.as_str()), ("delta", "x"), ("reason", "到货")]).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        let r = owner.post(app.url("/admin/inventory/adjust")).form(&[("_csrf", csrf.as_str()), ("variant_id", green_id.as_str()), ("delta", "1"), ("reason", " ")]).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        let inv = owner.get(app.url("/admin/inventory")).send().await.unwrap().text().await.unwrap();
+        assert!(inv.contains("到货") && inv.contains(">10<"), "{inv}");
+        assert_eq!(catalog::get(&app.state.ctx, id).await.unwrap().variants[1].row.inventory_quantity, 10);
+
         // Editing keeps variant ids and stock; a removed row deletes that variant; a new handle
         // leaves the old address redirecting.
         let green = p.variants[1].row.id.to_string();

@@ -185,6 +185,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/admin/import.html"),
     ),
     (
+        "admin/inventory.html",
+        include_str!("../templates/admin/inventory.html"),
+    ),
+    (
         "admin/collections.html",
         include_str!("../templates/admin/collections.html"),
     ),

@@ -1092,6 +1092,58 @@ pub async fn variant_product(ctx: &Ctx, variant_id: i64) -> DomainResult<i64> {
         .product_id)
 }
 
+/// One line of the inventory view.
+#[derive(Debug, Clone, Serialize)]
+pub struct StockLevel {
+    pub variant_id: i64,
+    pub product_id: i64,
+    pub title: String,
+    pub variant: String,
+    pub sku: String,
+    pub available: i64,
+    pub continue_selling: bool,
+}
+
+/// Tracked variants for the inventory view (`query` matches product title or SKU; `at_most`
+/// keeps low stock only).
+pub async fn stock_levels(
+    ctx: &Ctx,
+    query: &str,
+    at_most: Option<i64>,
+    offset: i64,
+    limit: i64,
+) -> DomainResult<Vec<StockLevel>> {
+    let query: String = query.chars().take(100).collect();
+    Ok(
+        store::stock_levels(ctx.db.read(), &query, at_most, offset.max(0), limit)
+            .await?
+            .into_iter()
+            .map(|r| StockLevel {
+                variant: [&r.option1, &r.option2, &r.option3]
+                    .into_iter()
+                    .filter(|v| !v.is_empty())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                variant_id: r.variant_id,
+                product_id: r.product_id,
+                title: r.title,
+                sku: r.sku,
+                available: r.inventory_quantity,
+                continue_selling: r.inventory_policy == "continue",
+            })
+            .collect(),
+    )
+}
+
+/// The latest adjustments over the whole catalog, newest first.
+pub async fn recent_adjustments(
+    ctx: &Ctx,
+    limit: i64,
+) -> DomainResult<Vec<store::RecentAdjustment>> {
+    Ok(store::recent_adjustments(ctx.db.read(), limit).await?)
+}
+
 /// The stock history of a product's variants, newest first.
 pub async fn history(ctx: &Ctx, p: &Product, limit: i64) -> DomainResult<Vec<AdjustmentRow>> {
     let ids: Vec<i64> = p.variants.iter().map(|v| v.row.id).collect();

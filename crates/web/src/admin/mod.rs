@@ -5,6 +5,7 @@ pub mod apps;
 pub mod collections;
 pub mod customers;
 pub mod import;
+pub mod inventory;
 pub mod mail;
 pub mod media;
 pub mod notify;
@@ -78,6 +79,7 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/products/{id}/media/order",
     "/admin/media/{id}",
     "/admin/media/{id}/delete",
+    "/admin/inventory/adjust",
     "/admin/collections",
     "/admin/collections/{id}",
     "/admin/collections/{id}/delete",
@@ -107,6 +109,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/products/import/{id}", get(import::show))
         .route("/admin/products/import/{id}/start", post(import::start))
         .route("/admin/products/export", get(import::export))
+        .route("/admin/inventory", get(inventory::page))
+        .route("/admin/inventory/adjust", post(inventory::adjust))
         .route(
             "/admin/products/{id}",
             get(products::edit_page).post(products::update),
