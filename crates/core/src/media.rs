@@ -868,7 +868,7 @@ mod tests {
     }
 
     #[test]
-    fn sizes_are_made_upright_and_never_enlarged() {
+    fn sizes_keep_the_aspect_ratio_and_are_never_enlarged() {
         let img = image::RgbImage::from_fn(1600, 900, |x, y| {
             image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
         });

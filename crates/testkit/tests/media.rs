@@ -190,6 +190,10 @@ both_engines! {
         assert_eq!(r.status(), 206);
         assert_eq!(r.headers()["content-range"], "bytes 4-11/4096");
         assert_eq!(r.bytes().await.unwrap().as_ref(), b"ftypmp42");
+        let r = anon.get(app.url(&media::file_url(&video.row.storage_key))).header("range", "bytes=5000-").send().await.unwrap();
+        assert_eq!(r.status(), 416, "a range past the end");
+        let r = anon.get(app.url(&media::file_url(&video.row.storage_key))).header("range", "bytes=4000-").send().await.unwrap();
+        assert_eq!((r.status().as_u16(), r.headers()["content-range"].to_str().unwrap()), (206, "bytes 4000-4095/4096"));
         for bad in ["/media/products/1/2/../../yiren.db", "/media/settings.toml", "/media/products/1/2/x.html"] {
             assert_eq!(anon.get(app.url(bad)).send().await.unwrap().status(), 404, "{bad}");
         }
@@ -439,6 +443,13 @@ async fn media_live_in_an_s3_bucket_when_one_is_configured() {
         .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.bytes().await.unwrap().as_ref(), &photo[..3]);
+    let r = anon
+        .get(app.url(&media::file_url(&m.row.storage_key)))
+        .header("range", &format!("bytes={}-", photo.len() + 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416, "a range past the end, from the bucket");
     assert!(
         !app.db.dir().join("files/products").exists(),
         "nothing in the data directory"

@@ -76,7 +76,9 @@ async fn serve(
         Err(FilesError::NotFound | FilesError::BadKey) => {
             return error_page(StatusCode::NOT_FOUND, "error.not_found")
         }
-        Err(e) if want.is_some() && e.to_string().contains("range") => {
+        // A start beyond the end (the file store words it "Wanted range starting at…", S3 answers
+        // 416 "Range Not Satisfiable").
+        Err(e) if want.is_some() && e.to_string().to_lowercase().contains("range") => {
             let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
             r.headers_mut()
                 .insert(header::CONTENT_RANGE, HeaderValue::from_static("bytes */*"));
