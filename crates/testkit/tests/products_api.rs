@@ -156,3 +156,95 @@ both_engines! {
         app.stop().await;
     }
 }
+
+/// The JSON shapes of a product (with its media), a collection and the event log, as snapshots
+/// (ids, times and addresses that change per run are redacted). A change to any field shows up in
+/// review as a snapshot diff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_shapes_match_their_snapshots() {
+    let app = TestApp::spawn(yiren_testkit::Engine::Sqlite).await;
+    let owner = app.setup_owner(OWNER, PW).await;
+    let token = app
+        .api_token(&owner, &["products:read", "products:write", "events:read"])
+        .await;
+    let api = reqwest::Client::new();
+    let url = |p: &str| app.url(&format!("/api/v1{p}"));
+    let r = api
+        .post(url("/products"))
+        .bearer_auth(&token)
+        .json(&shirt("亚麻衬衫"))
+        .send()
+        .await
+        .unwrap();
+    let id = r.json::<serde_json::Value>().await.unwrap()["product"]["id"]
+        .as_i64()
+        .unwrap();
+    let r = api
+        .post(url(&format!("/products/{id}/images")))
+        .bearer_auth(&token)
+        .json(&json!({"image": {"embed_url": "https://www.bilibili.com/video/BV1GJ411x7h7", "alt": "穿着效果"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = api
+        .post(url("/collections"))
+        .bearer_auth(&token)
+        .json(&json!({"collection": {"title": "夏季", "collection_type": "automatic", "rules": [{"column": "tag", "condition": "夏季"}]}}))
+        .send()
+        .await
+        .unwrap();
+    let cid = r.json::<serde_json::Value>().await.unwrap()["collection"]["id"]
+        .as_i64()
+        .unwrap();
+    let product: serde_json::Value = api
+        .get(url(&format!("/products/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let collection: serde_json::Value = api
+        .get(url(&format!("/collections/{cid}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events: serde_json::Value = api
+        .get(url("/events?limit=3"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    insta::assert_json_snapshot!("product", product, {
+        ".product.id" => "[id]",
+        ".product.variants[].id" => "[id]",
+        ".product.variants[].product_id" => "[id]",
+        ".product.media[].id" => "[id]",
+        ".product.media[].product_id" => "[id]",
+        ".**.created_at" => "[time]",
+        ".**.updated_at" => "[time]",
+    });
+    insta::assert_json_snapshot!("collection", collection, {
+        ".collection.id" => "[id]",
+        ".collection.product_ids[]" => "[id]",
+        ".collection.created_at" => "[time]",
+        ".collection.updated_at" => "[time]",
+    });
+    insta::assert_json_snapshot!("events", events, {
+        ".events[].id" => "[id]",
+        ".events[].subject_id" => "[id]",
+        ".events[].payload.id" => "[id]",
+        ".events[].payload.updated_at" => "[time]",
+        ".events[].created_at" => "[time]",
+    });
+    app.stop().await;
+}
