@@ -196,7 +196,7 @@ pub async fn price(ctx: &Ctx, lines: &[Line], locale: Locale) -> DomainResult<Pr
             variant_id: v.row.id,
             handle: p.row.handle.clone(),
             title: p.text(locale).title,
-            variant_title: v.title(),
+            variant_title: p.variant_title(v, locale),
             quantity,
             unit,
             total,

@@ -130,12 +130,17 @@ pub fn document(p: &Product, currency: &str, collections: Vec<i64>) -> Option<Do
         titles.push(t.title.clone());
         bodies.push(t.body.clone());
     }
+    let translated_values = p
+        .translations
+        .iter()
+        .flat_map(|t| t.values.values().cloned());
     let mut extra = p.tags();
     extra.extend([p.row.vendor.clone(), p.row.product_type.clone()]);
     for v in &p.variants {
         extra.push(v.row.sku.clone());
         extra.push(v.title());
     }
+    extra.extend(translated_values);
     extra.retain(|s| !s.is_empty());
     Some(Doc {
         id: p.row.id,

@@ -44,3 +44,6 @@ CREATE TABLE product_imports (
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX product_imports_created_idx ON product_imports (created_at);
+
+-- Option names and values per language: JSON {"names": ["Size"], "values": {"白": "White"}}.
+ALTER TABLE product_translations ADD COLUMN options TEXT NOT NULL DEFAULT '{}';

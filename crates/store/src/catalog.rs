@@ -43,6 +43,8 @@ pub struct TranslationRow {
     pub body: String,
     pub seo_title: String,
     pub seo_description: String,
+    /// JSON `{"names": [..], "values": {"白": "White"}}`: option names and values in this language.
+    pub options: String,
 }
 
 /// One variant.
@@ -390,8 +392,8 @@ pub async fn put_translations(
         .await?;
     for t in rows {
         sqlx::query(
-            "INSERT INTO product_translations (product_id, locale, title, body, seo_title, seo_description) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO product_translations (product_id, locale, title, body, seo_title, seo_description, options) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(product_id)
         .bind(&t.locale)
@@ -399,6 +401,7 @@ pub async fn put_translations(
         .bind(&t.body)
         .bind(&t.seo_title)
         .bind(&t.seo_description)
+        .bind(&t.options)
         .execute(&mut **tx)
         .await?;
     }
@@ -414,7 +417,7 @@ pub async fn translations<'e, E: Executor<'e, Database = Any>>(
         return Ok(vec![]);
     }
     Ok(sqlx::query_as(&format!(
-        "SELECT product_id, locale, title, body, seo_title, seo_description FROM product_translations \
+        "SELECT product_id, locale, title, body, seo_title, seo_description, options FROM product_translations \
          WHERE product_id IN ({}) ORDER BY product_id, locale",
         id_list(product_ids)
     ))

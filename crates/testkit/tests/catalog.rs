@@ -32,6 +32,8 @@ fn form<'a>(csrf: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a st
         ("v1_stock", "3"),
         ("en_title", "Handmade Teacup"),
         ("en_body", "Thrown by hand"),
+        ("en_option1", "Colour"),
+        ("en_values", "白 = White\n青 = Celadon"),
     ];
     f.extend_from_slice(extra);
     f
@@ -49,6 +51,7 @@ both_engines! {
             (vec![("v1_value1", "白")], "选项值相同"),
             (vec![("title", " ")], "商品需要标题"),
             (vec![("kind", "membership")], "有效天数"),
+            (vec![("en_option1", "Colour"), ("en_option2", "Size")], "选项名称每个选项一个"),
         ] {
             let mut f = form(&csrf, &[]);
             for (k, v) in &bad {
@@ -73,6 +76,13 @@ both_engines! {
         let amounts: Vec<(i64, Option<i64>, i64)> = p.variants.iter().map(|v| (v.prices[0].amount, v.prices[0].compare_at, v.row.inventory_quantity)).collect();
         assert_eq!(amounts, vec![(8800, Some(9990), 10), (9850, None, 3)]);
         assert_eq!(p.translations[0].title, "Handmade Teacup");
+        assert_eq!(p.translations[0].options, ["Colour"]);
+        assert_eq!(p.translations[0].values.get("青").map(String::as_str), Some("Celadon"));
+        // The shop speaks the visitor's language down to option names and values.
+        let en = app.client().get(app.url("/products/%E6%89%8B%E5%B7%A5%E8%8C%B6%E6%9D%AF")).header("accept-language", "en").send().await.unwrap().text().await.unwrap();
+        assert!(en.contains("<th>Colour</th>") && en.contains("Celadon") && !en.contains(">青<"), "{en}");
+        let zh = app.client().get(app.url("/products/%E6%89%8B%E5%B7%A5%E8%8C%B6%E6%9D%AF")).header("accept-language", "zh-CN").send().await.unwrap().text().await.unwrap();
+        assert!(zh.contains("<th>颜色</th>") && zh.contains("青"), "{zh}");
 
         // The editor shows it back; the list finds it.
         let page = owner.get(app.url(&at)).send().await.unwrap().text().await.unwrap();
@@ -118,6 +128,7 @@ both_engines! {
         assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
         let p = catalog::get(&app.state.ctx, id).await.unwrap();
         assert_eq!((p.row.title.as_str(), p.row.handle.as_str(), p.variants.len()), ("手工陶瓷茶杯", "teacup", 1));
+        assert_eq!(p.translations[0].values.keys().collect::<Vec<_>>(), ["白"], "the removed variant's value translation goes with it");
         assert_eq!((p.variants[0].row.id.to_string(), p.variants[0].row.inventory_quantity), (white.clone(), 6), "stock is not set by the form");
         let r = app.client().get(app.url("/products/手工茶杯")).send().await.unwrap();
         assert_eq!((r.status().as_u16(), location(&r)), (301, "/products/teacup".to_string()));

@@ -264,7 +264,14 @@ both_engines! {
                 VariantInput { values: vec!["M".into(), "白".into()], sku: "LS-M-W".into(), grams: 240, track_inventory: true, initial_stock: 0, continue_selling: true, prices: price(33950, None), ..Default::default() },
                 VariantInput { values: vec!["M".into(), "蓝, 深".into()], sku: "LS-M-B".into(), grams: 240, prices: price(33950, None), ..Default::default() },
             ],
-            translations: vec![Translation { locale: "en".into(), title: "Linen shirt".into(), body: "Breathable \"linen\".".into(), ..Default::default() }],
+            translations: vec![Translation {
+                locale: "en".into(),
+                title: "Linen shirt".into(),
+                body: "Breathable \"linen\".".into(),
+                options: vec!["Size".into(), "Colour".into()],
+                values: [("白".to_string(), "White".to_string()), ("蓝, 深".to_string(), "Deep blue".to_string())].into(),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let course = ProductInput {
@@ -287,6 +294,7 @@ both_engines! {
         let first = export(&a, &ca).await;
         assert!(first.starts_with("Title,URL handle,Description,Vendor,Product category,Type,Tags,Published on online store,Status,SKU,"), "{first}");
         assert!(first.contains("\"蓝, 深\"") && first.contains("Linen shirt") && first.contains("membership"), "{first}");
+        assert!(first.contains("Options (product.metafields.yiren.options_en)") && first.contains("Deep blue"), "{first}");
         assert!(first.contains(&format!("{}/media/products/{}/", a.base, s.row.id)), "the photo's address at shop A");
 
         let b = TestApp::spawn(engine).await;

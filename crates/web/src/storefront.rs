@@ -240,7 +240,7 @@ async fn render_product(state: AppState, handle: String) -> Response {
             let price = v.price(cur);
             context! {
                 id => v.row.id.to_string(),
-                title => v.title(),
+                title => p.variant_title(v, l),
                 sku => v.row.sku.clone(),
                 price => price.map(|pr| money::display(pr.amount, cur)),
                 compare_at => price.and_then(|pr| pr.compare_at.filter(|c| *c > pr.amount)).map(|c| money::display(c, cur)),
@@ -311,7 +311,7 @@ async fn render_product(state: AppState, handle: String) -> Response {
                 vendor => p.row.vendor.clone(),
                 kind => p.row.kind.clone(),
                 tags => p.tags(),
-                options => Value::from_serialize(&p.options),
+                options => p.option_names(l).into_iter().map(|name| context! { name => name }).collect::<Vec<_>>(),
                 available => p.available(),
             },
             card => Value::from_serialize(card(&p, l, cur)),

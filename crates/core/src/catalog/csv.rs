@@ -7,8 +7,9 @@
 //! Images named by URL are downloaded by `media.fetch` jobs. Export writes the 2025 header.
 //!
 //! Yiren fields Shopify has no column for travel as metafield columns, the way Shopify exports
-//! metafields: `Kind (product.metafields.yiren.kind)` and, per other language, `Title
-//! (product.metafields.yiren.title_en)` and `Description (product.metafields.yiren.body_en)`.
+//! metafields: `Kind (product.metafields.yiren.kind)`, the kind's details, and, per other
+//! language, `Title (product.metafields.yiren.title_en)`, `Description (….body_en)` and `Options
+//! (….options_en)` (JSON: option names and values in that language).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -149,10 +150,10 @@ const ALIASES: &[(&str, &[&str])] = &[
 ];
 
 fn translation_column(what: &str, tag: &str) -> String {
-    let label = if what == "title" {
-        "Title"
-    } else {
-        "Description"
+    let label = match what {
+        "title" => "Title",
+        "body" => "Description",
+        _ => "Options",
     };
     format!("{label} (product.metafields.yiren.{what}_{tag})")
 }
@@ -189,7 +190,7 @@ impl Columns {
         }
         let mut translations = Vec::new();
         for l in Locale::ALL {
-            for what in ["title", "body"] {
+            for what in ["title", "body", "options"] {
                 if let Some(i) = find(&[&translation_column(what, l.tag())]) {
                     translations.push((l.tag().to_string(), what, i));
                 }
@@ -511,10 +512,28 @@ fn product_of(
                 input.translations.last_mut().expect("just pushed")
             }
         };
-        if *what == "title" {
-            t.title = value;
-        } else {
-            t.body = value;
+        match *what {
+            "title" => t.title = value,
+            "body" => t.body = value,
+            _ => {
+                // {"names": ["Size"], "values": {"白": "White"}}
+                #[derive(Deserialize)]
+                struct OptionText {
+                    #[serde(default)]
+                    names: Vec<String>,
+                    #[serde(default)]
+                    values: BTreeMap<String, String>,
+                }
+                match serde_json::from_str::<OptionText>(&value) {
+                    Ok(o) => {
+                        t.options = o.names;
+                        t.values = o.values;
+                    }
+                    Err(_) => {
+                        errors.push(err(*line, "Options", "catalog.option_translation_invalid"))
+                    }
+                }
+            }
         }
     }
     if input.variants.is_empty() && errors.is_empty() {
@@ -755,6 +774,7 @@ pub fn export(
     for l in &others {
         header.push(translation_column("title", l.tag()));
         header.push(translation_column("body", l.tag()));
+        header.push(translation_column("options", l.tag()));
     }
     let col = |name: &str| header.iter().position(|h| h == name).expect("known column");
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
@@ -807,6 +827,13 @@ pub fn export(
                                 crate::reach::broadcast::markdown_html(&t.body)
                                     .trim_end()
                                     .to_string();
+                        }
+                        if !t.options.is_empty() || !t.values.is_empty() {
+                            r[col(&translation_column("options", l.tag()))] = serde_json::json!({
+                                "names": t.options,
+                                "values": t.values,
+                            })
+                            .to_string();
                         }
                     }
                 }

@@ -157,6 +157,21 @@ pub struct Translation {
     pub body: String,
     pub seo_title: String,
     pub seo_description: String,
+    /// Option names in this language, in option order (an empty one keeps the default).
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// Option values in this language, by the default language's value (`白` → `White`).
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
+}
+
+/// How option names and values are stored per language.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct OptionText {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    names: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    values: BTreeMap<String, String>,
 }
 
 /// A product as submitted (admin form, API, import).
@@ -287,6 +302,36 @@ impl Product {
             seo_title: pick(&t.seo_title, own.seo_title),
             seo_description: pick(&t.seo_description, own.seo_description),
         }
+    }
+
+    /// Option names in `locale` (each falls back to the default language's).
+    pub fn option_names(&self, locale: Locale) -> Vec<String> {
+        let t = self.translations.iter().find(|t| t.locale == locale.tag());
+        self.options
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                t.and_then(|t| t.options.get(i))
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(&o.name)
+                    .clone()
+            })
+            .collect()
+    }
+
+    /// A variant's title ("M / White") in `locale` (each value falls back to its own).
+    pub fn variant_title(&self, v: &Variant, locale: Locale) -> String {
+        let t = self.translations.iter().find(|t| t.locale == locale.tag());
+        [&v.row.option1, &v.row.option2, &v.row.option3]
+            .into_iter()
+            .filter(|x| !x.is_empty())
+            .map(|x| {
+                t.and_then(|t| t.values.get(x.as_str()))
+                    .unwrap_or(x)
+                    .clone()
+            })
+            .collect::<Vec<_>>()
+            .join(" / ")
     }
 
     /// Visible to visitors at `now`.
@@ -571,17 +616,47 @@ fn check(p: &ProductInput, shop_currency: &str) -> DomainResult<Checked> {
         if !locales.insert(l.tag()) {
             return Err(DomainError::invalid("locale", "catalog.locale_invalid"));
         }
+        // Option names: at most one per option. Values: only for values some variant has; others
+        // (a variant just removed, a mistyped value) are dropped, and the editor shows what stayed.
+        if t.options.len() > options.len() {
+            return Err(DomainError::invalid(
+                "options",
+                "catalog.option_translation_invalid",
+            ));
+        }
+        let mut names: Vec<String> = t
+            .options
+            .iter()
+            .map(|n| text(n, 60, "options"))
+            .collect::<DomainResult<_>>()?;
+        while names.last().is_some_and(String::is_empty) {
+            names.pop();
+        }
+        let mut values = BTreeMap::new();
+        for (from, to) in &t.values {
+            let (from, to) = (text(from, 120, "options")?, text(to, 120, "options")?);
+            if to.is_empty() {
+                continue;
+            }
+            if options.iter().any(|o| o.values.contains(&from)) {
+                values.insert(from, to);
+            }
+        }
         let tr = Translation {
             locale: l.tag().to_string(),
             title: text(&t.title, 255, "title")?,
             body: long_text(&t.body, 65_536, "body")?,
             seo_title: text(&t.seo_title, 120, "seo_title")?,
             seo_description: text(&t.seo_description, 320, "seo_description")?,
+            options: names,
+            values,
         };
         if !(tr.title.is_empty()
             && tr.body.is_empty()
             && tr.seo_title.is_empty()
-            && tr.seo_description.is_empty())
+            && tr.seo_description.is_empty()
+            && tr.options.is_empty()
+            && tr.values.is_empty())
         {
             translations.push(tr);
         }
@@ -826,6 +901,11 @@ async fn write_children(
             body: t.body.clone(),
             seo_title: t.seo_title.clone(),
             seo_description: t.seo_description.clone(),
+            options: serde_json::to_string(&OptionText {
+                names: t.options.clone(),
+                values: t.values.clone(),
+            })
+            .expect("serialisable"),
         })
         .collect();
     store::put_translations(tx, row.id, &translations).await?;
@@ -1243,12 +1323,17 @@ async fn assemble(ctx: &Ctx, rows: Vec<ProductRow>) -> DomainResult<Vec<Product>
     }
     let mut trs: BTreeMap<i64, Vec<Translation>> = BTreeMap::new();
     for t in store::translations(ctx.db.read(), &ids).await? {
+        let o: OptionText = serde_json::from_str(&t.options).map_err(|e| {
+            StoreError::Corrupt(format!("product {} option text: {e}", t.product_id))
+        })?;
         trs.entry(t.product_id).or_default().push(Translation {
             locale: t.locale,
             title: t.title,
             body: t.body,
             seo_title: t.seo_title,
             seo_description: t.seo_description,
+            options: o.names,
+            values: o.values,
         });
     }
     rows.into_iter()

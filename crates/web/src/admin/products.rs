@@ -60,7 +60,16 @@ const VARIANT_FIELDS: &[&str] = &[
     "stock",
     "remove",
 ];
-const TEXT_FIELDS: &[&str] = &["title", "body", "seo_title", "seo_description"];
+const TEXT_FIELDS: &[&str] = &[
+    "title",
+    "body",
+    "seo_title",
+    "seo_description",
+    "option1",
+    "option2",
+    "option3",
+    "values",
+];
 
 type FormMap = BTreeMap<String, String>;
 
@@ -225,8 +234,26 @@ fn pairs_of(p: &Product, currency: &str, tz: &str) -> Vec<(String, String)> {
             format!("{}_seo_description", t.locale),
             t.seo_description.clone(),
         ));
+        for (i, n) in t.options.iter().enumerate() {
+            v.push((format!("{}_option{}", t.locale, i + 1), n.clone()));
+        }
+        let values: Vec<String> = t.values.iter().map(|(a, b)| format!("{a} = {b}")).collect();
+        v.push((format!("{}_values", t.locale), values.join("\n")));
     }
     v
+}
+
+/// "白 = White" lines as a map (blank lines skipped; a line without " = " is refused).
+fn value_lines(text: &str) -> Result<BTreeMap<String, String>, DomainError> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (a, b) = line.split_once('=').ok_or(DomainError::invalid(
+            "values",
+            "catalog.option_translation_invalid",
+        ))?;
+        out.insert(a.trim().to_string(), b.trim().to_string());
+    }
+    Ok(out)
 }
 
 /// The submitted editor form as a product. Money in the shop currency, times in the site's zone.
@@ -311,16 +338,24 @@ fn input_of(
             }],
         });
     }
-    let translations = locales
-        .iter()
-        .map(|l| Translation {
+    let mut translations = Vec::new();
+    for l in locales {
+        let mut options: Vec<String> = (1..=3)
+            .map(|n| get(&format!("{}_option{n}", l.tag())).to_string())
+            .collect();
+        while options.last().is_some_and(String::is_empty) {
+            options.pop();
+        }
+        translations.push(Translation {
             locale: l.tag().into(),
             title: get(&format!("{}_title", l.tag())).into(),
             body: get(&format!("{}_body", l.tag())).into(),
             seo_title: get(&format!("{}_seo_title", l.tag())).into(),
             seo_description: get(&format!("{}_seo_description", l.tag())).into(),
-        })
-        .collect();
+            options,
+            values: value_lines(get(&format!("{}_values", l.tag())))?,
+        });
+    }
     Ok(ProductInput {
         title: get("title").into(),
         body: get("body").into(),

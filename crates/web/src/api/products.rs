@@ -82,6 +82,12 @@ pub struct ProductTranslation {
     pub seo_title: String,
     #[serde(default)]
     pub seo_description: String,
+    /// Option names in this language, in option order.
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// Option values in this language, by the default language's value.
+    #[serde(default)]
+    pub option_values: std::collections::BTreeMap<String, String>,
 }
 
 /// What the kind needs.
@@ -313,6 +319,8 @@ fn product_json(p: &DomainProduct, currency: &str, mc: &MediaContext<'_>) -> Pro
                 body: t.body.clone(),
                 seo_title: t.seo_title.clone(),
                 seo_description: t.seo_description.clone(),
+                options: t.options.clone(),
+                option_values: t.values.clone(),
             })
             .collect(),
         details: ProductDetails {
@@ -559,6 +567,8 @@ fn parse_input(j: ProductInputJson, currency: &str) -> Result<ProductInput, ApiE
                 body: t.body,
                 seo_title: t.seo_title,
                 seo_description: t.seo_description,
+                options: t.options,
+                values: t.option_values,
             })
             .collect(),
     })
