@@ -585,3 +585,20 @@ pub fn init_logs() {
         .with_test_writer()
         .try_init();
 }
+
+/// Poll `f` every 50 ms until it holds; panics naming `what` after 60 s. For effects that arrive
+/// through the job queue (media sizes, imports, index updates).
+pub async fn wait_until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !f().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

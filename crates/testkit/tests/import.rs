@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use yiren_core::catalog::{self, Price, ProductInput, Translation, VariantInput};
 use yiren_core::media;
-use yiren_testkit::{both_engines, TestApp};
+use yiren_testkit::{both_engines, wait_until, TestApp};
 
 const OWNER: &str = "owner@example.com";
 const PW: &str = "correct horse battery staple";
@@ -52,21 +52,6 @@ fn jpeg(w: u32, h: u32) -> Vec<u8> {
         .encode_image(&img)
         .unwrap();
     out
-}
-
-async fn wait_until<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !f().await {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "never happened: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn upload(app: &TestApp, c: &reqwest::Client, name: &str, body: &str) -> reqwest::Response {

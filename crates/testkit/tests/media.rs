@@ -5,14 +5,13 @@
 //! S3 server) instead of the data directory. On both engines.
 
 use std::io::Cursor;
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::json;
 use yiren_core::catalog::{self, Price, ProductInput, VariantInput};
 use yiren_core::media;
 use yiren_testkit::s3::S3Server;
-use yiren_testkit::{both_engines, TestApp};
+use yiren_testkit::{both_engines, wait_until, TestApp};
 
 const OWNER: &str = "owner@example.com";
 const PW: &str = "correct horse battery staple";
@@ -59,21 +58,6 @@ fn mp4() -> Vec<u8> {
     let mut v = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec();
     v.resize(4096, 0);
     v
-}
-
-async fn wait_until<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !f().await {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "never happened: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn statuses(app: &TestApp, id: i64) -> Vec<String> {
