@@ -145,10 +145,7 @@ pub async fn update_product(tx: &mut Tx, p: &ProductRow) -> StoreResult<()> {
     .bind(p.updated_at)
     .execute(&mut **tx)
     .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::one_row(&r)
 }
 
 /// Set the status of several products at once; returns how many changed.
@@ -195,10 +192,7 @@ pub async fn delete_product(tx: &mut Tx, id: i64) -> StoreResult<()> {
         .bind(id)
         .execute(&mut **tx)
         .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::one_row(&r)
 }
 
 /// One product.
@@ -722,10 +716,7 @@ pub async fn delete_collection(tx: &mut Tx, id: i64) -> StoreResult<()> {
         .bind(id)
         .execute(&mut **tx)
         .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::one_row(&r)
 }
 
 /// One collection.

@@ -50,3 +50,11 @@ pub fn like_escape(s: &str) -> String {
     }
     out
 }
+
+/// `NotFound` when a statement meant for one row touched none.
+pub(crate) fn one_row(r: &sqlx::any::AnyQueryResult) -> StoreResult<()> {
+    if r.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}

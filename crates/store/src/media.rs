@@ -3,7 +3,7 @@
 
 use sqlx::{Any, Executor};
 
-use crate::{StoreError, StoreResult, Tx};
+use crate::{StoreResult, Tx};
 
 /// One media item.
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
@@ -87,10 +87,7 @@ pub async fn update_file(tx: &mut Tx, m: &MediaRow) -> StoreResult<()> {
     .bind(m.updated_at)
     .execute(&mut **tx)
     .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::one_row(&r)
 }
 
 /// Set a media item's alternative text (JSON per language).
@@ -101,10 +98,7 @@ pub async fn set_alt(tx: &mut Tx, id: i64, alt: &str, now: i64) -> StoreResult<(
         .bind(now)
         .execute(&mut **tx)
         .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::one_row(&r)
 }
 
 /// Put a product's media in the order of `ids` (positions 1, 2, ...).
@@ -126,10 +120,7 @@ pub async fn delete(tx: &mut Tx, id: i64) -> StoreResult<()> {
         .bind(id)
         .execute(&mut **tx)
         .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::one_row(&r)
 }
 
 /// One media item.

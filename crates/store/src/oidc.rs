@@ -3,7 +3,7 @@
 
 use sqlx::{Any, Executor};
 
-use crate::{StoreError, StoreResult};
+use crate::StoreResult;
 
 /// A signing key (private part encrypted by the caller).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -136,10 +136,7 @@ pub async fn update_client<'e, E: Executor<'e, Database = Any>>(
     .bind(id)
     .execute(exec)
     .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::one_row(&r)
 }
 
 /// Replace a client's secret hash.
@@ -153,10 +150,7 @@ pub async fn set_client_secret<'e, E: Executor<'e, Database = Any>>(
         .bind(id)
         .execute(exec)
         .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::one_row(&r)
 }
 
 /// Disable (Some) or enable (None) a client.
@@ -170,10 +164,7 @@ pub async fn set_client_disabled<'e, E: Executor<'e, Database = Any>>(
         .bind(id)
         .execute(exec)
         .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::one_row(&r)
 }
 
 /// An authorization code.

@@ -280,10 +280,7 @@ pub async fn unsuppress<'e, E: Executor<'e, Database = Any>>(
         .bind(hash)
         .execute(exec)
         .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::one_row(&r)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,10 +368,7 @@ pub async fn update_topic<'e, E: Executor<'e, Database = Any>>(
             .bind(id)
             .execute(exec)
             .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::one_row(&r)
 }
 
 /// Delete a topic (its subscriptions go with it); a topic with broadcasts is a conflict.
@@ -807,8 +801,5 @@ pub async fn delete_draft<'e, E: Executor<'e, Database = Any>>(
         .bind(id)
         .execute(exec)
         .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    crate::one_row(&r)
 }

@@ -7,10 +7,36 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use yiren_core::{media, DomainError};
 use yiren_providers::files::FilesError;
 
 use crate::templates::error_page;
 use crate::AppState;
+
+/// Store an uploaded file for a product and record it: checked by its bytes (and, with
+/// `images_only`, refused unless it is an image), the product's room checked, the original written
+/// to the file store, then the row and its `media.resize` job committed. The one path for admin and
+/// API uploads.
+pub async fn upload(
+    state: &AppState,
+    product_id: i64,
+    bytes: Vec<u8>,
+    alt: &std::collections::BTreeMap<String, String>,
+    images_only: bool,
+) -> Result<media::Media, DomainError> {
+    let checked = media::inspect(&bytes)?;
+    if images_only && !checked.format.is_image() {
+        return Err(DomainError::invalid("file", "media.type_unsupported"));
+    }
+    media::check_room(&state.ctx, product_id).await?;
+    let id = state.ctx.new_id();
+    state
+        .files
+        .put(&media::original_key(product_id, id, checked.format), bytes)
+        .await
+        .map_err(|e| DomainError::Unavailable(e.to_string()))?;
+    media::add_uploaded(&state.ctx, product_id, id, &checked, alt).await
+}
 
 /// File routes.
 pub fn routes() -> Router<AppState> {

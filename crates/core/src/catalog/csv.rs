@@ -964,12 +964,21 @@ pub async fn preview(
     Ok((id, plan))
 }
 
-/// An import and its plan (checked again now, against the catalog as it is).
-pub async fn get(ctx: &Ctx, id: i64) -> DomainResult<(yiren_store::media::ImportRow, Plan)> {
+/// An import, and while it is only previewed its plan (checked again now, against the catalog as
+/// it is).
+pub async fn get(
+    ctx: &Ctx,
+    id: i64,
+) -> DomainResult<(yiren_store::media::ImportRow, Option<Plan>)> {
     let row = yiren_store::media::get_import(ctx.db.read(), id)
         .await
         .map_err(super::store_err)?;
-    let plan = plan_of(ctx, &row.content).await?;
+    // Once started, the report says what happened; the file is not read again for every view.
+    let plan = if row.status == "previewed" {
+        Some(plan_of(ctx, &row.content).await?)
+    } else {
+        None
+    };
     Ok((row, plan))
 }
 
@@ -1006,10 +1015,13 @@ pub async fn start(ctx: &Ctx, id: i64) -> DomainResult<()> {
 /// Run an import to the end, recording each product's outcome as it goes. Running it again (after
 /// a crash) is safe: products are matched by handle and images by address.
 pub async fn run(ctx: &Ctx, id: i64) -> DomainResult<Vec<Outcome>> {
-    let (row, plan) = get(ctx, id).await?;
+    let row = yiren_store::media::get_import(ctx.db.read(), id)
+        .await
+        .map_err(super::store_err)?;
     if row.status == "done" {
         return Ok(report(&row));
     }
+    let plan = plan_of(ctx, &row.content).await?;
     let actor = format!("{} (CSV import)", row.actor);
     let mut outcomes = Vec::with_capacity(plan.products.len());
     let mut last_saved = std::time::Instant::now();

@@ -67,46 +67,47 @@ pub async fn show(
         Ok(x) => x,
         Err(e) => return domain_error_page(e),
     };
-    let items: Vec<Value> = if row.status == "previewed" {
-        plan.products
+    // (what happens or happened to each product, its row in the table)
+    let items: Vec<(String, Value)> = match &plan {
+        Some(plan) => plan
+            .products
             .iter()
             .map(|p| {
-                context! {
+                let action = if !p.errors.is_empty() {
+                    "refused"
+                } else if p.existing.is_some() {
+                    "update"
+                } else {
+                    "create"
+                };
+                (action.to_string(), context! {
                     handle => p.handle.clone(), title => p.title.clone(), lines => format!("{}–{}", p.lines.0, p.lines.1),
-                    action => if !p.errors.is_empty() { "refused" } else if p.existing.is_some() { "update" } else { "create" },
-                    variants => Some(p.input.variants.len()), images => p.images.len(), errors => line_errors(&p.errors),
-                    product_id => p.existing.map(|i| i.to_string()),
-                }
+                    action => action, variants => Some(p.input.variants.len()), images => p.images.len(),
+                    errors => line_errors(&p.errors), product_id => p.existing.map(|i| i.to_string()),
+                })
             })
-            .collect()
-    } else {
-        import::report(&row)
+            .collect(),
+        None => import::report(&row)
             .iter()
             .map(|o| {
-                context! {
+                (o.action.clone(), context! {
                     handle => o.handle.clone(), title => o.title.clone(), lines => format!("{}–{}", o.lines.0, o.lines.1),
                     action => o.action.clone(), product_id => o.product_id.map(|i| i.to_string()), variants => None::<usize>,
                     images => o.images, errors => line_errors(&o.errors),
-                }
+                })
             })
-            .collect()
+            .collect(),
     };
-    let count = |a: &str| {
+    let count = |names: &[&str]| {
         items
             .iter()
-            .filter(|i| {
-                i.get_attr("action")
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .as_deref()
-                    == Some(a)
-            })
+            .filter(|(a, _)| names.contains(&a.as_str()))
             .count()
     };
     let (create, update, refused) = (
-        count("create") + count("created"),
-        count("update") + count("updated"),
-        count("refused"),
+        count(&["create", "created"]),
+        count(&["update", "updated"]),
+        count(&["refused"]),
     );
     let path = format!("/admin/products/import/{id}");
     let base = base_ctx(&state, &path, Some(&s), &s.csrf_token).await;
@@ -114,8 +115,10 @@ pub async fn show(
         "admin/import.html",
         context! {
             stage => row.status.clone(), id => id.to_string(), filename => row.filename.clone(),
-            generation => plan.generation, rows => plan.rows, products => row.products, done => row.done,
-            file_errors => line_errors(&plan.errors), items => items,
+            generation => plan.as_ref().map(|p| p.generation), rows => plan.as_ref().map(|p| p.rows),
+            products => row.products, done => row.done,
+            file_errors => plan.as_ref().map(|p| line_errors(&p.errors)).unwrap_or_default(),
+            items => items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
             create => create, update => update, refused => refused,
             notice => notice(q.notice.as_deref()), ..base
         },

@@ -58,16 +58,7 @@ pub async fn upload(
             media::add_embed(&state.ctx, id, link, &alt).await?;
         }
         for f in &form.files {
-            let checked = media::inspect(&f.bytes)?;
-            media::check_room(&state.ctx, id).await?;
-            let mid = state.ctx.new_id();
-            let key = media::original_key(id, mid, checked.format);
-            state
-                .files
-                .put(&key, f.bytes.to_vec())
-                .await
-                .map_err(|e| DomainError::Unavailable(e.to_string()))?;
-            media::add_uploaded(&state.ctx, id, mid, &checked, &alt).await?;
+            crate::files::upload(&state, id, f.bytes.to_vec(), &alt, false).await?;
         }
         Ok(())
     }

@@ -124,20 +124,12 @@ pub async fn create_image(
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(data.trim())
                 .map_err(|_| ApiError::invalid("media.type_unsupported").field("attachment"))?;
-            let checked =
-                media::inspect(&bytes).map_err(|e| ApiError::from(e).field("attachment"))?;
-            if !checked.format.is_image() {
-                return Err(ApiError::invalid("media.type_unsupported").field("attachment"));
-            }
-            media::check_room(&state.ctx, id).await?;
-            let mid = state.ctx.new_id();
-            let key = media::original_key(id, mid, checked.format);
-            state
-                .files
-                .put(&key, bytes)
+            crate::files::upload(&state, id, bytes, &alt, true)
                 .await
-                .map_err(|e| DomainError::Unavailable(e.to_string()))?;
-            media::add_uploaded(&state.ctx, id, mid, &checked, &alt).await?
+                .map_err(|e| match e {
+                    e @ DomainError::Invalid { .. } => ApiError::from(e).field("attachment"),
+                    e => ApiError::from(e),
+                })?
         }
         (None, None, Some(url)) => media::add_embed(&state.ctx, id, &url, &alt).await?,
         _ => return Err(ApiError::invalid("media.file_required").field("src")),
