@@ -381,7 +381,7 @@ async fn search_page(State(state): State<AppState>, Query(f): Query<SearchForm>)
         || max_price.is_some()
         || in_stock_only
         || collection.is_some();
-    let (cards, hits) = if searching {
+    let (cards, total) = if searching {
         let query = yiren_search::SearchQuery {
             text: q.clone(),
             min_price,
@@ -412,11 +412,11 @@ async fn search_page(State(state): State<AppState>, Query(f): Query<SearchForm>)
             Ok(c) => c,
             Err(e) => return crate::admin::pages::domain_error_page(e),
         };
-        (cards, hits)
+        (cards, hits.total)
     } else {
-        (vec![], yiren_search::Hits::default())
+        (vec![], 0)
     };
-    let total = hits.total;
+    let pages = total.div_ceil(PER_PAGE).clamp(1, 100);
     let link = |n: usize| -> String {
         let mut qs = url::form_urlencoded::Serializer::new(String::new());
         qs.append_pair("q", &q);
@@ -447,9 +447,8 @@ async fn search_page(State(state): State<AppState>, Query(f): Query<SearchForm>)
             searching => searching,
             products => Value::from_serialize(&cards),
             total => total,
-            at_least => hits.at_least,
             prev => (page > 1).then(|| link(page - 1)),
-            next => (hits.more && page < 100).then(|| link(page + 1)),
+            next => (page < pages).then(|| link(page + 1)),
             error => error,
             ..base
         },
