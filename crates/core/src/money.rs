@@ -61,6 +61,18 @@ pub fn parse(text: &str, currency: &str, field: &'static str) -> DomainResult<i6
     Ok(minor)
 }
 
+/// `amount × bps / 10 000` (basis points: 1 % = 100), rounded half up, exactly in integers; None
+/// when `amount` or `bps` is negative or the result leaves `0..=MAX_MINOR`.
+pub fn mul_bps(amount: i64, bps: i64) -> Option<i64> {
+    if amount < 0 || bps < 0 {
+        return None;
+    }
+    let v = (i128::from(amount) * i128::from(bps) + 5_000) / 10_000;
+    i64::try_from(v)
+        .ok()
+        .filter(|v| (0..=MAX_MINOR).contains(v))
+}
+
 /// Minor units as a decimal string with the currency's decimals: `19999, "CNY"` → `"199.99"`.
 pub fn format(minor: i64, currency: &str) -> String {
     let e = exponent(currency).unwrap_or(2) as u32;

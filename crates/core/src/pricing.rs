@@ -37,12 +37,12 @@ fn bounded(v: i128) -> DomainResult<i64> {
     }
 }
 
-/// `amount × rate`, rounded half up. `amount` and `rate` must not be negative.
+/// `amount × rate` (at most 100 %), rounded half up.
 pub fn percent(amount: i64, rate: Bps) -> DomainResult<i64> {
-    if amount < 0 || !(0..=FULL).contains(&rate) {
+    if rate > FULL {
         return Err(overflow());
     }
-    bounded((amount as i128 * rate as i128 + FULL as i128 / 2) / FULL as i128)
+    crate::money::mul_bps(amount, rate).ok_or_else(overflow)
 }
 
 /// The tax inside a tax-inclusive `amount` at `rate`: `amount × rate / (1 + rate)`, half up.

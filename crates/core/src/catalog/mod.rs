@@ -1048,11 +1048,7 @@ impl PriceChange {
         let new = match self {
             PriceChange::Set(a) => Some(a),
             PriceChange::Add(d) => amount.checked_add(d),
-            PriceChange::Percent(bp) => {
-                let scaled = i128::from(amount) * i128::from(10_000 + bp);
-                // Half up, exactly, in integers (amount and factor are never negative here).
-                i64::try_from((scaled + 5_000) / 10_000).ok()
-            }
+            PriceChange::Percent(bp) => money::mul_bps(amount, 10_000 + bp),
         }?;
         (0..=money::MAX_MINOR).contains(&new).then_some(new)
     }
