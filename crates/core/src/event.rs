@@ -18,12 +18,22 @@ pub const PRODUCT_DELETED: &str = "products/delete";
 /// A variant's stock changed through an adjustment.
 pub const INVENTORY_UPDATED: &str = "inventory_levels/update";
 
+/// An order was placed.
+pub const ORDER_CREATED: &str = "orders/create";
+/// An order's payment was received.
+pub const ORDER_PAID: &str = "orders/paid";
+/// An order was cancelled (by the owner, the customer, or expiry).
+pub const ORDER_CANCELLED: &str = "orders/cancelled";
+
 /// Every topic, for validating filters.
-pub const TOPICS: [&str; 4] = [
+pub const TOPICS: [&str; 7] = [
     PRODUCT_CREATED,
     PRODUCT_UPDATED,
     PRODUCT_DELETED,
     INVENTORY_UPDATED,
+    ORDER_CREATED,
+    ORDER_PAID,
+    ORDER_CANCELLED,
 ];
 
 /// Write an event inside the caller's transaction.

@@ -11,6 +11,10 @@ pub enum StoreError {
     /// A unique constraint rejected the write; the payload names the constraint when known.
     #[error("conflict on {0}")]
     Conflict(String),
+    /// A CHECK constraint rejected the write (a guard the code should have kept, such as stock
+    /// that may not go below zero); the payload names the constraint when known.
+    #[error("check failed on {0}")]
+    Check(String),
     /// Serialization failure, deadlock or busy database: the whole transaction may be retried.
     #[error("transient database error: {0}")]
     Retryable(#[source] sqlx::Error),
@@ -45,6 +49,10 @@ impl From<sqlx::Error> for StoreError {
                 // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED, 517 SQLITE_BUSY_SNAPSHOT.
                 if matches!(code.as_str(), "40001" | "40P01" | "5" | "6" | "517" | "261") {
                     return StoreError::Retryable(e);
+                }
+                if db.kind() == sqlx::error::ErrorKind::CheckViolation {
+                    let name = db.constraint().unwrap_or("check").to_string();
+                    return StoreError::Check(name);
                 }
                 if db.is_unique_violation() {
                     let name = db.constraint().unwrap_or("unique key").to_string();

@@ -23,6 +23,7 @@ pub mod idempotency;
 pub mod job;
 pub mod media;
 pub mod oidc;
+pub mod order;
 pub mod reach;
 pub mod schema;
 pub mod session;

@@ -51,10 +51,18 @@ pub const TABLES: &[&str] = &[
     "product_media",
     "events",
     "product_imports",
+    "counters",
+    "discounts",
+    "orders",
+    "order_lines",
+    "discount_uses",
+    "order_events",
+    "transactions",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,
-/// throttle counters, its first single sign-on signing key): a database holding only these still
+/// throttle counters, its first single sign-on signing key, the order number counter a migration
+/// starts): a database holding only these still
 /// counts as empty for restore, which replaces them with the backup's.
 pub const HOUSEKEEPING: &[&str] = &[
     "setup_tokens",
@@ -62,6 +70,7 @@ pub const HOUSEKEEPING: &[&str] = &[
     "job_schedules",
     "oidc_keys",
     "send_windows",
+    "counters",
 ];
 
 /// How a column's values are carried.

@@ -161,7 +161,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::not_found(),
-            StoreError::Conflict(_) => {
+            StoreError::Conflict(_) | StoreError::Check(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", "error.conflict")
             }
             e => internal(&e),

@@ -128,6 +128,8 @@ pub fn registry(
         yiren_search::REINDEX_KIND,
         yiren_search::ReindexJob::new(search),
     );
+    r.register(yiren_core::order::RELEASE_KIND, yiren_core::order::Release);
+    r.register(yiren_core::order::EXPIRE_KIND, yiren_core::order::Expire);
     r.register("maintenance.cleanup", yiren_core::job::Cleanup);
     r.register("diagnostic.ping", handlers::Ping { http });
     r.register(yiren_core::reach::KIND, sender);

@@ -710,6 +710,8 @@ pub(crate) fn store_err(e: StoreError) -> DomainError {
         StoreError::Conflict(_) => DomainError::Conflict {
             key: "catalog.handle_taken",
         },
+        // The one CHECK a catalog write can trip: tracked stock that may not oversell below zero.
+        StoreError::Check(_) => DomainError::invalid("inventory", "catalog.stock_negative"),
         e => e.into(),
     }
 }
@@ -887,7 +889,7 @@ async fn write_children(
                 actor: actor.into(),
                 created_at: now,
             };
-            store::adjust_stock(tx, &a).await?;
+            store::adjust_stock(tx, &a).await.map_err(store_err)?;
         }
     }
     store::delete_other_variants(tx, row.id, &keep).await?;

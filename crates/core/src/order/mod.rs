@@ -1,4 +1,522 @@
-//! Orders. So far the rules of their life cycle ([`state`]); checkout, storage and pages build on
-//! them.
+//! Orders after checkout placed them: payments recorded once per gateway transaction, the hold on
+//! their stock released when it runs out, unpaid orders expiring, cancellation with restock, the
+//! timeline of every change, and the audit of stock and money against their ledgers.
+//!
+//! Language: see `checkout` for *hold* and *expire*; a *transaction* is money received (`sale`)
+//! or returned (`refund`), unique per (gateway, reference), so a repeated notification or a second
+//! click on "confirm payment" changes nothing; *short* is an order paid after its hold ran out
+//! when the stock was gone: it is put under refund review instead of being fulfilled (INV-3).
+//!
+//! Shape: [`get`], [`list`], [`pay`], [`cancel`], [`release_hold`], [`expire`], [`audit`], the
+//! job handlers [`Release`] and [`Expire`]; the rules of the life cycle are [`state`].
+//!
+//! Boundaries: every change locks the order row, applies [`state::apply`] and performs its effects
+//! in the same transaction; messages and webhooks go through the outbox (events).
 
 pub mod state;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use yiren_store::order::{self as store, EventRow, LineRow, OrderRow, TransactionRow};
+use yiren_store::{StoreError, Tx};
+
+use crate::error::{DomainError, DomainResult};
+use crate::job::{JobContext, JobError, JobHandler};
+use crate::{event, Ctx};
+use state::{Effect, Event, Fulfilment, Payment, State};
+
+/// Gateways a checkout may choose. The payment gateways issue adds the rest.
+pub const GATEWAYS: [&str; 1] = ["manual"];
+/// Job: release an unpaid order's stock when its hold ends.
+pub const RELEASE_KIND: &str = "order.release";
+/// Job: cancel an order still unpaid when it expires.
+pub const EXPIRE_KIND: &str = "order.expire";
+
+/// An order with everything that belongs to it.
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub row: OrderRow,
+    pub lines: Vec<LineRow>,
+    pub events: Vec<EventRow>,
+    pub transactions: Vec<TransactionRow>,
+}
+
+fn not_found(e: StoreError) -> DomainError {
+    match e {
+        StoreError::NotFound => DomainError::NotFound,
+        e => e.into(),
+    }
+}
+
+/// One order.
+pub async fn get(ctx: &Ctx, id: i64) -> DomainResult<Order> {
+    let r = ctx.db.read();
+    let row = store::get(r, id).await.map_err(not_found)?;
+    Ok(Order {
+        lines: store::lines(r, id).await?,
+        events: store::events(r, id).await?,
+        transactions: store::transactions(r, id).await?,
+        row,
+    })
+}
+
+/// Orders newest first; only one customer's when `customer_id` is given.
+pub async fn list(
+    ctx: &Ctx,
+    customer_id: Option<i64>,
+    limit: i64,
+    offset: i64,
+) -> DomainResult<Vec<OrderRow>> {
+    Ok(store::list(
+        ctx.db.read(),
+        customer_id,
+        limit.clamp(1, 100),
+        offset.max(0),
+    )
+    .await?)
+}
+
+/// What webhooks and the event log carry about an order.
+pub fn summary(o: &OrderRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": o.id,
+        "order_number": o.number,
+        "name": format!("#{}", o.number),
+        "currency": o.currency,
+        "total_price": crate::money::format(o.total, &o.currency),
+        "financial_status": o.payment,
+        "fulfillment_status": o.fulfilment,
+        "cancelled": o.cancelled == 1,
+        "created_at": crate::clock::rfc3339(o.created_at),
+    })
+}
+
+/// Add a timeline entry inside `tx`.
+pub(crate) async fn log(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    order_id: i64,
+    kind: &str,
+    actor: &str,
+    detail: serde_json::Value,
+) -> DomainResult<()> {
+    let e = EventRow {
+        id: ctx.new_id(),
+        order_id,
+        kind: kind.into(),
+        actor: actor.chars().take(120).collect(),
+        detail: detail.to_string(),
+        created_at: ctx.now(),
+    };
+    Ok(store::add_event(tx, &e).await?)
+}
+
+fn payment_of(s: &str) -> Payment {
+    match s {
+        "paid" => Payment::Paid,
+        "partially_refunded" => Payment::PartiallyRefunded,
+        "refunded" => Payment::Refunded,
+        "voided" => Payment::Voided,
+        _ => Payment::Pending,
+    }
+}
+
+fn fulfilment_of(s: &str) -> Fulfilment {
+    match s {
+        "partially_fulfilled" => Fulfilment::PartiallyFulfilled,
+        "fulfilled" => Fulfilment::Fulfilled,
+        _ => Fulfilment::Unfulfilled,
+    }
+}
+
+fn name<T: Serialize>(v: T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The state machine's view of a stored order.
+pub fn state_of(o: &OrderRow) -> State {
+    State {
+        payment: payment_of(&o.payment),
+        fulfilment: fulfilment_of(&o.fulfilment),
+        cancelled: o.cancelled == 1,
+        refund_review: o.refund_review == 1,
+        total: o.total,
+        captured: o.captured,
+        refunded: o.refunded,
+        units: o.units,
+        fulfilled: o.fulfilled,
+    }
+}
+
+fn set_state(o: &mut OrderRow, s: &State, now: i64) {
+    o.payment = name(s.payment);
+    o.fulfilment = name(s.fulfilment);
+    o.cancelled = s.cancelled as i64;
+    o.refund_review = s.refund_review as i64;
+    o.captured = s.captured;
+    o.refunded = s.refunded;
+    o.fulfilled = s.fulfilled;
+    o.updated_at = now;
+}
+
+/// The tracked units of an order by variant, in variant id order (the lock order).
+async fn tracked_units(tx: &mut Tx, order_id: i64) -> DomainResult<Vec<(i64, i64)>> {
+    let mut m = std::collections::BTreeMap::new();
+    for l in store::lines(&mut **tx, order_id).await? {
+        if let (1, Some(v)) = (l.tracked, l.variant_id) {
+            *m.entry(v).or_insert(0) += l.quantity;
+        }
+    }
+    Ok(m.into_iter().collect())
+}
+
+/// Move a variant's stock (see [`store::move_stock`]); when the sellable stock crosses zero the
+/// product's search document is refreshed (its "in stock" filter). None: refused.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn move_stock(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    variant_id: i64,
+    delta: i64,
+    reserved: i64,
+    guard: bool,
+    reason: &str,
+    actor: &str,
+) -> DomainResult<Option<i64>> {
+    let after = store::move_stock(
+        tx,
+        ctx.new_id(),
+        variant_id,
+        delta,
+        reserved,
+        guard,
+        reason,
+        actor,
+        ctx.now(),
+    )
+    .await?;
+    if let Some(a) = after {
+        if delta != 0 && ((a <= 0) != (a - delta <= 0)) {
+            let product = yiren_store::catalog::get_variant(&mut **tx, variant_id)
+                .await?
+                .product_id;
+            crate::catalog::enqueue_index(ctx, tx, product).await?;
+        }
+    }
+    Ok(after)
+}
+
+/// Put an order's held stock back on sale (once: only from `held`).
+async fn release_in(ctx: &Ctx, tx: &mut Tx, o: &mut OrderRow, actor: &str) -> DomainResult<bool> {
+    if !store::move_stock_state(tx, o.id, "held", "released").await? {
+        return Ok(false);
+    }
+    o.stock = "released".into();
+    let reason = format!("order #{} released", o.number);
+    for (v, n) in tracked_units(tx, o.id).await? {
+        // A variant deleted since is simply gone.
+        move_stock(ctx, tx, v, n, -n, false, &reason, actor).await?;
+    }
+    Ok(true)
+}
+
+/// Take the stock for a paid order: held stock becomes the customer's; released stock is taken
+/// again if there is enough of every line, otherwise the order is `short`.
+async fn commit_stock(ctx: &Ctx, tx: &mut Tx, o: &mut OrderRow, actor: &str) -> DomainResult<()> {
+    let units = tracked_units(tx, o.id).await?;
+    match o.stock.as_str() {
+        "held" => {
+            for (v, n) in &units {
+                move_stock(ctx, tx, *v, 0, -n, false, "", actor).await?;
+            }
+            o.stock = "committed".into();
+        }
+        "released" => {
+            let reason = format!("order #{} paid after its hold", o.number);
+            store::savepoint(tx, "late_payment").await?;
+            let mut all = true;
+            for (v, n) in &units {
+                let ok = move_stock(ctx, tx, *v, -n, 0, true, &reason, actor).await?;
+                if ok.is_none() {
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                store::release_savepoint(tx, "late_payment").await?;
+                o.stock = "committed".into();
+            } else {
+                store::rollback_to(tx, "late_payment").await?;
+                o.stock = "short".into();
+                o.refund_review = 1;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Money received for an order.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub gateway: String,
+    /// The gateway's transaction id (for a manual payment, the owner's confirmation).
+    pub reference: String,
+    pub amount: i64,
+    pub currency: String,
+}
+
+/// What [`pay`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paid {
+    /// The payment was recorded and the order moved on.
+    Applied,
+    /// This (gateway, reference) was recorded before: nothing changed.
+    Duplicate,
+}
+
+/// Record a payment: once per (gateway, reference); the amount and currency must be the order's
+/// (RELIABILITY PAY-6), and the state must allow it (STATE-1). A refused payment is written to the
+/// order's timeline for the owner to see, and changes nothing else.
+pub async fn pay(ctx: &Ctx, order_id: i64, r: &Received, actor: &str) -> DomainResult<Paid> {
+    let mut tx = ctx.db.begin().await?;
+    let mut o = store::lock(&mut tx, order_id).await.map_err(not_found)?;
+    let t = TransactionRow {
+        id: ctx.new_id(),
+        order_id,
+        kind: "sale".into(),
+        gateway: r.gateway.clone(),
+        reference: r.reference.clone(),
+        amount: r.amount,
+        currency: r.currency.clone(),
+        actor: actor.chars().take(120).collect(),
+        created_at: ctx.now(),
+    };
+    let applied = if r.currency != o.currency || r.amount < 1 {
+        Err(state::Refusal::AmountMismatch)
+    } else {
+        state::apply(&state_of(&o), &Event::Paid { amount: r.amount })
+    };
+    let (next, effects) = match applied {
+        Ok(x) => x,
+        Err(refusal) => {
+            tx.rollback().await.map_err(StoreError::from)?;
+            // A duplicate of a payment already recorded is not a refusal.
+            let seen = store::transactions(ctx.db.read(), order_id)
+                .await?
+                .iter()
+                .any(|x| x.gateway == r.gateway && x.reference == r.reference);
+            if seen {
+                return Ok(Paid::Duplicate);
+            }
+            let mut tx = ctx.db.begin().await?;
+            let detail = serde_json::json!({
+                "gateway": r.gateway, "reference": r.reference, "amount": r.amount,
+                "currency": r.currency, "reason": refusal.key(),
+            });
+            log(ctx, &mut tx, order_id, "payment_refused", actor, detail).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            return Err(DomainError::Conflict { key: refusal.key() });
+        }
+    };
+    if !store::add_transaction(&mut tx, &t).await? {
+        tx.rollback().await.map_err(StoreError::from)?;
+        return Ok(Paid::Duplicate);
+    }
+    set_state(&mut o, &next, ctx.now());
+    let detail =
+        serde_json::json!({ "gateway": r.gateway, "reference": r.reference, "amount": r.amount });
+    log(ctx, &mut tx, order_id, "paid", actor, detail).await?;
+    if effects.contains(&Effect::Receipt) {
+        commit_stock(ctx, &mut tx, &mut o, actor).await?;
+        if o.stock == "short" {
+            log(
+                ctx,
+                &mut tx,
+                order_id,
+                "stock_short",
+                actor,
+                serde_json::json!({}),
+            )
+            .await?;
+        }
+    }
+    if effects.contains(&Effect::RefundReview) || o.refund_review == 1 {
+        log(
+            ctx,
+            &mut tx,
+            order_id,
+            "refund_review",
+            actor,
+            serde_json::json!({}),
+        )
+        .await?;
+    }
+    store::save_state(&mut tx, &o).await?;
+    event::record(ctx, &mut tx, event::ORDER_PAID, order_id, &summary(&o)).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    crate::catalog::changed();
+    Ok(Paid::Applied)
+}
+
+/// Cancel an order (owner, customer or expiry). Held stock goes back on sale; a paid order's
+/// units go back when `restock` is set; an unpaid order gives its discount uses back.
+pub async fn cancel(
+    ctx: &Ctx,
+    order_id: i64,
+    actor: &str,
+    restock: bool,
+) -> DomainResult<OrderRow> {
+    let mut tx = ctx.db.begin().await?;
+    let mut o = store::lock(&mut tx, order_id).await.map_err(not_found)?;
+    let (next, effects) = state::apply(&state_of(&o), &Event::Cancel)
+        .map_err(|r| DomainError::Conflict { key: r.key() })?;
+    let unpaid = o.payment == "pending";
+    set_state(&mut o, &next, ctx.now());
+    let restocks = effects.contains(&Effect::Restock);
+    // Held stock goes back on sale in any case; a paid order's units only when asked.
+    if restocks
+        && !release_in(ctx, &mut tx, &mut o, actor).await?
+        && restock
+        && o.stock == "committed"
+    {
+        let reason = format!("order #{} cancelled", o.number);
+        for (v, n) in tracked_units(&mut tx, o.id).await? {
+            move_stock(ctx, &mut tx, v, n, 0, false, &reason, actor).await?;
+        }
+        o.stock = "released".into();
+    }
+    if unpaid {
+        store::give_back_uses(&mut tx, o.id, ctx.now()).await?;
+    }
+    let detail = serde_json::json!({ "restock": restock, "refund_review": o.refund_review == 1 });
+    log(ctx, &mut tx, order_id, "cancelled", actor, detail).await?;
+    store::save_state(&mut tx, &o).await?;
+    event::record(ctx, &mut tx, event::ORDER_CANCELLED, order_id, &summary(&o)).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    crate::catalog::changed();
+    Ok(o)
+}
+
+/// Release an unpaid order's stock if its hold has ended; true when this call released it.
+pub async fn release_hold(ctx: &Ctx, order_id: i64) -> DomainResult<bool> {
+    let mut tx = ctx.db.begin().await?;
+    let mut o = match store::lock(&mut tx, order_id).await {
+        Ok(o) => o,
+        Err(StoreError::NotFound) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    if o.stock != "held" || o.hold_until > ctx.now() {
+        return Ok(false);
+    }
+    let done = release_in(ctx, &mut tx, &mut o, "system").await?;
+    if done {
+        log(
+            ctx,
+            &mut tx,
+            order_id,
+            "hold_released",
+            "system",
+            serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        crate::catalog::changed();
+    }
+    Ok(done)
+}
+
+/// Cancel an order still unpaid at its expiry time; true when this call cancelled it.
+pub async fn expire(ctx: &Ctx, order_id: i64) -> DomainResult<bool> {
+    let o = match store::get(ctx.db.read(), order_id).await {
+        Ok(o) => o,
+        Err(StoreError::NotFound) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    if o.payment != "pending" || o.cancelled == 1 || o.expires_at > ctx.now() {
+        return Ok(false);
+    }
+    match cancel(ctx, order_id, "system:expired", true).await {
+        Ok(_) => Ok(true),
+        // Paid or cancelled in the meantime.
+        Err(DomainError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every disagreement between stored figures and their ledgers (empty when all agree).
+pub async fn audit(ctx: &Ctx) -> DomainResult<Vec<String>> {
+    Ok(store::audit(ctx.db.read()).await?)
+}
+
+fn order_id_of(job: &JobContext) -> Result<i64, JobError> {
+    serde_json::from_str::<serde_json::Value>(&job.payload)
+        .ok()
+        .and_then(|v| v["order_id"].as_i64())
+        .ok_or_else(|| JobError::permanent("payload has no order_id"))
+}
+
+/// Some(time) when the order's `due` time (None: nothing to do) is still ahead, so a job that runs
+/// early (clock change) waits instead of finishing without effect.
+async fn not_yet(
+    ctx: &Ctx,
+    id: i64,
+    due: impl Fn(&OrderRow) -> Option<i64>,
+) -> Result<Option<i64>, JobError> {
+    match store::get(ctx.db.read(), id).await {
+        Ok(o) => Ok(due(&o).filter(|t| *t > ctx.now())),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(JobError::transient(e.to_string())),
+    }
+}
+
+/// Runs [`release_hold`] when an order's hold ends.
+pub struct Release;
+
+impl JobHandler for Release {
+    fn run<'a>(&'a self, ctx: &'a Ctx, job: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            let id = order_id_of(job)?;
+            if let Some(until) =
+                not_yet(ctx, id, |o| (o.stock == "held").then_some(o.hold_until)).await?
+            {
+                return Err(JobError::Defer {
+                    until_ms: until,
+                    reason: "hold not over".into(),
+                });
+            }
+            release_hold(ctx, id)
+                .await
+                .map_err(|e| JobError::transient(e.to_string()))?;
+            Ok(())
+        })
+    }
+}
+
+/// Runs [`expire`] when an unpaid order's time is up.
+pub struct Expire;
+
+impl JobHandler for Expire {
+    fn run<'a>(&'a self, ctx: &'a Ctx, job: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            let id = order_id_of(job)?;
+            if let Some(until) = not_yet(ctx, id, |o| {
+                (o.payment == "pending" && o.cancelled == 0).then_some(o.expires_at)
+            })
+            .await?
+            {
+                return Err(JobError::Defer {
+                    until_ms: until,
+                    reason: "not expired yet".into(),
+                });
+            }
+            expire(ctx, id)
+                .await
+                .map_err(|e| JobError::transient(e.to_string()))?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,734 @@
+//! Checkout: from the visitor's lines to a placed order, with every amount computed here from the
+//! catalog (RELIABILITY MONEY-2), the stock held for a while (INV-1..3) and the discount uses
+//! counted (COUP-1) — all in one transaction, so an order exists exactly with its stock and uses.
+//!
+//! Language: a *quote* is the priced checkout before anything is written; *placing* writes the
+//! order; the *hold* is how long its stock stays set aside for payment (then it is released, and a
+//! payment arriving later takes the stock again if there is any); an unpaid order *expires*
+//! (is cancelled) after a longer time; the *checkout token* is a one-time value of the checkout
+//! form, so submitting the form twice places one order.
+//!
+//! Shape: [`Config`] (hold and expiry times, shipping rates by region, tax rates by region),
+//! [`Submit`], [`quote`], [`place`].
+//!
+//! Boundaries: arithmetic in `pricing`, discounts in `discount`, the order's life after placing in
+//! `order`. Choices: variants are locked in id order (no deadlock whatever order the lines come
+//! in — INV-2); a discount the customer saw that can no longer be used stops the checkout with a
+//! 409 instead of placing an order at another price; a region is `*`, a country code (`CN`) or a
+//! country and province (`CN/广东省`), and the most specific tax rate wins.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use yiren_store::order::{self as store, DiscountRow, LineRow, OrderRow};
+use yiren_store::StoreError;
+
+use crate::error::{DomainError, DomainResult};
+use crate::pricing::{self, Bps};
+use crate::{cart, catalog, discount, event, job, Ctx, Locale};
+
+/// Settings key of [`Config`].
+const CONFIG_KEY: &str = "checkout.config";
+
+/// How a shipping rate charges.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Rule {
+    Flat {
+        price: i64,
+    },
+    FreeAbove {
+        price: i64,
+        threshold: i64,
+    },
+    ByWeight {
+        first_grams: i64,
+        first_price: i64,
+        step_grams: i64,
+        step_price: i64,
+    },
+}
+
+impl Rule {
+    fn to_pricing(&self) -> pricing::Shipping {
+        match *self {
+            Rule::Flat { price } => pricing::Shipping::Flat { price },
+            Rule::FreeAbove { price, threshold } => {
+                pricing::Shipping::FreeAbove { price, threshold }
+            }
+            Rule::ByWeight {
+                first_grams,
+                first_price,
+                step_grams,
+                step_price,
+            } => pricing::Shipping::ByWeight {
+                first_grams,
+                first_price,
+                step_grams,
+                step_price,
+            },
+        }
+    }
+}
+
+/// A shipping method offered in some regions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShippingRate {
+    pub name: String,
+    pub regions: Vec<String>,
+    pub rule: Rule,
+}
+
+/// A tax rate for a region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxRate {
+    pub region: String,
+    pub rate: Bps,
+    /// Prices already include it (common in China and the EU) or it is added at checkout.
+    pub inclusive: bool,
+}
+
+/// How checkout behaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Minutes an unpaid order's stock stays set aside.
+    pub hold_minutes: i64,
+    /// Hours after which an unpaid order is cancelled.
+    pub expire_hours: i64,
+    pub shipping: Vec<ShippingRate>,
+    pub taxes: Vec<TaxRate>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hold_minutes: 30,
+            expire_hours: 48,
+            shipping: vec![],
+            taxes: vec![],
+        }
+    }
+}
+
+fn valid_region(r: &str) -> bool {
+    if r == "*" {
+        return true;
+    }
+    let (country, province) = r.split_once('/').unwrap_or((r, ""));
+    country.len() == 2
+        && country.chars().all(|c| c.is_ascii_uppercase())
+        && province.chars().count() <= 50
+        && (province.is_empty() || !province.trim().is_empty())
+}
+
+impl Config {
+    /// Check every figure; the first problem is the error.
+    pub fn check(&self) -> DomainResult<()> {
+        if !(1..=7 * 24 * 60).contains(&self.hold_minutes) {
+            return Err(DomainError::invalid(
+                "hold_minutes",
+                "checkout.config_invalid",
+            ));
+        }
+        if !(1..=90 * 24).contains(&self.expire_hours) || self.expire_hours * 60 < self.hold_minutes
+        {
+            return Err(DomainError::invalid(
+                "expire_hours",
+                "checkout.config_invalid",
+            ));
+        }
+        let line = pricing::Line {
+            product_id: 1,
+            collections: vec![],
+            unit_price: 1,
+            quantity: 1,
+            grams: 1,
+            requires_shipping: true,
+        };
+        for r in &self.shipping {
+            let name_ok = !r.name.trim().is_empty() && r.name.chars().count() <= 100;
+            if !name_ok || r.regions.is_empty() || !r.regions.iter().all(|g| valid_region(g)) {
+                return Err(DomainError::invalid("shipping", "checkout.config_invalid"));
+            }
+            pricing::price(
+                std::slice::from_ref(&line),
+                &[],
+                Some(&r.rule.to_pricing()),
+                None,
+            )?;
+            let prices = match r.rule {
+                Rule::Flat { price } => vec![price],
+                Rule::FreeAbove { price, threshold } => vec![price, threshold],
+                Rule::ByWeight {
+                    first_price,
+                    step_price,
+                    first_grams,
+                    ..
+                } => vec![first_price, step_price, first_grams],
+            };
+            if prices
+                .iter()
+                .any(|p| !(0..=crate::money::MAX_MINOR).contains(p))
+            {
+                return Err(DomainError::invalid("shipping", "checkout.config_invalid"));
+            }
+        }
+        if self
+            .shipping
+            .iter()
+            .enumerate()
+            .any(|(i, r)| self.shipping[..i].iter().any(|o| o.name == r.name))
+        {
+            return Err(DomainError::invalid("shipping", "checkout.config_invalid"));
+        }
+        for t in &self.taxes {
+            if !valid_region(&t.region) || !(0..=pricing::FULL).contains(&t.rate) {
+                return Err(DomainError::invalid("taxes", "checkout.config_invalid"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The checkout settings (defaults when never saved).
+pub async fn config(ctx: &Ctx) -> DomainResult<Config> {
+    let all = yiren_store::settings::all(ctx.db.read()).await?;
+    Ok(all
+        .into_iter()
+        .find(|(k, _)| k == CONFIG_KEY)
+        .and_then(|(_, v)| serde_json::from_str(&v).ok())
+        .unwrap_or_default())
+}
+
+/// Save the checkout settings.
+pub async fn save_config(ctx: &Ctx, c: &Config) -> DomainResult<()> {
+    c.check()?;
+    let json = serde_json::to_string(c).expect("serialisable");
+    yiren_store::settings::put(ctx.db.write(), CONFIG_KEY, &json, ctx.now()).await?;
+    Ok(())
+}
+
+/// Where the goods go. Mainland China addresses use province / city / district; others use the
+/// same fields as state / city / (optional) district.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Address {
+    pub name: String,
+    pub phone: String,
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: String,
+    pub province: String,
+    pub city: String,
+    pub district: String,
+    pub line1: String,
+    pub line2: String,
+    pub postal_code: String,
+}
+
+impl Address {
+    /// Trimmed and checked: name, country, city and the first line are required; mainland China
+    /// also needs the province and district.
+    pub fn checked(&self) -> DomainResult<Address> {
+        let t = |s: &str, max: usize, field: &'static str| -> DomainResult<String> {
+            let s = s.trim();
+            if s.chars().count() > max || s.chars().any(char::is_control) {
+                return Err(DomainError::invalid(field, "checkout.address_invalid"));
+            }
+            Ok(s.to_string())
+        };
+        let a = Address {
+            name: t(&self.name, 100, "name")?,
+            phone: t(&self.phone, 30, "phone")?,
+            country: t(&self.country, 2, "country")?.to_ascii_uppercase(),
+            province: t(&self.province, 50, "province")?,
+            city: t(&self.city, 50, "city")?,
+            district: t(&self.district, 50, "district")?,
+            line1: t(&self.line1, 200, "line1")?,
+            line2: t(&self.line2, 200, "line2")?,
+            postal_code: t(&self.postal_code, 20, "postal_code")?,
+        };
+        let need = |v: &str, field: &'static str| {
+            if v.is_empty() {
+                Err(DomainError::invalid(field, "checkout.address_incomplete"))
+            } else {
+                Ok(())
+            }
+        };
+        need(&a.name, "name")?;
+        if a.country.len() != 2 || !a.country.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(DomainError::invalid("country", "checkout.address_invalid"));
+        }
+        need(&a.city, "city")?;
+        need(&a.line1, "line1")?;
+        if a.country == "CN" {
+            need(&a.province, "province")?;
+            need(&a.district, "district")?;
+            need(&a.phone, "phone")?;
+        }
+        Ok(a)
+    }
+
+    /// How specifically `region` names this address: 0 not at all, 1 everywhere, 2 the
+    /// country, 3 the province.
+    pub fn matches(&self, region: &str) -> u8 {
+        if region == "*" {
+            return 1;
+        }
+        match region.split_once('/') {
+            None if region == self.country => 2,
+            Some((c, p)) if c == self.country && p == self.province => 3,
+            _ => 0,
+        }
+    }
+}
+
+/// What the checkout form sends. Nothing here is a price: amounts come from the catalog.
+#[derive(Debug, Clone, Default)]
+pub struct Submit {
+    pub token: String,
+    pub email: String,
+    pub customer_id: Option<i64>,
+    pub locale: Locale,
+    pub lines: Vec<cart::Line>,
+    pub address: Option<Address>,
+    /// The chosen shipping rate's name.
+    pub shipping: Option<String>,
+    pub code: Option<String>,
+    pub note: String,
+    pub gateway: String,
+}
+
+/// One line of a quote.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuoteLine {
+    pub variant_id: i64,
+    pub product_id: i64,
+    pub kind: String,
+    pub title: String,
+    pub variant_title: String,
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price: i64,
+    pub grams: i64,
+    pub requires_shipping: bool,
+    /// Placing the order takes the units from the stock.
+    pub tracked: bool,
+}
+
+/// The priced checkout.
+#[derive(Debug, Clone)]
+pub struct Quote {
+    pub currency: String,
+    pub lines: Vec<QuoteLine>,
+    pub totals: pricing::Totals,
+    /// Discounts that took something off, in the order applied.
+    pub discounts: Vec<DiscountRow>,
+    /// Rates offered for the address (names), and the one charged.
+    pub rates: Vec<String>,
+    pub shipping: Option<String>,
+    pub needs_shipping: bool,
+    pub tax_inclusive: bool,
+}
+
+fn email_ok(e: &str) -> bool {
+    let e = e.trim();
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && e.len() <= 254
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Price a checkout from the catalog as it is now; writes nothing.
+pub async fn quote(ctx: &Ctx, s: &Submit) -> DomainResult<Quote> {
+    if s.lines.is_empty() {
+        return Err(DomainError::invalid("lines", "checkout.empty"));
+    }
+    if s.lines.len() > cart::MAX_LINES {
+        return Err(DomainError::invalid("lines", "cart.full"));
+    }
+    let currency = crate::settings::load(ctx).await?.currency;
+    let cfg = config(ctx).await?;
+    let now = ctx.now();
+    let mut merged: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut order: Vec<i64> = vec![];
+    for l in &s.lines {
+        if !(1..=cart::MAX_QUANTITY).contains(&l.quantity) {
+            return Err(DomainError::invalid("quantity", "cart.quantity_invalid"));
+        }
+        let q = merged.entry(l.variant_id).or_insert(0);
+        if *q == 0 {
+            order.push(l.variant_id);
+        }
+        *q += l.quantity;
+        if *q > cart::MAX_QUANTITY {
+            return Err(DomainError::invalid("quantity", "cart.quantity_invalid"));
+        }
+    }
+    let mut lines = vec![];
+    let mut priced = vec![];
+    for vid in order {
+        let quantity = merged[&vid];
+        let gone = || DomainError::invalid("lines", "checkout.line_gone");
+        let pid = catalog::variant_product(ctx, vid)
+            .await
+            .map_err(|e| match e {
+                DomainError::NotFound => gone(),
+                e => e,
+            })?;
+        let p = catalog::get(ctx, pid).await.map_err(|e| match e {
+            DomainError::NotFound => gone(),
+            e => e,
+        })?;
+        let v = p
+            .variants
+            .iter()
+            .find(|v| v.row.id == vid)
+            .ok_or_else(gone)?;
+        if !p.visible(now) {
+            return Err(gone());
+        }
+        let unit = v.price(&currency).map(|pr| pr.amount).ok_or_else(gone)?;
+        let tracked = v.row.track_inventory == 1;
+        if tracked && v.row.inventory_policy == "deny" && v.row.inventory_quantity < quantity {
+            return Err(DomainError::Conflict {
+                key: "checkout.sold_out",
+            });
+        }
+        let collections = yiren_store::catalog::collections_of(ctx.db.read(), pid).await?;
+        priced.push(pricing::Line {
+            product_id: pid,
+            collections,
+            unit_price: unit,
+            quantity,
+            grams: v.row.grams,
+            requires_shipping: v.row.requires_shipping == 1,
+        });
+        lines.push(QuoteLine {
+            variant_id: vid,
+            product_id: pid,
+            kind: p.row.kind.clone(),
+            title: p.text(s.locale).title,
+            variant_title: p.variant_title(v, s.locale),
+            sku: v.row.sku.clone(),
+            quantity,
+            unit_price: unit,
+            grams: v.row.grams,
+            requires_shipping: v.row.requires_shipping == 1,
+            tracked,
+        });
+    }
+    let needs_shipping = lines.iter().any(|l| l.requires_shipping);
+    // Discounts: the automatic ones that are open, then the code.
+    let mut candidates: Vec<DiscountRow> = store::automatic_discounts(ctx.db.read())
+        .await?
+        .into_iter()
+        .filter(|d| discount::open(d, now))
+        .collect();
+    let mut code_id = None;
+    if let Some(code) = s.code.as_deref().filter(|c| !c.trim().is_empty()) {
+        let code = discount::normalise_code(code)
+            .map_err(|_| DomainError::invalid("code", "checkout.code_unknown"))?;
+        let d = store::discount_by_code(ctx.db.read(), &code)
+            .await?
+            .filter(|d| discount::open(d, now))
+            .ok_or(DomainError::invalid("code", "checkout.code_unknown"))?;
+        code_id = Some(d.id);
+        candidates.push(d);
+    }
+    // Shipping for the address.
+    let address = match (&s.address, needs_shipping) {
+        (Some(a), _) => Some(a.checked()?),
+        (None, true) => {
+            return Err(DomainError::invalid(
+                "address",
+                "checkout.address_incomplete",
+            ))
+        }
+        (None, false) => None,
+    };
+    let rates: Vec<&ShippingRate> = match &address {
+        Some(a) if needs_shipping => cfg
+            .shipping
+            .iter()
+            .filter(|r| r.regions.iter().any(|g| a.matches(g) > 0))
+            .collect(),
+        _ => vec![],
+    };
+    let chosen = if needs_shipping {
+        let r = match s.shipping.as_deref() {
+            Some(name) => rates.iter().find(|r| r.name == name),
+            None if rates.len() == 1 => rates.first(),
+            None => None,
+        };
+        if rates.is_empty() {
+            return Err(DomainError::invalid("address", "checkout.no_shipping"));
+        }
+        Some(*r.ok_or(DomainError::invalid(
+            "shipping",
+            "checkout.shipping_required",
+        ))?)
+    } else {
+        None
+    };
+    let tax = address.as_ref().and_then(|a| {
+        cfg.taxes
+            .iter()
+            .filter(|t| a.matches(&t.region) > 0)
+            .max_by_key(|t| a.matches(&t.region))
+    });
+    let tax = tax.map(|t| pricing::Tax {
+        rate: t.rate,
+        inclusive: t.inclusive,
+    });
+    let rule = chosen.map(|r| r.rule.to_pricing());
+    let ds: Vec<pricing::Discount> = candidates.iter().map(discount::to_pricing).collect();
+    let totals = pricing::price(&priced, &ds, rule.as_ref(), tax)?;
+    let applied: Vec<i64> = totals.applied.iter().map(|(id, _)| *id).collect();
+    if code_id.is_some_and(|id| !applied.contains(&id)) {
+        return Err(DomainError::invalid("code", "checkout.code_not_applicable"));
+    }
+    Ok(Quote {
+        currency,
+        lines,
+        discounts: candidates
+            .into_iter()
+            .filter(|d| applied.contains(&d.id))
+            .collect(),
+        rates: rates.iter().map(|r| r.name.clone()).collect(),
+        shipping: chosen.map(|r| r.name.clone()),
+        needs_shipping,
+        tax_inclusive: tax.is_some_and(|t| t.inclusive),
+        totals,
+    })
+}
+
+fn check_submit(s: &Submit) -> DomainResult<String> {
+    let token = s.token.trim();
+    if token.is_empty()
+        || token.len() > 100
+        || !token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(DomainError::invalid("token", "checkout.token_invalid"));
+    }
+    if !email_ok(&s.email) {
+        return Err(DomainError::invalid("email", "checkout.email_invalid"));
+    }
+    if s.note.chars().count() > 1000 {
+        return Err(DomainError::invalid("note", "checkout.note_too_long"));
+    }
+    if !crate::order::GATEWAYS.contains(&s.gateway.as_str()) {
+        return Err(DomainError::invalid("gateway", "checkout.gateway_unknown"));
+    }
+    Ok(token.to_string())
+}
+
+/// Place the order: price it, hold its stock, count its discount uses, number it — one
+/// transaction, retried on a serialization failure or deadlock. Submitting the same token again
+/// returns the order it placed.
+pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
+    let token = check_submit(s)?;
+    if let Some(o) = store::by_token(ctx.db.read(), &token).await? {
+        return Ok(o);
+    }
+    let q = quote(ctx, s).await?;
+    let cfg = config(ctx).await?;
+    let mut attempt = 0u32;
+    loop {
+        match place_once(ctx, s, &token, &q, &cfg).await {
+            Err(DomainError::Store(e)) if e.is_retryable() && attempt < 5 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5u64 << attempt)).await;
+            }
+            Err(DomainError::Store(StoreError::Conflict(_))) => {
+                // The same form submitted twice at once: the other one placed it.
+                return store::by_token(ctx.db.read(), &token).await?.ok_or(
+                    DomainError::Conflict {
+                        key: "error.conflict",
+                    },
+                );
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn place_once(
+    ctx: &Ctx,
+    s: &Submit,
+    token: &str,
+    q: &Quote,
+    cfg: &Config,
+) -> DomainResult<OrderRow> {
+    let now = ctx.now();
+    let id = ctx.new_id();
+    let free = q.totals.total == 0;
+    let mut tx = ctx.db.begin().await?;
+    let number = store::next_number(&mut tx).await?;
+    let reason = format!("order #{number}");
+    // Stock, variant by variant in id order.
+    let mut by_variant: BTreeMap<i64, i64> = BTreeMap::new();
+    for l in q.lines.iter().filter(|l| l.tracked) {
+        *by_variant.entry(l.variant_id).or_insert(0) += l.quantity;
+    }
+    for (vid, n) in &by_variant {
+        let held = if free { 0 } else { *n };
+        let ok = crate::order::move_stock(ctx, &mut tx, *vid, -n, held, true, &reason, "checkout")
+            .await?;
+        if ok.is_none() {
+            return Err(DomainError::Conflict {
+                key: "checkout.sold_out",
+            });
+        }
+    }
+    // Discount uses.
+    let who = match s.customer_id {
+        Some(c) => c.to_string(),
+        None => s.email.trim().to_lowercase(),
+    };
+    let mut uses = vec![];
+    for d in &q.discounts {
+        if !store::take_use(&mut tx, d.id, now).await? {
+            return Err(DomainError::Conflict {
+                key: "checkout.code_used_up",
+            });
+        }
+        if let Some(limit) = d.per_customer {
+            if store::uses_by(&mut tx, d.id, &who).await? >= limit {
+                return Err(DomainError::Conflict {
+                    key: "checkout.code_used_by_you",
+                });
+            }
+        }
+        let amount = q
+            .totals
+            .applied
+            .iter()
+            .find(|(i, _)| *i == d.id)
+            .map_or(0, |(_, a)| *a);
+        uses.push((d.id, amount));
+    }
+    let units: i64 = q.lines.iter().map(|l| l.quantity).sum();
+    let t = &q.totals;
+    let row = OrderRow {
+        id,
+        number,
+        checkout_token: token.to_string(),
+        customer_id: s.customer_id,
+        email: s.email.trim().to_string(),
+        locale: s.locale.tag().to_string(),
+        currency: q.currency.clone(),
+        subtotal: t.subtotal,
+        discount: t.discount,
+        shipping: t.shipping,
+        shipping_discount: t.shipping_discount,
+        tax: t.tax,
+        tax_inclusive: q.tax_inclusive as i64,
+        total: t.total,
+        payment: if free { "paid" } else { "pending" }.into(),
+        fulfilment: "unfulfilled".into(),
+        cancelled: 0,
+        refund_review: 0,
+        captured: 0,
+        refunded: 0,
+        units,
+        fulfilled: 0,
+        stock: if free { "committed" } else { "held" }.into(),
+        hold_until: now + cfg.hold_minutes * 60_000,
+        expires_at: now + cfg.expire_hours * 3_600_000,
+        gateway: if free {
+            "free".into()
+        } else {
+            s.gateway.clone()
+        },
+        shipping_method: q.shipping.clone().unwrap_or_default(),
+        address: s
+            .address
+            .as_ref()
+            .filter(|_| q.needs_shipping)
+            .map(|a| serde_json::to_string(&a.checked().unwrap_or_default()).expect("serialisable"))
+            .unwrap_or_default(),
+        note: s.note.trim().to_string(),
+        tags: String::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    let lines: Vec<LineRow> = q
+        .lines
+        .iter()
+        .zip(&t.lines)
+        .enumerate()
+        .map(|(i, (l, lt))| LineRow {
+            order_id: id,
+            position: i as i64 + 1,
+            variant_id: Some(l.variant_id),
+            product_id: Some(l.product_id),
+            kind: l.kind.clone(),
+            title: l.title.clone(),
+            variant_title: l.variant_title.clone(),
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            subtotal: lt.subtotal,
+            discount: lt.discount,
+            tax: lt.tax,
+            grams: l.grams,
+            requires_shipping: l.requires_shipping as i64,
+            tracked: l.tracked as i64,
+        })
+        .collect();
+    store::insert(&mut tx, &row, &lines).await?;
+    for (discount_id, amount) in uses {
+        store::add_use(&mut tx, discount_id, id, &who, amount, now).await?;
+    }
+    let actor = match s.customer_id {
+        Some(c) => format!("customer:{c}"),
+        None => "guest".into(),
+    };
+    crate::order::log(ctx, &mut tx, id, "placed", &actor, serde_json::json!({
+        "total": row.total, "currency": row.currency, "discounts": q.discounts.iter().map(|d| d.code.clone().unwrap_or_else(|| d.title.clone())).collect::<Vec<_>>(),
+    }))
+    .await?;
+    event::record(
+        ctx,
+        &mut tx,
+        event::ORDER_CREATED,
+        id,
+        &crate::order::summary(&row),
+    )
+    .await?;
+    if !free {
+        let at = |run_at: i64, kind: &str| job::EnqueueOptions {
+            run_at: Some(run_at),
+            max_attempts: 20,
+            unique_key: Some(format!("{kind}:{id}")),
+        };
+        let payload = serde_json::json!({ "order_id": id });
+        job::enqueue(
+            ctx,
+            &mut tx,
+            crate::order::RELEASE_KIND,
+            &payload,
+            at(row.hold_until, crate::order::RELEASE_KIND),
+        )
+        .await?;
+        job::enqueue(
+            ctx,
+            &mut tx,
+            crate::order::EXPIRE_KIND,
+            &payload,
+            at(row.expires_at, crate::order::EXPIRE_KIND),
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    crate::catalog::changed();
+    Ok(row)
+}
