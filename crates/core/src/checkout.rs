@@ -30,53 +30,12 @@ use crate::{cart, catalog, discount, event, job, Ctx, Locale};
 /// Settings key of [`Config`].
 const CONFIG_KEY: &str = "checkout.config";
 
-/// How a shipping rate charges.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Rule {
-    Flat {
-        price: i64,
-    },
-    FreeAbove {
-        price: i64,
-        threshold: i64,
-    },
-    ByWeight {
-        first_grams: i64,
-        first_price: i64,
-        step_grams: i64,
-        step_price: i64,
-    },
-}
-
-impl Rule {
-    fn to_pricing(&self) -> pricing::Shipping {
-        match *self {
-            Rule::Flat { price } => pricing::Shipping::Flat { price },
-            Rule::FreeAbove { price, threshold } => {
-                pricing::Shipping::FreeAbove { price, threshold }
-            }
-            Rule::ByWeight {
-                first_grams,
-                first_price,
-                step_grams,
-                step_price,
-            } => pricing::Shipping::ByWeight {
-                first_grams,
-                first_price,
-                step_grams,
-                step_price,
-            },
-        }
-    }
-}
-
 /// A shipping method offered in some regions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShippingRate {
     pub name: String,
     pub regions: Vec<String>,
-    pub rule: Rule,
+    pub rule: pricing::Shipping,
 }
 
 /// A tax rate for a region.
@@ -151,16 +110,11 @@ impl Config {
             if !name_ok || r.regions.is_empty() || !r.regions.iter().all(|g| valid_region(g)) {
                 return Err(DomainError::invalid("shipping", "checkout.config_invalid"));
             }
-            pricing::price(
-                std::slice::from_ref(&line),
-                &[],
-                Some(&r.rule.to_pricing()),
-                None,
-            )?;
+            pricing::price(std::slice::from_ref(&line), &[], Some(&r.rule), None)?;
             let prices = match r.rule {
-                Rule::Flat { price } => vec![price],
-                Rule::FreeAbove { price, threshold } => vec![price, threshold],
-                Rule::ByWeight {
+                pricing::Shipping::Flat { price } => vec![price],
+                pricing::Shipping::FreeAbove { price, threshold } => vec![price, threshold],
+                pricing::Shipping::ByWeight {
                     first_price,
                     step_price,
                     first_grams,
@@ -425,9 +379,11 @@ pub async fn quote(ctx: &Ctx, s: &Submit) -> DomainResult<Quote> {
     }
     let needs_shipping = lines.iter().any(|l| l.requires_shipping);
     // Discounts: the automatic ones that are open, then the code.
-    let mut candidates: Vec<DiscountRow> = store::automatic_discounts(ctx.db.read())
+    // Oldest first: the order they apply in.
+    let mut candidates: Vec<DiscountRow> = store::discounts(ctx.db.read(), true)
         .await?
         .into_iter()
+        .rev()
         .filter(|d| discount::open(d, now))
         .collect();
     let mut code_id = None;
@@ -486,9 +442,8 @@ pub async fn quote(ctx: &Ctx, s: &Submit) -> DomainResult<Quote> {
         rate: t.rate,
         inclusive: t.inclusive,
     });
-    let rule = chosen.map(|r| r.rule.to_pricing());
     let ds: Vec<pricing::Discount> = candidates.iter().map(discount::to_pricing).collect();
-    let totals = pricing::price(&priced, &ds, rule.as_ref(), tax)?;
+    let totals = pricing::price(&priced, &ds, chosen.map(|r| &r.rule), tax)?;
     let applied: Vec<i64> = totals.applied.iter().map(|(id, _)| *id).collect();
     if code_id.is_some_and(|id| !applied.contains(&id)) {
         return Err(DomainError::invalid("code", "checkout.code_not_applicable"));

@@ -190,5 +190,5 @@ pub async fn get(ctx: &Ctx, id: i64) -> DomainResult<DiscountRow> {
 
 /// Every discount, newest first.
 pub async fn list(ctx: &Ctx) -> DomainResult<Vec<DiscountRow>> {
-    Ok(store::discounts(ctx.db.read()).await?)
+    Ok(store::discounts(ctx.db.read(), false).await?)
 }

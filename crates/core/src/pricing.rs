@@ -140,8 +140,10 @@ pub struct Discount {
     pub min_subtotal: i64,
 }
 
-/// How shipping is charged (the rate the caller chose for the address).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How shipping is charged (the rate the caller chose for the address). Stored in the checkout
+/// settings as JSON tagged by `kind` (`flat`, `free_above`, `by_weight`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Shipping {
     Flat {
         price: i64,

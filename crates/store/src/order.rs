@@ -463,24 +463,16 @@ pub async fn discount_by_code<'e, E: Executor<'e, Database = Any>>(
     .await?)
 }
 
-/// Active automatic discounts, oldest first (the order they apply in).
-pub async fn automatic_discounts<'e, E: Executor<'e, Database = Any>>(
-    exec: E,
-) -> StoreResult<Vec<DiscountRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {DISCOUNT_COLUMNS} FROM discounts WHERE code IS NULL AND status = 'active' ORDER BY created_at, id"
-    ))
-    .fetch_all(exec)
-    .await?)
-}
-
-/// Every discount, newest first.
+/// Every discount, newest first; only the active automatic ones (no code) when `automatic`.
 pub async fn discounts<'e, E: Executor<'e, Database = Any>>(
     exec: E,
+    automatic: bool,
 ) -> StoreResult<Vec<DiscountRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {DISCOUNT_COLUMNS} FROM discounts ORDER BY created_at DESC, id DESC"
+        "SELECT {DISCOUNT_COLUMNS} FROM discounts WHERE $1 = 0 OR (code IS NULL AND status = 'active') \
+         ORDER BY created_at DESC, id DESC"
     ))
+    .bind(automatic as i64)
     .fetch_all(exec)
     .await?)
 }

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 use rand::{Rng, SeedableRng};
 use yiren_core::catalog::{self, Kind, Price, ProductInput, VariantInput};
-use yiren_core::checkout::{self, Address, Config, Rule, ShippingRate, Submit, TaxRate};
+use yiren_core::checkout::{self, Address, Config, ShippingRate, Submit, TaxRate};
 use yiren_core::discount::{self, DiscountInput};
 use yiren_core::error::DomainError;
 use yiren_core::order::{self, Paid, Received};
+use yiren_core::pricing::Shipping as Rule;
 use yiren_core::{cart, Ctx};
 use yiren_store::order as store;
 use yiren_testkit::{both_engines, wait_until, TestApp};
@@ -310,6 +311,12 @@ both_engines! {
         s.code = big.code.clone();
         let o = checkout::place(&ctx, &s).await.unwrap();
         assert_eq!((o.total, o.discount, o.payment.as_str(), o.stock.as_str()), (0, 20_000, "paid", "committed"));
+        audit_clean(&ctx).await;
+        // An automatic discount needs no code and applies once its minimum is reached.
+        discount::create(&ctx, &DiscountInput { title: "满 300 减 10%".into(), kind: "percent".into(), value: 1000, applies: "all".into(), min_subtotal: 30_000, ..Default::default() }).await.unwrap();
+        let two = checkout::place(&ctx, &submit("auto-2".into(), "auto@example.com", &[(v, 2)])).await.unwrap();
+        let three = checkout::place(&ctx, &submit("auto-3".into(), "auto@example.com", &[(v, 3)])).await.unwrap();
+        assert_eq!((two.discount, three.discount, three.total), (0, 3000, 27_000));
         audit_clean(&ctx).await;
         app.stop().await;
     }
