@@ -285,19 +285,6 @@ pub struct Quote {
     pub tax_inclusive: bool,
 }
 
-fn email_ok(e: &str) -> bool {
-    let e = e.trim();
-    let Some((local, domain)) = e.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && e.len() <= 254
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
 /// Price a checkout from the catalog as it is now; writes nothing.
 pub async fn quote(ctx: &Ctx, s: &Submit) -> DomainResult<Quote> {
     if s.lines.is_empty() {
@@ -463,7 +450,8 @@ pub async fn quote(ctx: &Ctx, s: &Submit) -> DomainResult<Quote> {
     })
 }
 
-fn check_submit(s: &Submit) -> DomainResult<String> {
+/// The token and the (lower-case) email, checked.
+fn check_submit(s: &Submit) -> DomainResult<(String, String)> {
     let token = s.token.trim();
     if token.is_empty()
         || token.len() > 100
@@ -473,23 +461,21 @@ fn check_submit(s: &Submit) -> DomainResult<String> {
     {
         return Err(DomainError::invalid("token", "checkout.token_invalid"));
     }
-    if !email_ok(&s.email) {
-        return Err(DomainError::invalid("email", "checkout.email_invalid"));
-    }
+    let email = crate::auth::parse_email(&s.email)?;
     if s.note.chars().count() > 1000 {
         return Err(DomainError::invalid("note", "checkout.note_too_long"));
     }
     if !crate::order::GATEWAYS.contains(&s.gateway.as_str()) {
         return Err(DomainError::invalid("gateway", "checkout.gateway_unknown"));
     }
-    Ok(token.to_string())
+    Ok((token.to_string(), email))
 }
 
 /// Place the order: price it, hold its stock, count its discount uses, number it — one
 /// transaction, retried on a serialization failure or deadlock. Submitting the same token again
 /// returns the order it placed.
 pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
-    let token = check_submit(s)?;
+    let (token, email) = check_submit(s)?;
     if let Some(o) = store::by_token(ctx.db.read(), &token).await? {
         return Ok(o);
     }
@@ -497,7 +483,7 @@ pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
     let cfg = config(ctx).await?;
     let mut attempt = 0u32;
     loop {
-        match place_once(ctx, s, &token, &q, &cfg).await {
+        match place_once(ctx, s, (&token, &email), &q, &cfg).await {
             Err(DomainError::Store(e)) if e.is_retryable() && attempt < 5 => {
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(5u64 << attempt)).await;
@@ -518,7 +504,7 @@ pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
 async fn place_once(
     ctx: &Ctx,
     s: &Submit,
-    token: &str,
+    (token, email): (&str, &str),
     q: &Quote,
     cfg: &Config,
 ) -> DomainResult<OrderRow> {
@@ -546,7 +532,7 @@ async fn place_once(
     // Discount uses.
     let who = match s.customer_id {
         Some(c) => c.to_string(),
-        None => s.email.trim().to_lowercase(),
+        None => email.to_string(),
     };
     let mut uses = vec![];
     for d in &q.discounts {
@@ -577,7 +563,7 @@ async fn place_once(
         number,
         checkout_token: token.to_string(),
         customer_id: s.customer_id,
-        email: s.email.trim().to_string(),
+        email: email.to_string(),
         locale: s.locale.tag().to_string(),
         currency: q.currency.clone(),
         subtotal: t.subtotal,
