@@ -47,6 +47,43 @@ pub struct TaxRate {
     pub inclusive: bool,
 }
 
+/// What a customer who chose manual payment is shown: the owner's own receipt codes (the link a
+/// WeChat or Alipay personal receipt QR code holds; the page draws it as a QR code) and free text
+/// such as bank details. The owner confirms receipt by hand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Manual {
+    pub instructions: String,
+    pub wechat: String,
+    pub alipay: String,
+}
+
+impl Manual {
+    fn check(&self) -> DomainResult<()> {
+        let bad = || Err(DomainError::invalid("manual", "checkout.manual_invalid"));
+        if self.instructions.chars().count() > 2000 {
+            return bad();
+        }
+        for link in [&self.wechat, &self.alipay] {
+            let ok = link.is_empty()
+                || (link.len() <= 500
+                    && ["https://", "http://", "wxp://"]
+                        .iter()
+                        .any(|p| link.starts_with(p))
+                    && !link.chars().any(|c| c.is_whitespace() || c.is_control()));
+            if !ok {
+                return bad();
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the owner has said how to pay them.
+    pub fn ready(&self) -> bool {
+        !(self.instructions.trim().is_empty() && self.wechat.is_empty() && self.alipay.is_empty())
+    }
+}
+
 /// How checkout behaves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -57,6 +94,7 @@ pub struct Config {
     pub expire_hours: i64,
     pub shipping: Vec<ShippingRate>,
     pub taxes: Vec<TaxRate>,
+    pub manual: Manual,
 }
 
 impl Default for Config {
@@ -66,6 +104,7 @@ impl Default for Config {
             expire_hours: 48,
             shipping: vec![],
             taxes: vec![],
+            manual: Manual::default(),
         }
     }
 }
@@ -141,7 +180,7 @@ impl Config {
                 return Err(DomainError::invalid("taxes", "checkout.config_invalid"));
             }
         }
-        Ok(())
+        self.manual.check()
     }
 }
 
@@ -672,4 +711,167 @@ async fn place_once(
     tx.commit().await.map_err(StoreError::from)?;
     crate::catalog::changed();
     Ok(row)
+}
+
+/// The shipping rates as the admin form shows them, one per line:
+/// `name | regions | flat 12.00`, `… | free_above 12.00 99.00`, `… | by_weight 1000 12.00 500 3.00`
+/// (grams and amounts in the shop currency; regions separated by commas).
+pub fn shipping_text(rates: &[ShippingRate], currency: &str) -> String {
+    let m = |v: i64| crate::money::format(v, currency);
+    rates
+        .iter()
+        .map(|r| {
+            let rule = match r.rule {
+                pricing::Shipping::Flat { price } => format!("flat {}", m(price)),
+                pricing::Shipping::FreeAbove { price, threshold } => {
+                    format!("free_above {} {}", m(price), m(threshold))
+                }
+                pricing::Shipping::ByWeight {
+                    first_grams,
+                    first_price,
+                    step_grams,
+                    step_price,
+                } => format!(
+                    "by_weight {first_grams} {} {step_grams} {}",
+                    m(first_price),
+                    m(step_price)
+                ),
+            };
+            format!("{} | {} | {rule}", r.name, r.regions.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Read [`shipping_text`]'s format back; any malformed line is an error naming the field.
+pub fn parse_shipping(text: &str, currency: &str) -> DomainResult<Vec<ShippingRate>> {
+    let bad = || DomainError::invalid("shipping", "checkout.shipping_line_invalid");
+    let mut out = vec![];
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let parts: Vec<&str> = line.split('|').map(str::trim).collect();
+        let [name, regions, rule] = parts[..] else {
+            return Err(bad());
+        };
+        let words: Vec<&str> = rule.split_whitespace().collect();
+        let amount = |s: &str| crate::money::parse(s, currency, "shipping").map_err(|_| bad());
+        let grams = |s: &str| s.parse::<i64>().ok().filter(|g| *g >= 0).ok_or_else(bad);
+        let rule = match words[..] {
+            ["flat", p] => pricing::Shipping::Flat { price: amount(p)? },
+            ["free_above", p, t] => pricing::Shipping::FreeAbove {
+                price: amount(p)?,
+                threshold: amount(t)?,
+            },
+            ["by_weight", fg, fp, sg, sp] => pricing::Shipping::ByWeight {
+                first_grams: grams(fg)?,
+                first_price: amount(fp)?,
+                step_grams: grams(sg)?,
+                step_price: amount(sp)?,
+            },
+            _ => return Err(bad()),
+        };
+        out.push(ShippingRate {
+            name: name.to_string(),
+            regions: regions
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+                .collect(),
+            rule,
+        });
+    }
+    Ok(out)
+}
+
+/// The tax rates as the admin form shows them: `region | 13% | included` or `… | added`.
+pub fn taxes_text(taxes: &[TaxRate]) -> String {
+    taxes
+        .iter()
+        .map(|t| {
+            let pct = pricing::percent_text(t.rate);
+            let how = if t.inclusive { "included" } else { "added" };
+            format!("{} | {pct}% | {how}", t.region)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Read [`taxes_text`]'s format back.
+pub fn parse_taxes(text: &str) -> DomainResult<Vec<TaxRate>> {
+    let bad = || DomainError::invalid("taxes", "checkout.tax_line_invalid");
+    let mut out = vec![];
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let parts: Vec<&str> = line.split('|').map(str::trim).collect();
+        let [region, pct, how] = parts[..] else {
+            return Err(bad());
+        };
+        // A percentage with up to two decimals is a whole number of basis points.
+        let rate =
+            crate::money::parse(pct.trim_end_matches('%'), "USD", "taxes").map_err(|_| bad())?;
+        let inclusive = match how {
+            "included" | "含税" => true,
+            "added" | "另计" => false,
+            _ => return Err(bad()),
+        };
+        out.push(TaxRate {
+            region: region.to_string(),
+            rate,
+            inclusive,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_text_formats_read_back_what_they_write() {
+        let text = "顺丰 | CN, HK | by_weight 1000 12.00 500 3.50\n\nAbroad | * | free_above 90.00 500.00\n自提 | CN/广东省 | flat 0.00";
+        let rates = parse_shipping(text, "CNY").unwrap();
+        assert_eq!(rates.len(), 3);
+        assert_eq!(rates[0].regions, ["CN", "HK"]);
+        assert_eq!(
+            rates[0].rule,
+            pricing::Shipping::ByWeight {
+                first_grams: 1000,
+                first_price: 1200,
+                step_grams: 500,
+                step_price: 350
+            }
+        );
+        assert_eq!(
+            parse_shipping(&shipping_text(&rates, "CNY"), "CNY").unwrap(),
+            rates
+        );
+        for bad in [
+            "a | CN",
+            "a | CN | flat",
+            "a | CN | flat 1.234",
+            "a | CN | by_weight -1 1 1 1",
+            "a | CN | teleport 1",
+        ] {
+            assert!(parse_shipping(bad, "CNY").is_err(), "{bad}");
+        }
+        let taxes = parse_taxes("CN | 13% | included\nUS/CA | 7.25% | added").unwrap();
+        assert_eq!(
+            (
+                taxes[0].rate,
+                taxes[0].inclusive,
+                taxes[1].rate,
+                taxes[1].inclusive
+            ),
+            (1300, true, 725, false)
+        );
+        assert_eq!(parse_taxes(&taxes_text(&taxes)).unwrap(), taxes);
+        for bad in [
+            "CN | 13%",
+            "CN | x% | added",
+            "CN | 13% | maybe",
+            "CN | 1.234% | added",
+        ] {
+            assert!(parse_taxes(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -192,3 +192,14 @@ pub async fn get(ctx: &Ctx, id: i64) -> DomainResult<DiscountRow> {
 pub async fn list(ctx: &Ctx) -> DomainResult<Vec<DiscountRow>> {
     Ok(store::discounts(ctx.db.read(), false).await?)
 }
+
+/// Turn a discount on or off (uses already counted stay).
+pub async fn set_active(ctx: &Ctx, id: i64, active: bool) -> DomainResult<()> {
+    let status = if active { "active" } else { "disabled" };
+    store::set_discount_status(ctx.db.write(), id, status, ctx.now())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => DomainError::NotFound,
+            e => e.into(),
+        })
+}

@@ -24,6 +24,15 @@ pub const MAX_QUANTITY: i64 = 1_000_000;
 /// 100 % in basis points.
 pub const FULL: Bps = 10_000;
 
+/// A rate as people write it: `13`, `7.25` (percent, without the sign).
+pub fn percent_text(rate: Bps) -> String {
+    if rate % 100 == 0 {
+        format!("{}", rate / 100)
+    } else {
+        format!("{}.{:02}", rate / 100, rate % 100)
+    }
+}
+
 fn overflow() -> DomainError {
     DomainError::invalid("total", "pricing.overflow")
 }

@@ -672,3 +672,19 @@ pub async fn release_savepoint(tx: &mut Tx, name: &str) -> StoreResult<()> {
         .await?;
     Ok(())
 }
+
+/// Turn a discount on (`active`) or off (`disabled`).
+pub async fn set_discount_status<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+    status: &str,
+    now: i64,
+) -> StoreResult<()> {
+    let r = sqlx::query("UPDATE discounts SET status = $1, updated_at = $2 WHERE id = $3")
+        .bind(status)
+        .bind(now)
+        .bind(id)
+        .execute(exec)
+        .await?;
+    crate::one_row(&r)
+}

@@ -25,13 +25,13 @@ pub fn routes() -> Router<AppState> {
         .route("/cart/update", post(update))
 }
 
-fn lines_of(jar: &CookieJar) -> Vec<cart::Line> {
+pub(crate) fn lines_of(jar: &CookieJar) -> Vec<cart::Line> {
     jar.get(COOKIE)
         .map(|c| cart::parse(c.value()))
         .unwrap_or_default()
 }
 
-fn keep(state: &AppState, jar: CookieJar, lines: &[cart::Line]) -> CookieJar {
+pub(crate) fn keep(state: &AppState, jar: CookieJar, lines: &[cart::Line]) -> CookieJar {
     let mut c = Cookie::new(COOKIE, cart::format(lines));
     c.set_path("/");
     c.set_http_only(true);
@@ -82,7 +82,10 @@ async fn page(State(state): State<AppState>, jar: CookieJar) -> Response {
 }
 
 /// The form fields, read after the origin check.
-async fn form_of(state: &AppState, req: Request) -> Result<Vec<(String, String)>, Response> {
+pub(crate) async fn form_of(
+    state: &AppState,
+    req: Request,
+) -> Result<Vec<(String, String)>, Response> {
     if !crate::security::same_origin(&req) {
         return Err(error_page(StatusCode::FORBIDDEN, "error.csrf"));
     }
@@ -93,7 +96,7 @@ async fn form_of(state: &AppState, req: Request) -> Result<Vec<(String, String)>
         .map_err(|_| error_page(StatusCode::BAD_REQUEST, "error.invalid"))
 }
 
-fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
+pub(crate) fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
     f.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod cart;
+pub mod checkout;
 pub mod error;
 pub mod files;
 pub mod locale;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(storefront::routes())
         .merge(cart::routes())
+        .merge(checkout::routes())
         .merge(setup::routes())
         .merge(account::routes(state.clone()))
         .merge(oidc::routes(state.clone()))

@@ -23,6 +23,30 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/shop/cart.html"),
     ),
     (
+        "admin/orders.html",
+        include_str!("../templates/admin/orders.html"),
+    ),
+    (
+        "admin/order.html",
+        include_str!("../templates/admin/order.html"),
+    ),
+    (
+        "admin/discounts.html",
+        include_str!("../templates/admin/discounts.html"),
+    ),
+    (
+        "admin/checkout.html",
+        include_str!("../templates/admin/checkout.html"),
+    ),
+    (
+        "shop/checkout.html",
+        include_str!("../templates/shop/checkout.html"),
+    ),
+    (
+        "shop/order.html",
+        include_str!("../templates/shop/order.html"),
+    ),
+    (
         "shop/home.html",
         include_str!("../templates/shop/home.html"),
     ),

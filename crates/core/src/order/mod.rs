@@ -76,6 +76,20 @@ pub async fn list(
     .await?)
 }
 
+/// The secret part of the link to an order's page (`/orders/{id}?key=`), so a guest can come back to
+/// it and nobody can guess another order's: a MAC of the id under the server key.
+pub fn access_key(ctx: &Ctx, order_id: i64) -> String {
+    ctx.keys.mac("order-page", &[&order_id.to_string()])
+}
+
+/// The order behind a page link, or NotFound when the key does not match (no existence oracle).
+pub async fn by_access_key(ctx: &Ctx, order_id: i64, key: &str) -> DomainResult<Order> {
+    if !ctx.keys.verify("order-page", &[&order_id.to_string()], key) {
+        return Err(DomainError::NotFound);
+    }
+    get(ctx, order_id).await
+}
+
 /// What webhooks and the event log carry about an order.
 pub fn summary(o: &OrderRow) -> serde_json::Value {
     serde_json::json!({

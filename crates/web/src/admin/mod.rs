@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod mail;
 pub mod media;
 pub mod notify;
+pub mod orders;
 pub mod pages;
 pub mod products;
 pub mod reach;
@@ -83,6 +84,11 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/collections",
     "/admin/collections/{id}",
     "/admin/collections/{id}/delete",
+    "/admin/orders/{id}/confirm",
+    "/admin/orders/{id}/cancel",
+    "/admin/checkout",
+    "/admin/discounts",
+    "/admin/discounts/{id}/active",
 ];
 
 /// Admin routes.
@@ -134,6 +140,22 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(collections::edit_page).post(collections::update),
         )
         .route("/admin/collections/{id}/delete", post(collections::delete))
+        .route("/admin/orders", get(orders::list))
+        .route("/admin/orders/{id}", get(orders::detail))
+        .route("/admin/orders/{id}/confirm", post(orders::confirm))
+        .route("/admin/orders/{id}/cancel", post(orders::cancel))
+        .route(
+            "/admin/checkout",
+            get(orders::settings_page).post(orders::save_settings),
+        )
+        .route(
+            "/admin/discounts",
+            get(orders::discounts_page).post(orders::create_discount),
+        )
+        .route(
+            "/admin/discounts/{id}/active",
+            post(orders::toggle_discount),
+        )
         .route("/admin/jobs", get(pages::jobs))
         .route("/admin/jobs/{id}/retry", post(pages::retry_job))
         .route(

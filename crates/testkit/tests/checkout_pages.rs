@@ -1,0 +1,184 @@
+//! The checkout over real HTTP, on both engines: a guest fills the cart, checks out with manual
+//! payment (every amount from the server, whatever the form says — MONEY-2), sees how to pay on
+//! the order page (reachable only with its key), and the owner confirms the payment in admin
+//! (once) or cancels; the owner's checkout settings round-trip through their text form.
+
+use yiren_core::catalog::{self, Kind, Price, ProductInput, VariantInput};
+use yiren_testkit::{both_engines, location, TestApp};
+
+const OWNER: &str = "owner@example.com";
+const PW: &str = "correct horse battery staple";
+
+async fn tea(app: &TestApp) -> i64 {
+    let input = ProductInput {
+        title: "明前龙井".into(),
+        handle: "longjing".into(),
+        kind: Kind::Physical,
+        status: "active".into(),
+        variants: vec![VariantInput {
+            sku: "LJ-250".into(),
+            grams: 250,
+            track_inventory: true,
+            initial_stock: 5,
+            prices: vec![Price {
+                currency: "CNY".into(),
+                amount: 16_800,
+                compare_at: None,
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    catalog::create(&app.state.ctx, &input, "test")
+        .await
+        .unwrap()
+        .variants[0]
+        .row
+        .id
+}
+
+fn token_of(page: &str) -> String {
+    let at = page.find("name=\"token\" value=\"").expect("token field") + 20;
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+both_engines! {
+    async fn a_guest_checks_out_and_the_owner_confirms_the_manual_payment(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let owner = app.setup_owner(OWNER, PW).await;
+        let v = tea(&app).await;
+
+        // The owner sets up shipping, tax and how to be paid.
+        let csrf = app.csrf(&owner, "/admin/checkout").await;
+        let bad = owner.post(app.url("/admin/checkout")).form(&[("_csrf", csrf.as_str()), ("hold_minutes", "30"), ("expire_hours", "48"), ("shipping", "顺丰 | CN | teleport 1"), ("taxes", ""), ("wechat", ""), ("alipay", ""), ("instructions", "")]).send().await.unwrap();
+        assert_eq!(bad.status(), 422);
+        assert!(bad.text().await.unwrap().contains("每行运费规则的格式"));
+        let saved = owner.post(app.url("/admin/checkout")).form(&[
+            ("_csrf", csrf.as_str()), ("hold_minutes", "30"), ("expire_hours", "48"),
+            ("shipping", "顺丰 | CN | by_weight 1000 12.00 500 3.00\nAbroad | * | flat 90.00"),
+            ("taxes", "CN | 13% | included"),
+            ("wechat", "wxp://f2f0example"), ("alipay", ""), ("instructions", "招商银行 6225 0000 0000 0000（张三）"),
+        ]).send().await.unwrap();
+        assert_eq!(location(&saved), "/admin/checkout?notice=settings.saved");
+        let page = owner.get(app.url("/admin/checkout")).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("顺丰 | CN | by_weight 1000 12.00 500 3.00") && page.contains("CN | 13% | included"), "{page}");
+
+        // A guest: cart → checkout. An empty cart has nothing to check out.
+        let c = app.client();
+        assert_eq!(location(&c.get(app.url("/checkout")).send().await.unwrap()), "/cart");
+        c.post(app.url("/cart/add")).form(&[("variant_id", v.to_string()), ("quantity", "2".into())]).send().await.unwrap();
+        let cart = c.get(app.url("/cart")).send().await.unwrap().text().await.unwrap();
+        assert!(cart.contains("href=\"/checkout\""));
+        let form = c.get(app.url("/checkout")).send().await.unwrap();
+        assert_eq!(form.headers()["cache-control"], "no-store");
+        let form = form.text().await.unwrap();
+        assert!(form.contains("¥336.00") && form.contains("顺丰"), "{form}");
+        let token = token_of(&form);
+        let mut fields: Vec<(&str, String)> = vec![
+            ("token", token.clone()), ("email", "Buyer@Example.com".into()), ("name", "李四".into()), ("phone", "13900000000".into()),
+            ("country", "CN".into()), ("province", "浙江省".into()), ("city", "杭州市".into()), ("district", "西湖区".into()),
+            ("line1", "龙井路 1 号".into()), ("shipping", "顺丰".into()),
+            // Never read: the server prices everything.
+            ("price", "0.01".into()), ("total", "0".into()), ("currency", "USD".into()), ("discount", "100%".into()),
+        ];
+        // A cross-site post is refused before anything is read.
+        let forged = c.post(app.url("/checkout")).header("origin", "https://evil.example").form(&fields).send().await.unwrap();
+        assert_eq!(forged.status(), 403);
+        // A missing district (mainland China) comes back with the form filled in.
+        let mut partial = fields.clone();
+        partial.retain(|(k, _)| *k != "district");
+        let r = c.post(app.url("/checkout")).form(&partial).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        let body = r.text().await.unwrap();
+        assert!(body.contains("请填写完整的收货地址") && body.contains("value=\"龙井路 1 号\"") && body.contains(&token), "{body}");
+        fields.push(("district", "西湖区".into()));
+        let placed = c.post(app.url("/checkout")).form(&fields).send().await.unwrap();
+        assert_eq!(placed.status(), 303);
+        let order_url = location(&placed);
+        assert!(order_url.starts_with("/orders/") && order_url.contains("?key="), "{order_url}");
+        // The cart is emptied; the same form again finds the same order.
+        assert!(c.get(app.url("/cart")).send().await.unwrap().text().await.unwrap().contains("购物车是空的"));
+        c.post(app.url("/cart/add")).form(&[("variant_id", v.to_string()), ("quantity", "2".into())]).send().await.unwrap();
+        let again = c.post(app.url("/checkout")).form(&fields).send().await.unwrap();
+        assert_eq!(location(&again), order_url);
+
+        // The order page: 2 × 168.00 + 12.00 shipping (500 g ≤ 1 kg), 13 % included; how to pay.
+        let r = c.get(app.url(&order_url)).send().await.unwrap();
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("订单 #1001") && page.contains("等待付款"), "{page}");
+        assert!(page.contains("<strong id=\"order-total\">¥348.00</strong>") && page.contains("¥38.65"), "{page}");
+        assert!(page.contains("请支付 ¥348.00") && page.contains("<svg") && page.contains("招商银行"), "{page}");
+        assert!(!page.contains("wxp://f2f0example"), "the link is drawn, not printed");
+        // Without the right key, no order (and no hint that it exists).
+        let id = order_url.trim_start_matches("/orders/").split('?').next().unwrap().to_string();
+        for wrong in [format!("/orders/{id}"), format!("/orders/{id}?key=00"), format!("/orders/{}?{}", id.parse::<i64>().unwrap() + 1, order_url.split('?').nth(1).unwrap())] {
+            assert_eq!(c.get(app.url(&wrong)).send().await.unwrap().status(), 404, "{wrong}");
+        }
+
+        // The owner sees it, confirms the payment once.
+        let list = owner.get(app.url("/admin/orders")).send().await.unwrap().text().await.unwrap();
+        assert!(list.contains("#1001") && list.contains("buyer@example.com") && list.contains("¥348.00"), "{list}");
+        let detail_url = format!("/admin/orders/{id}");
+        let detail = owner.get(app.url(&detail_url)).send().await.unwrap().text().await.unwrap();
+        assert!(detail.contains("confirm-form") && detail.contains("西湖区") && detail.contains("库存保留中"), "{detail}");
+        let csrf = app.csrf(&owner, &detail_url).await;
+        let confirm = |csrf: String| owner.post(app.url(&format!("{detail_url}/confirm"))).form(&[("_csrf", csrf)]).send();
+        assert_eq!(location(&confirm(csrf.clone()).await.unwrap()), format!("{detail_url}?notice=orders.confirmed"));
+        assert_eq!(location(&confirm(csrf.clone()).await.unwrap()), format!("{detail_url}?notice=orders.already_confirmed"));
+        let detail = owner.get(app.url(&detail_url)).send().await.unwrap().text().await.unwrap();
+        assert!(detail.contains("已付款") && detail.contains("confirm:") && !detail.contains("confirm-form") && detail.contains("收到付款"), "{detail}");
+        let page = c.get(app.url(&order_url)).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("已付款，谢谢！") && !page.contains("请支付"), "{page}");
+        // Without a CSRF token nothing happens.
+        assert_eq!(owner.post(app.url(&format!("{detail_url}/cancel"))).form(&[("restock", "1")]).send().await.unwrap().status(), 403);
+        // Cancelling the paid order with restock: flagged for a refund, units back.
+        let cancelled = owner.post(app.url(&format!("{detail_url}/cancel"))).form(&[("_csrf", csrf.as_str()), ("restock", "1")]).send().await.unwrap();
+        assert_eq!(location(&cancelled), format!("{detail_url}?notice=orders.cancelled"));
+        let detail = owner.get(app.url(&detail_url)).send().await.unwrap().text().await.unwrap();
+        assert!(detail.contains("需要退款") && !detail.contains("cancel-form"), "{detail}");
+        assert_eq!(yiren_store::order::stock_of(app.state.ctx.db.read(), v).await.unwrap(), (5, 0));
+        assert!(yiren_core::order::audit(&app.state.ctx).await.unwrap().is_empty());
+        // A stranger's session is not the owner's.
+        assert!(location(&app.client().get(app.url(&detail_url)).send().await.unwrap()).starts_with("/admin/sign-in?"));
+        app.stop().await;
+    }
+
+    async fn sold_out_and_bad_codes_come_back_to_the_form(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let owner = app.setup_owner(OWNER, PW).await;
+        let v = tea(&app).await;
+        // The owner creates a code in admin, then turns it off.
+        let csrf = app.csrf(&owner, "/admin/discounts").await;
+        let form = |value: &str| vec![("_csrf", csrf.clone()), ("title", "新茶九折".into()), ("code", "tea10".into()), ("kind", "percent".into()), ("value", value.into()), ("usage_limit", "1".into())];
+        let bad = owner.post(app.url("/admin/discounts")).form(&form("ten")).send().await.unwrap();
+        assert_eq!(bad.status(), 422);
+        assert!(bad.text().await.unwrap().contains("value=\"新茶九折\""), "the form comes back filled in");
+        let made = owner.post(app.url("/admin/discounts")).form(&form("10")).send().await.unwrap();
+        assert_eq!(location(&made), "/admin/discounts?notice=discounts.created");
+        let page = owner.get(app.url("/admin/discounts")).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("TEA10") && page.contains("10%") && page.contains("0 / 1"), "{page}");
+        let d = yiren_core::discount::list(&app.state.ctx).await.unwrap().remove(0);
+        let off = owner.post(app.url(&format!("/admin/discounts/{}/active", d.id))).form(&[("_csrf", csrf.as_str()), ("active", "0")]).send().await.unwrap();
+        assert_eq!(off.status(), 303);
+        assert_eq!(yiren_core::discount::get(&app.state.ctx, d.id).await.unwrap().status, "disabled");
+        let c = app.client();
+        c.post(app.url("/cart/add")).form(&[("variant_id", v.to_string()), ("quantity", "2".into())]).send().await.unwrap();
+        let token = token_of(&c.get(app.url("/checkout")).send().await.unwrap().text().await.unwrap());
+        // A code that is turned off is no code.
+        let fields = [("token", token.as_str()), ("email", "x@example.com"), ("name", "王五"), ("phone", "1"), ("country", "CN"), ("province", "北京市"), ("city", "北京市"), ("district", "朝阳区"), ("line1", "1 号"), ("code", "TEA10")];
+        let r = c.post(app.url("/checkout")).form(&fields).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        assert!(r.text().await.unwrap().contains("优惠码不存在"));
+        // Someone else buys the stock meanwhile: 409 with the reason, nothing placed.
+        catalog::adjust(&app.state.ctx, v, -4, "sold in the shop", "test").await.unwrap();
+        let mut no_code = fields.to_vec();
+        no_code.retain(|(k, _)| *k != "code");
+        let r = c.post(app.url("/checkout")).form(&no_code).send().await.unwrap();
+        assert_eq!(r.status(), 409);
+        assert!(r.text().await.unwrap().contains("售罄"));
+        assert!(yiren_core::order::list(&app.state.ctx, None, 10, 0).await.unwrap().is_empty());
+        app.stop().await;
+    }
+}

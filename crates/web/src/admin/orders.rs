@@ -1,0 +1,453 @@
+//! Admin → Orders: the list (newest first), an order's page (lines, totals, address, payments,
+//! timeline) with its actions — confirm a manual payment (once: a second click is a no-op),
+//! cancel with or without restocking — Admin → Checkout: stock hold and expiry times, how
+//! customers pay by hand, shipping rates and tax rates — and Admin → Discounts: codes and automatic
+//! discounts on the whole order (use limits, minimum subtotal), turned on and off.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::{context, Value};
+use serde::Deserialize;
+use yiren_core::checkout::{self, Config, Manual};
+use yiren_core::discount::{self, DiscountInput};
+use yiren_core::order::{self, Received};
+use yiren_core::pricing::percent_text;
+use yiren_core::{money, DomainError};
+
+use super::pages::{domain_error_page, message, unprocessable};
+use super::{base_ctx, notice};
+use crate::security::{AdminSession, CsrfForm};
+use crate::AppState;
+
+const PAGE: i64 = 50;
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    page: Option<i64>,
+    notice: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let page = q.page.unwrap_or(1).clamp(1, 10_000);
+    let mut rows = match order::list(&state.ctx, None, PAGE + 1, (page - 1) * PAGE).await {
+        Ok(r) => r,
+        Err(e) => return domain_error_page(e),
+    };
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    let t = crate::locale::current();
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|o| context! {
+            id => o.id.to_string(), number => o.number, email => o.email.clone(), at => o.created_at,
+            total => money::display(o.total, &o.currency),
+            payment => t.t(&format!("orders.payment_{}", o.payment)), fulfilment => t.t(&format!("orders.fulfilment_{}", o.fulfilment)),
+            cancelled => o.cancelled == 1, review => o.refund_review == 1,
+        })
+        .collect();
+    let base = base_ctx(&state, "/admin/orders", Some(&s), &s.csrf_token).await;
+    state.templates.render(
+        "admin/orders.html",
+        context! {
+            rows => rows,
+            prev => (page > 1).then(|| format!("/admin/orders?page={}", page - 1)),
+            next => more.then(|| format!("/admin/orders?page={}", page + 1)),
+            notice => notice(q.notice.as_deref()), ..base
+        },
+    )
+}
+
+async fn render_order(
+    state: &AppState,
+    s: &yiren_core::auth::Session,
+    id: i64,
+    notice_key: Option<&str>,
+    error: Option<String>,
+) -> Response {
+    let o = match order::get(&state.ctx, id).await {
+        Ok(o) => o,
+        Err(e) => return domain_error_page(e),
+    };
+    let r = &o.row;
+    let m = |v: i64| money::display(v, &r.currency);
+    let t = crate::locale::current();
+    let lines: Vec<Value> = o
+        .lines
+        .iter()
+        .map(|l| context! { product_id => l.product_id.map(|p| p.to_string()), title => l.title.clone(), variant_title => l.variant_title.clone(), sku => l.sku.clone(), quantity => l.quantity, unit => m(l.unit_price), discount => (l.discount > 0).then(|| m(l.discount)), total => m(l.subtotal - l.discount) })
+        .collect();
+    let events: Vec<Value> = o
+        .events
+        .iter()
+        .map(|e| context! { kind => t.t(&format!("orders.event_{}", e.kind)), actor => e.actor.clone(), at => e.created_at, detail => e.detail.clone() })
+        .collect();
+    let payments: Vec<Value> = o
+        .transactions
+        .iter()
+        .map(|x| context! { kind => x.kind.clone(), gateway => x.gateway.clone(), reference => x.reference.clone(), amount => money::display(x.amount, &x.currency), actor => x.actor.clone(), at => x.created_at })
+        .collect();
+    let address: Option<checkout::Address> = serde_json::from_str(&r.address).ok();
+    let base = base_ctx(state, "/admin/orders", Some(s), &s.csrf_token).await;
+    let state_now = order::state_of(r);
+    state.templates.render(
+        "admin/order.html",
+        context! {
+            id => r.id.to_string(), number => r.number, email => r.email.clone(), at => r.created_at,
+            note => r.note.clone(), shipping_method => r.shipping_method.clone(),
+            address => address.map(|a| Value::from_serialize(&a)),
+            payment => t.t(&format!("orders.payment_{}", r.payment)), fulfilment => t.t(&format!("orders.fulfilment_{}", r.fulfilment)),
+            cancelled => r.cancelled == 1, review => r.refund_review == 1, stock => t.t(&format!("orders.stock_{}", r.stock)),
+            lines => lines, events => events, payments => payments,
+            subtotal => m(r.subtotal), discount => (r.discount > 0).then(|| m(r.discount)),
+            shipping => m(r.shipping - r.shipping_discount), tax => (r.tax > 0).then(|| m(r.tax)), tax_inclusive => r.tax_inclusive == 1,
+            total => m(r.total), gateway => r.gateway.clone(),
+            can_confirm => order::state::apply(&state_now, &order::state::Event::Paid { amount: r.total }).is_ok(),
+            can_cancel => order::state::apply(&state_now, &order::state::Event::Cancel).is_ok(),
+            customer_link => format!("/orders/{}?key={}", r.id, order::access_key(&state.ctx, r.id)),
+            notice => notice_key.map(|k| t.t(k)), error => error, ..base
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct OrderQuery {
+    notice: Option<String>,
+}
+
+pub async fn detail(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path(id): Path<i64>,
+    Query(q): Query<OrderQuery>,
+) -> Response {
+    let key = q.notice.as_deref().filter(|k| {
+        [
+            "orders.confirmed",
+            "orders.already_confirmed",
+            "orders.cancelled",
+        ]
+        .contains(k)
+    });
+    render_order(&state, &s, id, key, None).await
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    restock: String,
+}
+
+/// Confirm the manual payment of the whole order total (the owner saw the money arrive).
+pub async fn confirm(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path(id): Path<i64>,
+    CsrfForm(_f): CsrfForm<ActionForm>,
+) -> Response {
+    let o = match order::get(&state.ctx, id).await {
+        Ok(o) => o.row,
+        Err(e) => return domain_error_page(e),
+    };
+    let r = Received {
+        gateway: "manual".into(),
+        // One confirmation per order: a second click, or a second tab, is a duplicate.
+        reference: format!("confirm:{id}"),
+        amount: o.total,
+        currency: o.currency.clone(),
+    };
+    match order::pay(&state.ctx, id, &r, &s.staff.email).await {
+        Ok(order::Paid::Applied) => {
+            Redirect::to(&format!("/admin/orders/{id}?notice=orders.confirmed")).into_response()
+        }
+        Ok(order::Paid::Duplicate) => Redirect::to(&format!(
+            "/admin/orders/{id}?notice=orders.already_confirmed"
+        ))
+        .into_response(),
+        Err(DomainError::Conflict { key }) => {
+            unprocessable(render_order(&state, &s, id, None, message(key)).await)
+        }
+        Err(e) => domain_error_page(e),
+    }
+}
+
+/// Cancel the order; `restock=1` puts a paid order's units back on sale (held units always go back).
+pub async fn cancel(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path(id): Path<i64>,
+    CsrfForm(f): CsrfForm<ActionForm>,
+) -> Response {
+    match order::cancel(&state.ctx, id, &s.staff.email, f.restock == "1").await {
+        Ok(_) => {
+            Redirect::to(&format!("/admin/orders/{id}?notice=orders.cancelled")).into_response()
+        }
+        Err(DomainError::Conflict { key }) => {
+            unprocessable(render_order(&state, &s, id, None, message(key)).await)
+        }
+        Err(e) => domain_error_page(e),
+    }
+}
+
+async fn render_settings(
+    state: &AppState,
+    s: &yiren_core::auth::Session,
+    form: Option<&SettingsForm>,
+    saved: bool,
+    error: Option<String>,
+) -> Response {
+    let cfg = match checkout::config(&state.ctx).await {
+        Ok(c) => c,
+        Err(e) => return domain_error_page(e),
+    };
+    let currency = state.settings().await.currency;
+    let v = match form {
+        Some(f) => {
+            context! { hold_minutes => f.hold_minutes.clone(), expire_hours => f.expire_hours.clone(), instructions => f.instructions.clone(), wechat => f.wechat.clone(), alipay => f.alipay.clone(), shipping => f.shipping.clone(), taxes => f.taxes.clone() }
+        }
+        None => {
+            context! { hold_minutes => cfg.hold_minutes.to_string(), expire_hours => cfg.expire_hours.to_string(), instructions => cfg.manual.instructions.clone(), wechat => cfg.manual.wechat.clone(), alipay => cfg.manual.alipay.clone(), shipping => checkout::shipping_text(&cfg.shipping, &currency), taxes => checkout::taxes_text(&cfg.taxes) }
+        }
+    };
+    let t = crate::locale::current();
+    let base = base_ctx(state, "/admin/checkout", Some(s), &s.csrf_token).await;
+    state.templates.render(
+        "admin/checkout.html",
+        context! { v => v, currency => currency, notice => saved.then(|| t.t("settings.saved")), error => error, ..base },
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct SettingsQuery {
+    notice: Option<String>,
+}
+
+pub async fn settings_page(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Query(q): Query<SettingsQuery>,
+) -> Response {
+    render_settings(
+        &state,
+        &s,
+        None,
+        q.notice.as_deref() == Some("settings.saved"),
+        None,
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+pub struct SettingsForm {
+    #[serde(default)]
+    hold_minutes: String,
+    #[serde(default)]
+    expire_hours: String,
+    #[serde(default)]
+    instructions: String,
+    #[serde(default)]
+    wechat: String,
+    #[serde(default)]
+    alipay: String,
+    #[serde(default)]
+    shipping: String,
+    #[serde(default)]
+    taxes: String,
+}
+
+pub async fn save_settings(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    CsrfForm(f): CsrfForm<SettingsForm>,
+) -> Response {
+    let currency = state.settings().await.currency;
+    let number = |v: &str, field: &'static str| {
+        v.trim()
+            .parse::<i64>()
+            .map_err(|_| DomainError::invalid(field, "checkout.config_invalid"))
+    };
+    let cfg = (|| -> Result<Config, DomainError> {
+        Ok(Config {
+            hold_minutes: number(&f.hold_minutes, "hold_minutes")?,
+            expire_hours: number(&f.expire_hours, "expire_hours")?,
+            shipping: checkout::parse_shipping(&f.shipping, &currency)?,
+            taxes: checkout::parse_taxes(&f.taxes)?,
+            manual: Manual {
+                instructions: f.instructions.trim().to_string(),
+                wechat: f.wechat.trim().to_string(),
+                alipay: f.alipay.trim().to_string(),
+            },
+        })
+    })();
+    let result = match cfg {
+        Ok(c) => checkout::save_config(&state.ctx, &c).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Redirect::to("/admin/checkout?notice=settings.saved").into_response(),
+        Err(DomainError::Invalid { key, .. }) => {
+            unprocessable(render_settings(&state, &s, Some(&f), false, message(key)).await)
+        }
+        Err(e) => domain_error_page(e),
+    }
+}
+
+async fn render_discounts(
+    state: &AppState,
+    s: &yiren_core::auth::Session,
+    form: Option<&DiscountForm>,
+    notice_key: Option<&str>,
+    error: Option<String>,
+) -> Response {
+    let rows = match discount::list(&state.ctx).await {
+        Ok(r) => r,
+        Err(e) => return domain_error_page(e),
+    };
+    let currency = state.settings().await.currency;
+    let t = crate::locale::current();
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|d| {
+            let value = match d.kind.as_str() {
+                "percent" => format!("{}%", percent_text(d.value)),
+                "amount" => money::display(d.value, &currency),
+                "free_shipping" => t.t("discounts.free_shipping").to_string(),
+                _ => format!("{} + {} @ {}%", d.buy, d.get, percent_text(d.value)),
+            };
+            context! {
+                id => d.id.to_string(), code => d.code.clone(), title => d.title.clone(), value => value,
+                min => (d.min_subtotal > 0).then(|| money::display(d.min_subtotal, &currency)),
+                used => d.used, limit => d.usage_limit, per_customer => d.per_customer,
+                active => d.status == "active",
+            }
+        })
+        .collect();
+    let base = base_ctx(state, "/admin/discounts", Some(s), &s.csrf_token).await;
+    state.templates.render(
+        "admin/discounts.html",
+        context! {
+            rows => rows, currency => currency,
+            v => form.map(Value::from_serialize),
+            notice => notice_key.map(|k| t.t(k)), error => error, ..base
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct DiscountsQuery {
+    notice: Option<String>,
+}
+
+pub async fn discounts_page(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Query(q): Query<DiscountsQuery>,
+) -> Response {
+    let key = q
+        .notice
+        .as_deref()
+        .filter(|k| ["discounts.created", "settings.saved"].contains(k));
+    render_discounts(&state, &s, None, key, None).await
+}
+
+#[derive(Deserialize, Default, serde::Serialize)]
+pub struct DiscountForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    kind: String,
+    /// Percent (`20`, `12.5`) or amount (`30.00`).
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    buy: String,
+    #[serde(default)]
+    get: String,
+    #[serde(default)]
+    min_subtotal: String,
+    #[serde(default)]
+    usage_limit: String,
+    #[serde(default)]
+    per_customer: String,
+}
+
+fn discount_input(f: &DiscountForm, currency: &str) -> Result<DiscountInput, DomainError> {
+    let bad = |field: &'static str| DomainError::invalid(field, "discount.invalid");
+    let count = |v: &str, field: &'static str| -> Result<Option<i64>, DomainError> {
+        match v.trim() {
+            "" => Ok(None),
+            n => n.parse::<i64>().map(Some).map_err(|_| bad(field)),
+        }
+    };
+    let pct = |v: &str| money::parse(v.trim().trim_end_matches('%'), "USD", "value");
+    let value = match f.kind.as_str() {
+        "percent" => pct(&f.value)?,
+        "amount" => money::parse(&f.value, currency, "value")?,
+        "buy_x_get_y" => match f.value.trim() {
+            "" => 10_000,
+            v => pct(v)?,
+        },
+        _ => 0,
+    };
+    let min_subtotal = match f.min_subtotal.trim() {
+        "" => 0,
+        v => money::parse(v, currency, "min_subtotal")?,
+    };
+    Ok(DiscountInput {
+        code: f.code.clone(),
+        title: f.title.clone(),
+        kind: f.kind.clone(),
+        value,
+        buy: count(&f.buy, "buy")?.unwrap_or(0),
+        get: count(&f.get, "get")?.unwrap_or(0),
+        applies: "all".into(),
+        targets: vec![],
+        min_subtotal,
+        starts_at: None,
+        ends_at: None,
+        usage_limit: count(&f.usage_limit, "usage_limit")?,
+        per_customer: count(&f.per_customer, "per_customer")?,
+    })
+}
+
+pub async fn create_discount(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    CsrfForm(f): CsrfForm<DiscountForm>,
+) -> Response {
+    let currency = state.settings().await.currency;
+    let result = match discount_input(&f, &currency) {
+        Ok(input) => discount::create(&state.ctx, &input).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Redirect::to("/admin/discounts?notice=discounts.created").into_response(),
+        Err(DomainError::Invalid { key, .. } | DomainError::Conflict { key }) => {
+            unprocessable(render_discounts(&state, &s, Some(&f), None, message(key)).await)
+        }
+        Err(e) => domain_error_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ToggleForm {
+    #[serde(default)]
+    active: String,
+}
+
+pub async fn toggle_discount(
+    State(state): State<AppState>,
+    AdminSession(_s): AdminSession,
+    Path(id): Path<i64>,
+    CsrfForm(f): CsrfForm<ToggleForm>,
+) -> Response {
+    match discount::set_active(&state.ctx, id, f.active == "1").await {
+        Ok(()) => Redirect::to("/admin/discounts?notice=settings.saved").into_response(),
+        Err(e) => domain_error_page(e),
+    }
+}

@@ -1,0 +1,265 @@
+//! `/checkout` (the form: contact, address, shipping, discount code, payment; server-rendered, no
+//! JavaScript) and `/orders/{id}?key=` (the order's page: what was bought, what it costs, and how
+//! to pay the owner). Every amount is computed by `core::checkout` from the catalog: the form has
+//! no price fields, and any it is sent are never read. Cross-site posts are refused like the
+//! cart's; the order page needs the key from the link the customer was sent to (a MAC of the order
+//! id), so order ids cannot be walked, and it is never cached or sent as a referrer.
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use axum_extra::extract::cookie::CookieJar;
+use minijinja::{context, Value};
+use serde::Deserialize;
+use yiren_core::checkout::{self, Address, Submit};
+use yiren_core::{cart, money, order, DomainError};
+
+use crate::cart::{field, form_of, keep, lines_of};
+use crate::AppState;
+
+/// Checkout routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/checkout", get(page).post(submit))
+        .route("/orders/{id}", get(order_page))
+}
+
+/// The form fields a customer fills in (kept when the form comes back with an error).
+const FIELDS: [&str; 13] = [
+    "email",
+    "name",
+    "phone",
+    "country",
+    "province",
+    "city",
+    "district",
+    "line1",
+    "line2",
+    "postal_code",
+    "shipping",
+    "code",
+    "note",
+];
+
+fn private(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+async fn render(
+    state: &AppState,
+    jar: CookieJar,
+    form: &[(String, String)],
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let l = crate::locale::current();
+    let priced = match cart::price(&state.ctx, &lines_of(&jar), l).await {
+        Ok(p) => p,
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
+    if priced.lines.is_empty() {
+        return Redirect::to("/cart").into_response();
+    }
+    let cfg = match checkout::config(&state.ctx).await {
+        Ok(c) => c,
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
+    let currency = state.settings().await.currency;
+    let rates: Vec<Value> = cfg
+        .shipping
+        .iter()
+        .map(|r| {
+            let price = match r.rule {
+                yiren_core::pricing::Shipping::Flat { price }
+                | yiren_core::pricing::Shipping::FreeAbove { price, .. } => price,
+                yiren_core::pricing::Shipping::ByWeight { first_price, .. } => first_price,
+            };
+            context! { name => r.name.clone(), regions => r.regions.join(", "), from => money::display(price, &currency) }
+        })
+        .collect();
+    let mut token = [0u8; 16];
+    state.ctx.rng.fill(&mut token);
+    let token = match field(form, "token") {
+        "" => hex::encode(token),
+        t => t.to_string(),
+    };
+    let values: std::collections::BTreeMap<&str, &str> =
+        FIELDS.iter().map(|k| (*k, field(form, k))).collect();
+    let t = crate::locale::current();
+    let base = crate::admin::base_ctx(state, "/checkout", None, "").await;
+    let mut resp = state.templates.render(
+        "shop/checkout.html",
+        context! {
+            cart => Value::from_serialize(&priced),
+            rates => rates,
+            manual_ready => cfg.manual.ready(),
+            token => token,
+            v => values,
+            error => error.map(|k| t.t(k)),
+            ..base
+        },
+    );
+    *resp.status_mut() = status;
+    let jar = keep(state, jar, &priced.kept());
+    (jar, private(resp)).into_response()
+}
+
+async fn page(State(state): State<AppState>, jar: CookieJar) -> Response {
+    render(&state, jar, &[], None, StatusCode::OK).await
+}
+
+fn submission(form: &[(String, String)], lines: Vec<cart::Line>) -> Submit {
+    let f = |k: &str| field(form, k).to_string();
+    let address = Address {
+        name: f("name"),
+        phone: f("phone"),
+        country: f("country"),
+        province: f("province"),
+        city: f("city"),
+        district: f("district"),
+        line1: f("line1"),
+        line2: f("line2"),
+        postal_code: f("postal_code"),
+    };
+    let filled = address != Address::default() && address.line1.trim() != "";
+    let opt = |k: &str| Some(f(k)).filter(|v| !v.trim().is_empty());
+    Submit {
+        token: f("token"),
+        email: f("email"),
+        customer_id: None,
+        locale: crate::locale::current(),
+        lines,
+        address: filled.then_some(address),
+        shipping: opt("shipping"),
+        code: opt("code"),
+        note: f("note"),
+        gateway: "manual".into(),
+    }
+}
+
+async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
+    let form = match form_of(&state, req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let lines = lines_of(&jar);
+    let s = submission(&form, lines);
+    match checkout::place(&state.ctx, &s).await {
+        Ok(o) => {
+            let key = order::access_key(&state.ctx, o.id);
+            let jar = keep(&state, jar, &[]);
+            (jar, Redirect::to(&format!("/orders/{}?key={key}", o.id))).into_response()
+        }
+        Err(DomainError::Invalid { key, .. }) => {
+            render(
+                &state,
+                jar,
+                &form,
+                Some(key),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(DomainError::Conflict { key }) => {
+            render(&state, jar, &form, Some(key), StatusCode::CONFLICT).await
+        }
+        Err(DomainError::NotFound) => {
+            render(
+                &state,
+                jar,
+                &form,
+                Some("checkout.line_gone"),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => crate::admin::pages::domain_error_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct KeyQuery {
+    #[serde(default)]
+    key: String,
+}
+
+/// A receipt link drawn as an SVG QR code (dark modules as one path; no text from the link).
+fn qr_svg(link: &str) -> Option<String> {
+    if link.is_empty() {
+        return None;
+    }
+    let code = qrcode::QrCode::new(link.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::svg::Color>()
+            .min_dimensions(200, 200)
+            .build(),
+    )
+}
+
+async fn order_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<KeyQuery>,
+) -> Response {
+    let not_found = || crate::templates::error_page(StatusCode::NOT_FOUND, "error.not_found");
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found();
+    };
+    let o = match order::by_access_key(&state.ctx, id, &q.key).await {
+        Ok(o) => o,
+        Err(DomainError::NotFound) => return not_found(),
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
+    let cfg = match checkout::config(&state.ctx).await {
+        Ok(c) => c,
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
+    let r = &o.row;
+    let m = |v: i64| money::display(v, &r.currency);
+    let lines: Vec<Value> = o
+        .lines
+        .iter()
+        .map(|l| context! { title => l.title.clone(), variant_title => l.variant_title.clone(), quantity => l.quantity, unit => m(l.unit_price), total => m(l.subtotal - l.discount) })
+        .collect();
+    let awaiting = r.payment == "pending" && r.cancelled == 0;
+    let t = crate::locale::current();
+    let status = if r.cancelled == 1 {
+        "order.status_cancelled"
+    } else {
+        match r.payment.as_str() {
+            "pending" => "order.status_pending",
+            "paid" => "order.status_paid",
+            "partially_refunded" | "refunded" => "order.status_refunded",
+            _ => "order.status_cancelled",
+        }
+    };
+    let base = crate::admin::base_ctx(&state, "/orders", None, "").await;
+    let resp = state.templates.render(
+        "shop/order.html",
+        context! {
+            number => r.number,
+            status => t.t(status),
+            awaiting => awaiting,
+            lines => lines,
+            subtotal => m(r.subtotal), discount => (r.discount > 0).then(|| m(r.discount)),
+            shipping => m(r.shipping - r.shipping_discount), tax => (r.tax > 0).then(|| m(r.tax)),
+            tax_inclusive => r.tax_inclusive == 1,
+            total => m(r.total),
+            expires_at => r.expires_at,
+            manual => awaiting && r.gateway == "manual",
+            instructions => cfg.manual.instructions.clone(),
+            wechat_qr => awaiting.then(|| qr_svg(&cfg.manual.wechat)).flatten(),
+            alipay_qr => awaiting.then(|| qr_svg(&cfg.manual.alipay)).flatten(),
+            ..base
+        },
+    );
+    private(resp)
+}
