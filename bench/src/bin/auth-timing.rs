@@ -52,6 +52,7 @@ async fn main() {
         hasher: Hasher::default(),
         auth: AuthPolicy::default(),
         keys: yiren_core::keys::Keys::from_bytes([0; 32]),
+        gateways: Default::default(),
         templates_dir: None,
     };
 

@@ -490,7 +490,7 @@ pub async fn quote(ctx: &Ctx, s: &Submit) -> DomainResult<Quote> {
 }
 
 /// The token and the (lower-case) email, checked.
-fn check_submit(s: &Submit) -> DomainResult<(String, String)> {
+fn check_submit(ctx: &Ctx, s: &Submit) -> DomainResult<(String, String)> {
     let token = s.token.trim();
     if token.is_empty()
         || token.len() > 100
@@ -504,7 +504,7 @@ fn check_submit(s: &Submit) -> DomainResult<(String, String)> {
     if s.note.chars().count() > 1000 {
         return Err(DomainError::invalid("note", "checkout.note_too_long"));
     }
-    if !crate::order::GATEWAYS.contains(&s.gateway.as_str()) {
+    if ctx.gateways.get(&s.gateway).is_none() {
         return Err(DomainError::invalid("gateway", "checkout.gateway_unknown"));
     }
     Ok((token.to_string(), email))
@@ -514,11 +514,18 @@ fn check_submit(s: &Submit) -> DomainResult<(String, String)> {
 /// transaction, retried on a serialization failure or deadlock. Submitting the same token again
 /// returns the order it placed.
 pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
-    let (token, email) = check_submit(s)?;
+    let (token, email) = check_submit(ctx, s)?;
     if let Some(o) = store::by_token(ctx.db.read(), &token).await? {
         return Ok(o);
     }
     let q = quote(ctx, s).await?;
+    if !ctx
+        .gateways
+        .get(&s.gateway)
+        .is_some_and(|g| g.accepts(&q.currency))
+    {
+        return Err(DomainError::invalid("gateway", "checkout.gateway_currency"));
+    }
     let cfg = config(ctx).await?;
     let mut attempt = 0u32;
     loop {

@@ -30,6 +30,7 @@ pub mod notify;
 pub mod oidc;
 pub mod order;
 pub mod password;
+pub mod payment;
 pub mod pricing;
 pub mod reach;
 pub mod secret;
@@ -60,6 +61,8 @@ pub struct Ctx {
     pub auth: auth::AuthPolicy,
     /// The server key (MACs of short secrets, signed browser tokens).
     pub keys: keys::Keys,
+    /// The payment gateways this server offers (the manual one at least).
+    pub gateways: payment::Gateways,
     /// The owner's template overrides (`<data-dir>/templates`), when that directory exists.
     pub templates_dir: Option<Arc<std::path::PathBuf>>,
 }

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod fake_oauth;
+pub mod fake_pay;
 pub mod fake_push;
 pub mod fake_wechat;
 pub mod process;
@@ -223,10 +224,30 @@ impl TestApp {
 
     /// Start the app on an existing database (e.g. after a restore).
     pub async fn start(db: TestDb, config: Config) -> TestApp {
+        Self::start_with_gateways(db, config, vec![]).await
+    }
+
+    /// Spawn on a fresh database with payment gateways beyond the manual one (fakes).
+    pub async fn spawn_with_gateways(
+        engine: Engine,
+        gateways: Vec<Arc<dyn yiren_core::payment::PaymentGateway>>,
+    ) -> TestApp {
+        let db = TestDb::new(engine).await;
+        let config = db.config();
+        Self::start_with_gateways(db, config, gateways).await
+    }
+
+    /// [`TestApp::start`] with payment gateways beyond the manual one.
+    pub async fn start_with_gateways(
+        db: TestDb,
+        config: Config,
+        gateways: Vec<Arc<dyn yiren_core::payment::PaymentGateway>>,
+    ) -> TestApp {
         let clock = ManualClock::new(real_now());
         let deps = Deps {
             clock: Arc::new(clock.clone()),
             rng: Rng::os(),
+            gateways,
         };
         let app = App::build(&config, deps).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());

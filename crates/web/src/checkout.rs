@@ -8,13 +8,13 @@
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::{context, Value};
 use serde::Deserialize;
 use yiren_core::checkout::{self, Address, Submit};
-use yiren_core::{cart, money, order, DomainError};
+use yiren_core::{cart, money, order, payment, DomainError};
 
 use crate::cart::{field, form_of, keep, lines_of};
 use crate::AppState;
@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/checkout", get(page).post(submit))
         .route("/orders/{id}", get(order_page))
+        .route("/payments/{gateway}/notify", any(notify))
 }
 
 /// The form fields a customer fills in (kept when the form comes back with an error).
@@ -141,11 +142,15 @@ fn submission(form: &[(String, String)], lines: Vec<cart::Line>) -> Submit {
         shipping: opt("shipping"),
         code: opt("code"),
         note: f("note"),
-        gateway: "manual".into(),
+        gateway: match f("gateway").as_str() {
+            "" => "manual".into(),
+            g => g.to_string(),
+        },
     }
 }
 
 async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
+    let base = crate::api::page::base_url(state.config.public_url.as_deref(), req.headers());
     let form = match form_of(&state, req).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -156,7 +161,21 @@ async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
         Ok(o) => {
             let key = order::access_key(&state.ctx, o.id);
             let jar = keep(&state, jar, &[]);
-            (jar, Redirect::to(&format!("/orders/{}?key={key}", o.id))).into_response()
+            let page = format!("/orders/{}?key={key}", o.id);
+            // An online gateway that sends the customer away does so now; the others are shown
+            // on the order page.
+            let to = match (
+                o.payment.as_str(),
+                payment::start(&state.ctx, o.id, &base).await,
+            ) {
+                ("pending", Ok(payment::Instruction::Redirect { url })) => url,
+                ("pending", Err(e)) => {
+                    tracing::warn!(order_id = o.id, error = %e, "could not start the payment");
+                    page
+                }
+                _ => page,
+            };
+            (jar, Redirect::to(&to)).into_response()
         }
         Err(DomainError::Invalid { key, .. }) => {
             render(
@@ -262,4 +281,34 @@ async fn order_page(
         },
     );
     private(resp)
+}
+
+/// `/payments/{gateway}/notify`: the one entry for every gateway's notifications (any method; the
+/// raw request goes to the gateway to verify).
+async fn notify(
+    State(state): State<AppState>,
+    Path(gateway): Path<String>,
+    req: Request,
+) -> Response {
+    let Some(gw) = state.ctx.gateways.get(&gateway) else {
+        return crate::templates::error_page(StatusCode::NOT_FOUND, "error.not_found");
+    };
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, state.config.max_body_bytes).await else {
+        let a = gw.nack(false);
+        return (StatusCode::PAYLOAD_TOO_LARGE, a.body).into_response();
+    };
+    let raw = payment::RawNotification {
+        method: parts.method.to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        body: body.to_vec(),
+    };
+    let ack = payment::notify(&state.ctx, gw.as_ref(), &raw).await;
+    let status = StatusCode::from_u16(ack.status).unwrap_or(StatusCode::OK);
+    (status, [(header::CONTENT_TYPE, ack.content_type)], ack.body).into_response()
 }

@@ -62,6 +62,8 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// Randomness.
     pub rng: Rng,
+    /// Payment gateways beyond the manual one (tests add fakes that speak a gateway's protocol).
+    pub gateways: Vec<Arc<dyn yiren_core::payment::PaymentGateway>>,
 }
 
 impl Default for Deps {
@@ -69,6 +71,7 @@ impl Default for Deps {
         Deps {
             clock: Arc::new(yiren_core::SystemClock),
             rng: Rng::os(),
+            gateways: vec![],
         }
     }
 }
@@ -183,6 +186,7 @@ fn context_with(config: &Config, db: Db, deps: Deps) -> anyhow::Result<Ctx> {
         hasher: Hasher::default(),
         auth: AuthPolicy::default(),
         keys,
+        gateways: yiren_core::payment::Gateways::new(deps.gateways),
         templates_dir: Some(Arc::new(config.data_dir.join("templates"))),
     })
 }

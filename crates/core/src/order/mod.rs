@@ -25,8 +25,6 @@ use crate::job::{JobContext, JobError, JobHandler};
 use crate::{event, Ctx};
 use state::{Effect, Event, Fulfilment, Payment, State};
 
-/// Gateways a checkout may choose. The payment gateways issue adds the rest.
-pub const GATEWAYS: [&str; 1] = ["manual"];
 /// Job: release an unpaid order's stock when its hold ends.
 pub const RELEASE_KIND: &str = "order.release";
 /// Job: cancel an order still unpaid when it expires.
