@@ -25,8 +25,13 @@ pub const ORDER_PAID: &str = "orders/paid";
 /// An order was cancelled (by the owner, the customer, or expiry).
 pub const ORDER_CANCELLED: &str = "orders/cancelled";
 
+/// An order's units were sent.
+pub const ORDER_FULFILLED: &str = "orders/fulfilled";
+/// Money went back to the customer (part or all).
+pub const ORDER_REFUNDED: &str = "orders/refunded";
+
 /// Every topic, for validating filters.
-pub const TOPICS: [&str; 7] = [
+pub const TOPICS: [&str; 9] = [
     PRODUCT_CREATED,
     PRODUCT_UPDATED,
     PRODUCT_DELETED,
@@ -34,6 +39,8 @@ pub const TOPICS: [&str; 7] = [
     ORDER_CREATED,
     ORDER_PAID,
     ORDER_CANCELLED,
+    ORDER_FULFILLED,
+    ORDER_REFUNDED,
 ];
 
 /// Write an event inside the caller's transaction.

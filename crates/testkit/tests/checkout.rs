@@ -396,4 +396,58 @@ both_engines! {
         audit_clean(&ctx).await;
         app.stop().await;
     }
+
+    /// MONEY-3: 20 simultaneous full refunds of one order — exactly one goes through; partial
+    /// refunds stop at what was captured; the same key twice is one refund; nothing to refund on an
+    /// unpaid order. Fulfilment only when paid, once.
+    async fn refunds_never_exceed_what_was_paid(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let ctx = Arc::new(app.state.ctx.clone());
+        let v = product(&ctx, "refund", Kind::Digital, &[("R", 10_000, 100)]).await[0];
+        let paid_order = |i: usize| {
+            let ctx = ctx.clone();
+            async move {
+                let o = checkout::place(&ctx, &submit(format!("refund-{i}"), "r@example.com", &[(v, 1)])).await.unwrap();
+                order::pay(&ctx, o.id, &Received { gateway: "manual".into(), reference: format!("confirm:{}", o.id), amount: 10_000, currency: "CNY".into() }, "owner").await.unwrap();
+                o.id
+            }
+        };
+        let refund = |amount: i64, key: &str| order::Refund { amount, key: key.into(), restock: false, reason: "test".into() };
+        let one = paid_order(0).await;
+        let results = futures::future::join_all((0..20).map(|i| {
+            let ctx = ctx.clone();
+            let r = refund(10_000, &format!("full-{i}"));
+            tokio::spawn(async move { order::refund(&ctx, one, &r, "owner").await })
+        }))
+        .await;
+        let ok = results.iter().filter(|r| matches!(r.as_ref().unwrap(), Ok(true))).count();
+        let refused = results.iter().filter(|r| matches!(r.as_ref().unwrap(), Err(DomainError::Invalid { .. }))).count();
+        assert_eq!((ok, refused), (1, 19));
+        let o = store::get(ctx.db.read(), one).await.unwrap();
+        assert_eq!((o.payment.as_str(), o.refunded), ("refunded", 10_000));
+
+        let two = paid_order(1).await;
+        for i in 0..3 {
+            assert!(order::refund(&ctx, two, &refund(3000, &format!("part-{i}")), "owner").await.unwrap());
+        }
+        let e = order::refund(&ctx, two, &refund(3000, "part-3"), "owner").await.unwrap_err();
+        assert!(matches!(e, DomainError::Invalid { key: "order.over_refund", .. }), "{e:?}");
+        assert!(!order::refund(&ctx, two, &refund(1000, "part-0"), "owner").await.unwrap(), "a replayed key is the same refund");
+        assert!(order::refund(&ctx, two, &refund(1000, "part-4"), "owner").await.unwrap());
+        let o = store::get(ctx.db.read(), two).await.unwrap();
+        assert_eq!((o.payment.as_str(), o.refunded), ("refunded", 10_000));
+
+        let unpaid = checkout::place(&ctx, &submit("refund-unpaid".into(), "r@example.com", &[(v, 1)])).await.unwrap();
+        let e = order::refund(&ctx, unpaid.id, &refund(100, "u"), "owner").await.unwrap_err();
+        assert!(matches!(e, DomainError::Invalid { key: "order.transition_refused", .. }), "{e:?}");
+        let e = order::fulfil(&ctx, unpaid.id, "顺丰", "SF1", "owner").await.unwrap_err();
+        assert!(matches!(e, DomainError::Conflict { key: "order.transition_refused" }), "{e:?}");
+        let three = paid_order(2).await;
+        let f = order::fulfil(&ctx, three, "顺丰", "SF123", "owner").await.unwrap();
+        assert_eq!(f.fulfilment, "fulfilled");
+        assert!(order::fulfil(&ctx, three, "顺丰", "SF124", "owner").await.is_err(), "nothing left to send");
+        assert!(order::cancel(&ctx, three, "owner", true).await.is_err(), "a sent order is refunded, not cancelled");
+        audit_clean(&ctx).await;
+        app.stop().await;
+    }
 }

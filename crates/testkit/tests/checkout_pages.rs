@@ -181,4 +181,49 @@ both_engines! {
         assert!(yiren_core::order::list(&app.state.ctx, None, 10, 0).await.unwrap().is_empty());
         app.stop().await;
     }
+
+    async fn the_owner_sends_and_refunds_from_the_order_page(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let owner = app.setup_owner(OWNER, PW).await;
+        let ctx = &app.state.ctx;
+        yiren_core::checkout::save_config(ctx, &yiren_core::checkout::Config {
+            shipping: vec![yiren_core::checkout::ShippingRate { name: "顺丰".into(), regions: vec!["*".into()], rule: yiren_core::pricing::Shipping::Flat { price: 1000 } }],
+            ..Default::default()
+        }).await.unwrap();
+        let v = tea(&app).await;
+        let s = yiren_core::checkout::Submit {
+            token: "send".into(), email: "send@example.com".into(), gateway: "manual".into(),
+            lines: vec![yiren_core::cart::Line { variant_id: v, quantity: 1 }],
+            address: Some(yiren_core::checkout::Address { name: "Ann".into(), country: "US".into(), city: "Austin".into(), line1: "1 Main St".into(), ..Default::default() }),
+            ..Default::default()
+        };
+        let o = yiren_core::checkout::place(ctx, &s).await.unwrap();
+        assert_eq!(o.total, 17_800);
+        let detail_url = format!("/admin/orders/{}", o.id);
+        let csrf = app.csrf(&owner, &detail_url).await;
+        owner.post(app.url(&format!("{detail_url}/confirm"))).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+        let page = owner.get(app.url(&detail_url)).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("fulfil-form") && page.contains("refund-form") && page.contains("value=\"178.00\""), "{page}");
+        let token = {
+            let at = page.find("name=\"token\" value=\"").unwrap() + 20;
+            page[at..].split('"').next().unwrap().to_string()
+        };
+        let sent = owner.post(app.url(&format!("{detail_url}/fulfil"))).form(&[("_csrf", csrf.as_str()), ("carrier", "顺丰"), ("tracking", "SF1234567890")]).send().await.unwrap();
+        assert_eq!(location(&sent), format!("{detail_url}?notice=orders.fulfilled"));
+        let customer = app.client().get(app.url(&format!("/orders/{}?key={}", o.id, yiren_core::order::access_key(ctx, o.id)))).send().await.unwrap().text().await.unwrap();
+        assert!(customer.contains("已付款，已发货") && customer.contains("已由顺丰发出，运单号 SF1234567890"), "{customer}");
+        // A partial refund; the same form posted again is the same refund; more than is left is refused.
+        let refund = |amount: &str, token: &str| owner.post(app.url(&format!("{detail_url}/refund"))).form(&[("_csrf", csrf.clone()), ("amount", amount.into()), ("reason", "破损".into()), ("token", token.into())]).send();
+        assert_eq!(location(&refund("50.00", &token).await.unwrap()), format!("{detail_url}?notice=orders.refunded"));
+        assert_eq!(location(&refund("50.00", &token).await.unwrap()), format!("{detail_url}?notice=orders.refunded"));
+        let over = refund("128.01", "another").await.unwrap();
+        assert_eq!(over.status(), 422);
+        assert!(over.text().await.unwrap().contains("不超过已付未退的金额"));
+        let row = yiren_store::order::get(ctx.db.read(), o.id).await.unwrap();
+        assert_eq!((row.payment.as_str(), row.refunded), ("partially_refunded", 5000));
+        let page = owner.get(app.url(&detail_url)).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("部分退款") && page.contains("value=\"128.00\""), "{page}");
+        assert!(yiren_core::order::audit(ctx).await.unwrap().is_empty());
+        app.stop().await;
+    }
 }

@@ -260,6 +260,18 @@ async fn order_page(
             _ => "order.status_cancelled",
         }
     };
+    let shipped: Option<Value> = o
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "fulfilled")
+        .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.detail).ok())
+        .map(|d| context! { carrier => d["carrier"].as_str().unwrap_or("").to_string(), tracking => d["tracking"].as_str().unwrap_or("").to_string() });
+    let status = if r.fulfilment == "fulfilled" && r.cancelled == 0 && r.payment == "paid" {
+        "order.status_shipped"
+    } else {
+        status
+    };
     let base = crate::admin::base_ctx(&state, "/orders", None, "").await;
     let resp = state.templates.render(
         "shop/order.html",
@@ -273,6 +285,7 @@ async fn order_page(
             tax_inclusive => r.tax_inclusive == 1,
             total => m(r.total),
             expires_at => r.expires_at,
+            shipped => shipped,
             manual => awaiting && r.gateway == "manual",
             instructions => cfg.manual.instructions.clone(),
             wechat_qr => awaiting.then(|| qr_svg(&cfg.manual.wechat)).flatten(),

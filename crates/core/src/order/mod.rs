@@ -413,6 +413,111 @@ pub async fn cancel(
     Ok(o)
 }
 
+/// A refund to make.
+#[derive(Debug, Clone)]
+pub struct Refund {
+    pub amount: i64,
+    /// One-time key (the admin form's token, an API Idempotency-Key): the same key again is the
+    /// same refund, not a second one.
+    pub key: String,
+    /// Put the units back on sale (a full refund of goods that came back).
+    pub restock: bool,
+    pub reason: String,
+}
+
+/// Refund part or all of what was captured — never more (RELIABILITY MONEY-3; the order row is
+/// locked, so simultaneous refunds add up against the same ceiling). Recorded as a `refund`
+/// transaction under the order's gateway with the caller's key; a manual-payment order's refund is
+/// a reminder to send the money back (the timeline says so). Returns false for a repeated key.
+pub async fn refund(ctx: &Ctx, order_id: i64, r: &Refund, actor: &str) -> DomainResult<bool> {
+    let key = r.key.trim();
+    if key.is_empty() || key.len() > 100 || r.reason.chars().count() > 500 {
+        return Err(DomainError::invalid("key", "order.refund_invalid"));
+    }
+    let mut tx = ctx.db.begin().await?;
+    let mut o = store::lock(&mut tx, order_id).await.map_err(not_found)?;
+    // Every refusal is a 422: more than is left, or an order with nothing to refund (unpaid,
+    // voided, already refunded).
+    let applied = state::apply(&state_of(&o), &Event::Refund { amount: r.amount })
+        .map_err(|why| DomainError::invalid("amount", why.key()));
+    let (next, effects) = match applied {
+        Ok(x) => x,
+        Err(e) => {
+            drop(tx);
+            // A replay of a refund already made is not an error.
+            let seen = store::transactions(ctx.db.read(), order_id)
+                .await?
+                .iter()
+                .any(|t| t.kind == "refund" && t.reference == format!("refund:{key}"));
+            return if seen { Ok(false) } else { Err(e) };
+        }
+    };
+    let t = TransactionRow {
+        id: ctx.new_id(),
+        order_id,
+        kind: "refund".into(),
+        gateway: o.gateway.clone(),
+        reference: format!("refund:{key}"),
+        amount: r.amount,
+        currency: o.currency.clone(),
+        actor: actor.chars().take(120).collect(),
+        created_at: ctx.now(),
+    };
+    if !store::add_transaction(&mut tx, &t).await? {
+        return Ok(false);
+    }
+    set_state(&mut o, &next, ctx.now());
+    if r.restock && o.stock == "committed" && effects.contains(&Effect::Revoke) {
+        let reason = format!("order #{} refunded", o.number);
+        for (v, n) in tracked_units(&mut tx, o.id).await? {
+            move_stock(ctx, &mut tx, v, n, 0, false, &reason, actor).await?;
+        }
+        o.stock = "released".into();
+    }
+    let manual = ctx
+        .gateways
+        .get(&o.gateway)
+        .is_none_or(|g| g.id() == "manual" || g.id() == "free");
+    let detail = serde_json::json!({
+        "amount": r.amount, "reason": r.reason, "restock": r.restock,
+        "send_money_back": manual,
+    });
+    log(ctx, &mut tx, order_id, "refunded", actor, detail).await?;
+    store::save_state(&mut tx, &o).await?;
+    event::record(ctx, &mut tx, event::ORDER_REFUNDED, order_id, &summary(&o)).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    crate::catalog::changed();
+    Ok(true)
+}
+
+/// Mark the order's remaining units sent, with the carrier and tracking number the customer will
+/// see. Only a paid order that is not cancelled can be fulfilled (STATE-1).
+pub async fn fulfil(
+    ctx: &Ctx,
+    order_id: i64,
+    carrier: &str,
+    tracking: &str,
+    actor: &str,
+) -> DomainResult<OrderRow> {
+    let (carrier, tracking) = (carrier.trim(), tracking.trim());
+    let bad = |s: &str| s.chars().count() > 100 || s.chars().any(char::is_control);
+    if bad(carrier) || bad(tracking) {
+        return Err(DomainError::invalid("tracking", "order.tracking_invalid"));
+    }
+    let mut tx = ctx.db.begin().await?;
+    let mut o = store::lock(&mut tx, order_id).await.map_err(not_found)?;
+    let units = o.units - o.fulfilled;
+    let (next, _) = state::apply(&state_of(&o), &Event::Fulfil { units })
+        .map_err(|r| DomainError::Conflict { key: r.key() })?;
+    set_state(&mut o, &next, ctx.now());
+    let detail = serde_json::json!({ "units": units, "carrier": carrier, "tracking": tracking });
+    log(ctx, &mut tx, order_id, "fulfilled", actor, detail).await?;
+    store::save_state(&mut tx, &o).await?;
+    event::record(ctx, &mut tx, event::ORDER_FULFILLED, order_id, &summary(&o)).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(o)
+}
+
 /// Release an unpaid order's stock if its hold has ended; true when this call released it.
 pub async fn release_hold(ctx: &Ctx, order_id: i64) -> DomainResult<bool> {
     let mut tx = ctx.db.begin().await?;

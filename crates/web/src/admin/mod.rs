@@ -86,6 +86,8 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/collections/{id}/delete",
     "/admin/orders/{id}/confirm",
     "/admin/orders/{id}/cancel",
+    "/admin/orders/{id}/refund",
+    "/admin/orders/{id}/fulfil",
     "/admin/checkout",
     "/admin/discounts",
     "/admin/discounts/{id}/active",
@@ -144,6 +146,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/orders/{id}", get(orders::detail))
         .route("/admin/orders/{id}/confirm", post(orders::confirm))
         .route("/admin/orders/{id}/cancel", post(orders::cancel))
+        .route("/admin/orders/{id}/refund", post(orders::refund))
+        .route("/admin/orders/{id}/fulfil", post(orders::fulfil))
         .route(
             "/admin/checkout",
             get(orders::settings_page).post(orders::save_settings),

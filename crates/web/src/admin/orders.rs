@@ -93,6 +93,9 @@ async fn render_order(
     let address: Option<checkout::Address> = serde_json::from_str(&r.address).ok();
     let base = base_ctx(state, "/admin/orders", Some(s), &s.csrf_token).await;
     let state_now = order::state_of(r);
+    let mut token = [0u8; 16];
+    state.ctx.rng.fill(&mut token);
+    let refund_token = hex::encode(token);
     state.templates.render(
         "admin/order.html",
         context! {
@@ -107,6 +110,10 @@ async fn render_order(
             total => m(r.total), gateway => r.gateway.clone(),
             can_confirm => order::state::apply(&state_now, &order::state::Event::Paid { amount: r.total }).is_ok(),
             can_cancel => order::state::apply(&state_now, &order::state::Event::Cancel).is_ok(),
+            can_refund => r.captured > r.refunded && matches!(r.payment.as_str(), "paid" | "partially_refunded"),
+            refundable => money::format(r.captured - r.refunded, &r.currency),
+            can_fulfil => r.fulfilled < r.units && order::state::apply(&state_now, &order::state::Event::Fulfil { units: r.units - r.fulfilled }).is_ok(),
+            refund_token => refund_token.clone(),
             customer_link => format!("/orders/{}?key={}", r.id, order::access_key(&state.ctx, r.id)),
             notice => notice_key.map(|k| t.t(k)), error => error, ..base
         },
@@ -448,6 +455,78 @@ pub async fn toggle_discount(
 ) -> Response {
     match discount::set_active(&state.ctx, id, f.active == "1").await {
         Ok(()) => Redirect::to("/admin/discounts?notice=settings.saved").into_response(),
+        Err(e) => domain_error_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RefundForm {
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    restock: String,
+    #[serde(default)]
+    token: String,
+}
+
+/// Refund part or all of what was paid (the page's one-time token makes a double submit one refund).
+pub async fn refund(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path(id): Path<i64>,
+    CsrfForm(f): CsrfForm<RefundForm>,
+) -> Response {
+    let o = match order::get(&state.ctx, id).await {
+        Ok(o) => o.row,
+        Err(e) => return domain_error_page(e),
+    };
+    let result = match money::parse(&f.amount, &o.currency, "amount") {
+        Ok(amount) => {
+            let r = order::Refund {
+                amount,
+                key: f.token.clone(),
+                restock: f.restock == "1",
+                reason: f.reason.trim().to_string(),
+            };
+            order::refund(&state.ctx, id, &r, &s.staff.email).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => {
+            Redirect::to(&format!("/admin/orders/{id}?notice=orders.refunded")).into_response()
+        }
+        Err(DomainError::Invalid { key, .. } | DomainError::Conflict { key }) => {
+            unprocessable(render_order(&state, &s, id, None, message(key)).await)
+        }
+        Err(e) => domain_error_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct FulfilForm {
+    #[serde(default)]
+    carrier: String,
+    #[serde(default)]
+    tracking: String,
+}
+
+/// Mark the remaining units sent, with carrier and tracking number.
+pub async fn fulfil(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path(id): Path<i64>,
+    CsrfForm(f): CsrfForm<FulfilForm>,
+) -> Response {
+    match order::fulfil(&state.ctx, id, &f.carrier, &f.tracking, &s.staff.email).await {
+        Ok(_) => {
+            Redirect::to(&format!("/admin/orders/{id}?notice=orders.fulfilled")).into_response()
+        }
+        Err(DomainError::Invalid { key, .. } | DomainError::Conflict { key }) => {
+            unprocessable(render_order(&state, &s, id, None, message(key)).await)
+        }
         Err(e) => domain_error_page(e),
     }
 }
