@@ -683,6 +683,13 @@ async fn place_once(
         "total": row.total, "currency": row.currency, "discounts": q.discounts.iter().map(|d| d.code.clone().unwrap_or_else(|| d.title.clone())).collect::<Vec<_>>(),
     }))
     .await?;
+    crate::mail::order_mail(ctx, &mut tx, &row, "placed").await?;
+    let owner_news = crate::notify::OwnerEvent::NewOrder {
+        number: row.number,
+        total: crate::money::display(row.total, &row.currency),
+        email: row.email.clone(),
+    };
+    crate::notify::emit(ctx, &mut tx, &owner_news, &id.to_string()).await?;
     event::record(
         ctx,
         &mut tx,

@@ -27,6 +27,9 @@ pub enum Message {
         /// Row id of the code.
         code_id: i64,
     },
+    /// News about an order (`placed`, `paid`, `shipped`, `refunded`), written from the order as
+    /// it is when the mail goes out, with the link to its page.
+    Order { order_id: i64, kind: String },
     /// Double opt-in: a link confirming a newsletter subscription (signed at send time).
     ConfirmSubscription {
         /// Topics asked for.
@@ -70,6 +73,7 @@ pub async fn enqueue(
         Message::LoginCode { .. } => "sign-in code",
         Message::ConfirmEmail { .. } => "email confirmation code",
         Message::ConfirmSubscription { .. } => "subscription confirmation",
+        Message::Order { .. } => "order",
     };
     reach::enqueue(
         ctx,
@@ -143,6 +147,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("subscribe.txt", include_str!("../mail/subscribe.txt")),
     ("subscribe.html", include_str!("../mail/subscribe.html")),
+    ("order.subject", include_str!("../mail/order.subject")),
+    ("order.txt", include_str!("../mail/order.txt")),
+    ("order.html", include_str!("../mail/order.html")),
 ];
 
 /// Template names, for the documentation and the override check.
@@ -248,6 +255,9 @@ pub async fn render(
         Ok(Content::Mail {
             message: Message::ConfirmSubscription { topics, expires_at },
         }) => render_subscribe(ctx, &m.recipient, l, &topics, expires_at, base_url).await,
+        Ok(Content::Mail {
+            message: Message::Order { order_id, kind },
+        }) => render_order(ctx, &m.recipient, l, order_id, &kind, base_url).await,
         Ok(Content::Mail { message }) => render_template(ctx, &m.recipient, l, &message).await,
         Ok(Content::Broadcast {
             broadcast_id,
@@ -321,7 +331,7 @@ async fn render_template(
                 "mail.confirm_ignore",
             ],
         ),
-        Message::ConfirmSubscription { .. } => return Ok(None),
+        Message::ConfirmSubscription { .. } | Message::Order { .. } => return Ok(None),
     };
     let Some(code) = crate::customer::code::code_for_mail(ctx, code_id).await? else {
         return Ok(None);
@@ -338,6 +348,101 @@ async fn render_template(
         template => match message { Message::LoginCode { .. } => "login_code", _ => "confirm_email" },
     };
     transactional(ctx, "code", to, l, vars)
+}
+
+/// Order kinds that mail the customer.
+pub const ORDER_MAILS: [&str; 4] = ["placed", "paid", "shipped", "refunded"];
+
+async fn render_order(
+    ctx: &Ctx,
+    to: &str,
+    l: Locale,
+    order_id: i64,
+    kind: &str,
+    base_url: &str,
+) -> DomainResult<Option<Rendered>> {
+    if !ORDER_MAILS.contains(&kind) {
+        return Ok(None);
+    }
+    let o = match crate::order::get(ctx, order_id).await {
+        Ok(o) => o,
+        Err(crate::error::DomainError::NotFound) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let site = crate::settings::load(ctx).await?;
+    let r = &o.row;
+    let link = format!(
+        "{}/orders/{}?key={}",
+        base_url.trim_end_matches('/'),
+        r.id,
+        crate::order::access_key(ctx, r.id)
+    );
+    let shipped = o
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "fulfilled")
+        .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.detail).ok());
+    let number = r.number.to_string();
+    let total = crate::money::display(r.total, &r.currency);
+    let refunded = crate::money::display(r.refunded, &r.currency);
+    let carrier = shipped
+        .as_ref()
+        .and_then(|d| d["carrier"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let tracking = shipped
+        .as_ref()
+        .and_then(|d| d["tracking"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let args = [
+        ("site", site.name.as_str()),
+        ("number", number.as_str()),
+        ("total", total.as_str()),
+        ("refunded", refunded.as_str()),
+        ("carrier", carrier.as_str()),
+        ("tracking", tracking.as_str()),
+    ];
+    let lines: Vec<String> = o
+        .lines
+        .iter()
+        .map(|x| {
+            let v = if x.variant_title.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", x.variant_title)
+            };
+            format!("{}{v} × {}", x.title, x.quantity)
+        })
+        .collect();
+    let vars = minijinja::context! {
+        locale => l.tag(), site => site.name.clone(), link => link, lines => lines, total => total.clone(),
+        subject => l.tf(&format!("mail.order_{kind}_subject"), &args),
+        body => l.tf(&format!("mail.order_{kind}_body"), &args),
+        button => l.t("mail.order_button"),
+        template => format!("order_{kind}"),
+    };
+    transactional(ctx, "order", to, l, vars)
+}
+
+/// Queue the customer's mail about an order in the change's transaction: at most one per order
+/// and kind (the message's cause is unique).
+pub async fn order_mail(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    o: &yiren_store::order::OrderRow,
+    kind: &str,
+) -> DomainResult<()> {
+    let mail = Outgoing {
+        to: o.email.clone(),
+        locale: Locale::parse(&o.locale).unwrap_or_default(),
+        message: Message::Order {
+            order_id: o.id,
+            kind: kind.to_string(),
+        },
+    };
+    enqueue(ctx, tx, format!("order:{}:{kind}", o.id), &mail).await
 }
 
 /// A transactional message (no unsubscribe link) from template `base`.

@@ -32,6 +32,18 @@ pub enum OwnerEvent {
         customer_id: i64,
         email: Option<String>,
     },
+    /// An order was placed.
+    NewOrder {
+        number: i64,
+        total: String,
+        email: String,
+    },
+    /// An order's payment arrived.
+    PaymentReceived {
+        number: i64,
+        total: String,
+        gateway: String,
+    },
     /// A job kept failing and went to the dead list.
     JobDead {
         job_id: i64,
@@ -41,7 +53,7 @@ pub enum OwnerEvent {
 }
 
 /// Event kinds, in the order the admin page lists them.
-pub const EVENTS: &[&str] = &["new_customer", "job_dead"];
+pub const EVENTS: &[&str] = &["new_order", "payment_received", "new_customer", "job_dead"];
 
 impl OwnerEvent {
     /// The kind, as routes name it.
@@ -49,6 +61,8 @@ impl OwnerEvent {
         match self {
             OwnerEvent::NewCustomer { .. } => "new_customer",
             OwnerEvent::JobDead { .. } => "job_dead",
+            OwnerEvent::NewOrder { .. } => "new_order",
+            OwnerEvent::PaymentReceived { .. } => "payment_received",
         }
     }
 
@@ -62,6 +76,39 @@ impl OwnerEvent {
                     &[
                         ("email", email.as_deref().unwrap_or("—")),
                         ("id", &customer_id.to_string()),
+                    ],
+                ),
+            ),
+            OwnerEvent::NewOrder {
+                number,
+                total,
+                email,
+            } => (
+                l.tf("notify.new_order_title", &[("number", &number.to_string())]),
+                l.tf(
+                    "notify.new_order_body",
+                    &[
+                        ("number", &number.to_string()),
+                        ("total", total),
+                        ("email", email),
+                    ],
+                ),
+            ),
+            OwnerEvent::PaymentReceived {
+                number,
+                total,
+                gateway,
+            } => (
+                l.tf(
+                    "notify.payment_received_title",
+                    &[("number", &number.to_string())],
+                ),
+                l.tf(
+                    "notify.payment_received_body",
+                    &[
+                        ("number", &number.to_string()),
+                        ("total", total),
+                        ("gateway", gateway),
                     ],
                 ),
             ),
@@ -250,11 +297,18 @@ pub async fn emit(
     event: &OwnerEvent,
     cause: &str,
 ) -> DomainResult<()> {
-    let n = load(ctx).await?;
+    // Read through the caller's transaction: a second pooled connection here could starve the
+    // pool when many transactions emit at once (PostgreSQL shares one pool).
+    let all = store::all(&mut **tx).await?;
+    let n: NotifySettings = all
+        .iter()
+        .find(|(k, _)| k == KEY)
+        .and_then(|(_, v)| serde_json::from_str(v).ok())
+        .unwrap_or_default();
     let Some(channels) = n.routes.get(event.kind()) else {
         return Ok(());
     };
-    let site = crate::settings::load(ctx).await?;
+    let site = crate::settings::from_pairs(all);
     let (title, body) = event.text(site.default_locale);
     let run_at = deliver_at(ctx.now(), &site.time_zone, n.quiet_start, n.quiet_end);
     for id in channels {

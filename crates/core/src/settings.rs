@@ -88,8 +88,13 @@ impl SiteSettings {
 
 /// Read the settings (defaults for anything unset).
 pub async fn load(ctx: &Ctx) -> DomainResult<SiteSettings> {
+    Ok(from_pairs(store::all(ctx.db.read()).await?))
+}
+
+/// The settings from (key, value) rows as [`store::all`] returns them.
+pub fn from_pairs(pairs: Vec<(String, String)>) -> SiteSettings {
     let mut s = SiteSettings::default();
-    for (k, v) in store::all(ctx.db.read()).await? {
+    for (k, v) in pairs {
         match k.as_str() {
             "site.name" => s.name = v,
             "site.default_locale" => s.default_locale = Locale::parse(&v).unwrap_or_default(),
@@ -98,7 +103,7 @@ pub async fn load(ctx: &Ctx) -> DomainResult<SiteSettings> {
             _ => {}
         }
     }
-    Ok(s)
+    s
 }
 
 /// Write the settings inside a transaction.

@@ -199,6 +199,8 @@ both_engines! {
         };
         let o = yiren_core::checkout::place(ctx, &s).await.unwrap();
         assert_eq!(o.total, 17_800);
+        let mail = yiren_testkit::mail_text(&app.wait_for_mail("send@example.com", 0).await);
+        assert!(mail.contains("我们已收到您的订单 #1001（¥178.00）") && mail.contains(&format!("/orders/{}?key=", o.id)), "{mail}");
         let detail_url = format!("/admin/orders/{}", o.id);
         let csrf = app.csrf(&owner, &detail_url).await;
         owner.post(app.url(&format!("{detail_url}/confirm"))).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
@@ -208,6 +210,8 @@ both_engines! {
             let at = page.find("name=\"token\" value=\"").unwrap() + 20;
             page[at..].split('"').next().unwrap().to_string()
         };
+        let mail = yiren_testkit::mail_text(&app.wait_for_mail("send@example.com", 1).await);
+        assert!(mail.contains("我们已收到订单 #1001 的付款 ¥178.00"), "{mail}");
         let sent = owner.post(app.url(&format!("{detail_url}/fulfil"))).form(&[("_csrf", csrf.as_str()), ("carrier", "顺丰"), ("tracking", "SF1234567890")]).send().await.unwrap();
         assert_eq!(location(&sent), format!("{detail_url}?notice=orders.fulfilled"));
         let customer = app.client().get(app.url(&format!("/orders/{}?key={}", o.id, yiren_core::order::access_key(ctx, o.id)))).send().await.unwrap().text().await.unwrap();
@@ -221,6 +225,12 @@ both_engines! {
         assert!(over.text().await.unwrap().contains("不超过已付未退的金额"));
         let row = yiren_store::order::get(ctx.db.read(), o.id).await.unwrap();
         assert_eq!((row.payment.as_str(), row.refunded), ("partially_refunded", 5000));
+        // One mail per order and kind: placed, paid, shipped, refunded.
+        let mail = yiren_testkit::mail_text(&app.wait_for_mail("send@example.com", 3).await);
+        assert!(mail.contains("订单 #1001 已退款 ¥50.00"), "{mail}");
+        let all: Vec<String> = app.mails_to("send@example.com").iter().map(|m| yiren_testkit::mail_text(m)).collect();
+        assert_eq!(all.len(), 4, "{all:#?}");
+        assert!(all[2].contains("已由顺丰发出，运单号 SF1234567890"), "{}", all[2]);
         let page = owner.get(app.url(&detail_url)).send().await.unwrap().text().await.unwrap();
         assert!(page.contains("部分退款") && page.contains("value=\"128.00\""), "{page}");
         assert!(yiren_core::order::audit(ctx).await.unwrap().is_empty());

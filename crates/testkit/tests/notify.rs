@@ -135,4 +135,38 @@ both_engines! {
         let got = wait_received(&fake, 4).await;
         assert!(got[3].1["markdown"]["content"].as_str().unwrap().contains("night@example.com"));
     }
+
+    /// A new order and its payment reach the owner once each, whatever repeats.
+    async fn new_orders_and_payments_reach_the_owner_once(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let fake = FakePush::start().await;
+        let owner = app.setup_owner(OWNER, PW).await;
+        add_channel(&app, &owner, &[("kind", "wecom"), ("name", "群"), ("key", fake_push::WECOM_KEY), ("base", &fake.base)]).await;
+        let id = channel_ids(&app).await.remove(0);
+        route(&app, &owner, &[format!("new_order:{id}"), format!("payment_received:{id}")], (0, 0)).await;
+        let ctx = &app.state.ctx;
+        let input = yiren_core::catalog::ProductInput {
+            title: "课程".into(), handle: "course".into(), kind: yiren_core::catalog::Kind::Digital, status: "active".into(),
+            variants: vec![yiren_core::catalog::VariantInput { prices: vec![yiren_core::catalog::Price { currency: "CNY".into(), amount: 19_900, compare_at: None }], ..Default::default() }],
+            ..Default::default()
+        };
+        let v = yiren_core::catalog::create(ctx, &input, "test").await.unwrap().variants[0].row.id;
+        let s = yiren_core::checkout::Submit {
+            token: "owner-news".into(), email: "fan@example.com".into(), gateway: "manual".into(),
+            lines: vec![yiren_core::cart::Line { variant_id: v, quantity: 1 }],
+            ..Default::default()
+        };
+        let o = yiren_core::checkout::place(ctx, &s).await.unwrap();
+        yiren_core::checkout::place(ctx, &s).await.unwrap();
+        let got = wait_received(&fake, 1).await;
+        let text = got[0].1["markdown"]["content"].as_str().unwrap().to_string();
+        assert!(text.contains("#1001") && text.contains("¥199.00") && text.contains("fan@example.com"), "{text}");
+        let paid = yiren_core::order::Received { gateway: "manual".into(), reference: format!("confirm:{}", o.id), amount: 19_900, currency: "CNY".into() };
+        yiren_core::order::pay(ctx, o.id, &paid, "owner").await.unwrap();
+        yiren_core::order::pay(ctx, o.id, &paid, "owner").await.unwrap();
+        let got = wait_received(&fake, 2).await;
+        assert!(got[1].1["markdown"]["content"].as_str().unwrap().contains("已收到 ¥199.00"), "{:?}", got[1]);
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(fake.received().len(), 2, "once per order and kind");
+    }
 }

@@ -343,6 +343,13 @@ pub async fn pay(ctx: &Ctx, order_id: i64, r: &Received, actor: &str) -> DomainR
         serde_json::json!({ "gateway": r.gateway, "reference": r.reference, "amount": r.amount });
     log(ctx, &mut tx, order_id, "paid", actor, detail).await?;
     if effects.contains(&Effect::Receipt) {
+        crate::mail::order_mail(ctx, &mut tx, &o, "paid").await?;
+        let news = crate::notify::OwnerEvent::PaymentReceived {
+            number: o.number,
+            total: crate::money::display(o.total, &o.currency),
+            gateway: r.gateway.clone(),
+        };
+        crate::notify::emit(ctx, &mut tx, &news, &o.id.to_string()).await?;
         commit_stock(ctx, &mut tx, &mut o, actor).await?;
         if o.stock == "short" {
             log(
@@ -483,6 +490,7 @@ pub async fn refund(ctx: &Ctx, order_id: i64, r: &Refund, actor: &str) -> Domain
         "send_money_back": manual,
     });
     log(ctx, &mut tx, order_id, "refunded", actor, detail).await?;
+    crate::mail::order_mail(ctx, &mut tx, &o, "refunded").await?;
     store::save_state(&mut tx, &o).await?;
     event::record(ctx, &mut tx, event::ORDER_REFUNDED, order_id, &summary(&o)).await?;
     tx.commit().await.map_err(StoreError::from)?;
@@ -512,6 +520,7 @@ pub async fn fulfil(
     set_state(&mut o, &next, ctx.now());
     let detail = serde_json::json!({ "units": units, "carrier": carrier, "tracking": tracking });
     log(ctx, &mut tx, order_id, "fulfilled", actor, detail).await?;
+    crate::mail::order_mail(ctx, &mut tx, &o, "shipped").await?;
     store::save_state(&mut tx, &o).await?;
     event::record(ctx, &mut tx, event::ORDER_FULFILLED, order_id, &summary(&o)).await?;
     tx.commit().await.map_err(StoreError::from)?;
