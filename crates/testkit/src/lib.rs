@@ -565,12 +565,56 @@ pub fn code_in_mail(mail: &str) -> String {
 
 /// Extract the `_csrf` hidden field from a page.
 pub fn csrf_of(page: &str) -> String {
-    let marker = "name=\"_csrf\" value=\"";
+    field_of(page, "_csrf")
+}
+
+/// The value of the first form field called `name` on a page (`name="…" value="…"`).
+pub fn field_of(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
     let start = page
-        .find(marker)
-        .unwrap_or_else(|| panic!("no csrf field in page: {}", &page[..page.len().min(500)]))
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in page: {}", &page[..page.len().min(500)]))
         + marker.len();
     page[start..].split('"').next().unwrap().to_string()
+}
+
+/// An active product with one tracked variant per (sku, price in CNY fen, stock), 500 g each;
+/// returns the variant ids.
+pub async fn product(
+    ctx: &yiren_core::Ctx,
+    handle: &str,
+    kind: yiren_core::catalog::Kind,
+    variants: &[(&str, i64, i64)],
+) -> Vec<i64> {
+    use yiren_core::catalog::{Price, ProductInput, VariantInput};
+    let input = ProductInput {
+        title: format!("商品 {handle}"),
+        handle: handle.into(),
+        kind,
+        status: "active".into(),
+        options: vec!["款式".into()],
+        variants: variants
+            .iter()
+            .map(|(sku, amount, stock)| VariantInput {
+                values: vec![sku.to_string()],
+                sku: sku.to_string(),
+                track_inventory: true,
+                initial_stock: *stock,
+                grams: 500,
+                prices: vec![Price {
+                    currency: "CNY".into(),
+                    amount: *amount,
+                    compare_at: None,
+                }],
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let p = yiren_core::catalog::create(ctx, &input, "test")
+        .await
+        .expect("product");
+    p.variants.iter().map(|v| v.row.id).collect()
 }
 
 /// Path of the `yiren` binary built for the tests (target/<profile>/yiren).

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 use rand::{Rng, SeedableRng};
-use yiren_core::catalog::{self, Kind, Price, ProductInput, VariantInput};
+use yiren_core::catalog::{self, Kind};
 use yiren_core::checkout::{self, Address, Config, ShippingRate, Submit, TaxRate};
 use yiren_core::discount::{self, DiscountInput};
 use yiren_core::error::DomainError;
@@ -20,41 +20,7 @@ use yiren_core::order::{self, Paid, Received};
 use yiren_core::pricing::Shipping as Rule;
 use yiren_core::{cart, Ctx};
 use yiren_store::order as store;
-use yiren_testkit::{both_engines, wait_until, TestApp};
-
-fn variant(sku: &str, amount: i64, stock: i64) -> VariantInput {
-    VariantInput {
-        values: vec![sku.into()],
-        sku: sku.into(),
-        track_inventory: true,
-        initial_stock: stock,
-        grams: 500,
-        prices: vec![Price {
-            currency: "CNY".into(),
-            amount,
-            compare_at: None,
-        }],
-        ..Default::default()
-    }
-}
-
-/// A product with one variant per (sku, price, stock); returns the variant ids.
-async fn product(ctx: &Ctx, handle: &str, kind: Kind, variants: &[(&str, i64, i64)]) -> Vec<i64> {
-    let input = ProductInput {
-        title: format!("商品 {handle}"),
-        handle: handle.into(),
-        kind,
-        status: "active".into(),
-        options: vec!["款式".into()],
-        variants: variants
-            .iter()
-            .map(|(s, a, n)| variant(s, *a, *n))
-            .collect(),
-        ..Default::default()
-    };
-    let p = catalog::create(ctx, &input, "test").await.unwrap();
-    p.variants.iter().map(|v| v.row.id).collect()
-}
+use yiren_testkit::{both_engines, product, wait_until, TestApp};
 
 fn submit(token: String, email: &str, lines: &[(i64, i64)]) -> Submit {
     Submit {

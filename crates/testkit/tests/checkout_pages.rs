@@ -3,43 +3,20 @@
 //! the order page (reachable only with its key), and the owner confirms the payment in admin
 //! (once) or cancels; the owner's checkout settings round-trip through their text form.
 
-use yiren_core::catalog::{self, Kind, Price, ProductInput, VariantInput};
-use yiren_testkit::{both_engines, location, TestApp};
+use yiren_core::catalog::{self, Kind};
+use yiren_testkit::{both_engines, field_of, location, product, TestApp};
 
 const OWNER: &str = "owner@example.com";
 const PW: &str = "correct horse battery staple";
 
 async fn tea(app: &TestApp) -> i64 {
-    let input = ProductInput {
-        title: "明前龙井".into(),
-        handle: "longjing".into(),
-        kind: Kind::Physical,
-        status: "active".into(),
-        variants: vec![VariantInput {
-            sku: "LJ-250".into(),
-            grams: 250,
-            track_inventory: true,
-            initial_stock: 5,
-            prices: vec![Price {
-                currency: "CNY".into(),
-                amount: 16_800,
-                compare_at: None,
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    catalog::create(&app.state.ctx, &input, "test")
-        .await
-        .unwrap()
-        .variants[0]
-        .row
-        .id
-}
-
-fn token_of(page: &str) -> String {
-    let at = page.find("name=\"token\" value=\"").expect("token field") + 20;
-    page[at..].split('"').next().unwrap().to_string()
+    product(
+        &app.state.ctx,
+        "longjing",
+        Kind::Physical,
+        &[("LJ-250", 16_800, 5)],
+    )
+    .await[0]
 }
 
 both_engines! {
@@ -73,7 +50,7 @@ both_engines! {
         assert_eq!(form.headers()["cache-control"], "no-store");
         let form = form.text().await.unwrap();
         assert!(form.contains("¥336.00") && form.contains("顺丰"), "{form}");
-        let token = token_of(&form);
+        let token = field_of(&form, "token");
         let mut fields: Vec<(&str, String)> = vec![
             ("token", token.clone()), ("email", "Buyer@Example.com".into()), ("name", "李四".into()), ("phone", "13900000000".into()),
             ("country", "CN".into()), ("province", "浙江省".into()), ("city", "杭州市".into()), ("district", "西湖区".into()),
@@ -102,7 +79,7 @@ both_engines! {
         let again = c.post(app.url("/checkout")).form(&fields).send().await.unwrap();
         assert_eq!(location(&again), order_url);
 
-        // The order page: 2 × 168.00 + 12.00 shipping (500 g ≤ 1 kg), 13 % included; how to pay.
+        // The order page: 2 × 168.00 + 12.00 shipping (2 × 500 g, within the first 1 kg), 13 % included; how to pay.
         let r = c.get(app.url(&order_url)).send().await.unwrap();
         assert_eq!(r.headers()["cache-control"], "no-store");
         assert_eq!(r.headers()["referrer-policy"], "no-referrer");
@@ -165,7 +142,7 @@ both_engines! {
         assert_eq!(yiren_core::discount::get(&app.state.ctx, d.id).await.unwrap().status, "disabled");
         let c = app.client();
         c.post(app.url("/cart/add")).form(&[("variant_id", v.to_string()), ("quantity", "2".into())]).send().await.unwrap();
-        let token = token_of(&c.get(app.url("/checkout")).send().await.unwrap().text().await.unwrap());
+        let token = field_of(&c.get(app.url("/checkout")).send().await.unwrap().text().await.unwrap(), "token");
         // A code that is turned off is no code.
         let fields = [("token", token.as_str()), ("email", "x@example.com"), ("name", "王五"), ("phone", "1"), ("country", "CN"), ("province", "北京市"), ("city", "北京市"), ("district", "朝阳区"), ("line1", "1 号"), ("code", "TEA10")];
         let r = c.post(app.url("/checkout")).form(&fields).send().await.unwrap();
@@ -206,10 +183,7 @@ both_engines! {
         owner.post(app.url(&format!("{detail_url}/confirm"))).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
         let page = owner.get(app.url(&detail_url)).send().await.unwrap().text().await.unwrap();
         assert!(page.contains("fulfil-form") && page.contains("refund-form") && page.contains("value=\"178.00\""), "{page}");
-        let token = {
-            let at = page.find("name=\"token\" value=\"").unwrap() + 20;
-            page[at..].split('"').next().unwrap().to_string()
-        };
+        let token = field_of(&page, "token");
         let mail = yiren_testkit::mail_text(&app.wait_for_mail("send@example.com", 1).await);
         assert!(mail.contains("我们已收到订单 #1001 的付款 ¥178.00"), "{mail}");
         let sent = owner.post(app.url(&format!("{detail_url}/fulfil"))).form(&[("_csrf", csrf.as_str()), ("carrier", "顺丰"), ("tracking", "SF1234567890")]).send().await.unwrap();

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use yiren_core::catalog::{self, Kind, Price, ProductInput, VariantInput};
+use yiren_core::catalog::Kind;
 use yiren_core::checkout::{self, Submit};
 use yiren_core::{cart, order};
 use yiren_testkit::fake_pay::{self, FakePay};
-use yiren_testkit::{both_engines, location, TestApp};
+use yiren_testkit::{both_engines, field_of, location, product, TestApp};
 
 const SECRET: &str = "fakepay-secret-0123456789";
 
@@ -27,29 +27,13 @@ async fn app(engine: yiren_testkit::Engine) -> TestApp {
 }
 
 async fn ebook(app: &TestApp) -> i64 {
-    let input = ProductInput {
-        title: "电子书".into(),
-        handle: "ebook".into(),
-        kind: Kind::Digital,
-        status: "active".into(),
-        variants: vec![VariantInput {
-            track_inventory: true,
-            initial_stock: 10_000,
-            prices: vec![Price {
-                currency: "CNY".into(),
-                amount: 9900,
-                compare_at: None,
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    catalog::create(&app.state.ctx, &input, "test")
-        .await
-        .unwrap()
-        .variants[0]
-        .row
-        .id
+    product(
+        &app.state.ctx,
+        "ebook",
+        Kind::Digital,
+        &[("EB", 9900, 10_000)],
+    )
+    .await[0]
 }
 
 async fn place(app: &TestApp, v: i64, i: usize) -> i64 {
@@ -222,8 +206,7 @@ both_engines! {
         let c = app.client();
         c.post(app.url("/cart/add")).form(&[("variant_id", v.to_string()), ("quantity", "1".into())]).send().await.unwrap();
         let page = c.get(app.url("/checkout")).send().await.unwrap().text().await.unwrap();
-        let at = page.find("name=\"token\" value=\"").unwrap() + 20;
-        let token = page[at..].split('"').next().unwrap().to_string();
+        let token = field_of(&page, "token");
         let r = c.post(app.url("/checkout")).form(&[("token", token.as_str()), ("email", "out@example.com"), ("gateway", "nosuch")]).send().await.unwrap();
         assert_eq!(r.status(), 422);
         let r = c.post(app.url("/checkout")).form(&[("token", token.as_str()), ("email", "out@example.com"), ("gateway", "fakepay")]).send().await.unwrap();
