@@ -45,16 +45,23 @@ pub(crate) fn keep(state: &AppState, jar: CookieJar, lines: &[cart::Line]) -> Co
     jar.add(c)
 }
 
+/// The visitor's cart priced from the catalog now, in the page's language (an error page if the
+/// catalog cannot be read).
+pub(crate) async fn priced(state: &AppState, jar: &CookieJar) -> Result<cart::Priced, Response> {
+    cart::price(&state.ctx, &lines_of(jar), crate::locale::current())
+        .await
+        .map_err(crate::admin::pages::domain_error_page)
+}
+
 async fn render(
     state: &AppState,
     jar: CookieJar,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let l = crate::locale::current();
-    let priced = match cart::price(&state.ctx, &lines_of(&jar), l).await {
+    let priced = match priced(state, &jar).await {
         Ok(p) => p,
-        Err(e) => return crate::admin::pages::domain_error_page(e),
+        Err(r) => return r,
     };
     // Dropped or capped lines are forgotten, so the notice shows once.
     let jar = keep(state, jar, &priced.kept());

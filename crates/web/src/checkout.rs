@@ -61,10 +61,9 @@ async fn render(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let l = crate::locale::current();
-    let priced = match cart::price(&state.ctx, &lines_of(&jar), l).await {
+    let priced = match crate::cart::priced(state, &jar).await {
         Ok(p) => p,
-        Err(e) => return crate::admin::pages::domain_error_page(e),
+        Err(r) => return r,
     };
     if priced.lines.is_empty() {
         return Redirect::to("/cart").into_response();
