@@ -377,32 +377,20 @@ async fn render_order(
         r.id,
         crate::order::access_key(ctx, r.id)
     );
-    let shipped = o
-        .events
-        .iter()
-        .rev()
-        .find(|e| e.kind == "fulfilled")
-        .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.detail).ok());
+    let shipped = o.shipment().unwrap_or(crate::order::Shipment {
+        carrier: String::new(),
+        tracking: String::new(),
+    });
     let number = r.number.to_string();
     let total = crate::money::display(r.total, &r.currency);
     let refunded = crate::money::display(r.refunded, &r.currency);
-    let carrier = shipped
-        .as_ref()
-        .and_then(|d| d["carrier"].as_str())
-        .unwrap_or("")
-        .to_string();
-    let tracking = shipped
-        .as_ref()
-        .and_then(|d| d["tracking"].as_str())
-        .unwrap_or("")
-        .to_string();
     let args = [
         ("site", site.name.as_str()),
         ("number", number.as_str()),
         ("total", total.as_str()),
         ("refunded", refunded.as_str()),
-        ("carrier", carrier.as_str()),
-        ("tracking", tracking.as_str()),
+        ("carrier", shipped.carrier.as_str()),
+        ("tracking", shipped.tracking.as_str()),
     ];
     let lines: Vec<String> = o
         .lines

@@ -259,13 +259,7 @@ async fn order_page(
             _ => "order.status_cancelled",
         }
     };
-    let shipped: Option<Value> = o
-        .events
-        .iter()
-        .rev()
-        .find(|e| e.kind == "fulfilled")
-        .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.detail).ok())
-        .map(|d| context! { carrier => d["carrier"].as_str().unwrap_or("").to_string(), tracking => d["tracking"].as_str().unwrap_or("").to_string() });
+    let shipped = o.shipment().map(|x| Value::from_serialize(&x));
     let status = if r.fulfilment == "fulfilled" && r.cancelled == 0 && r.payment == "paid" {
         "order.status_shipped"
     } else {

@@ -39,6 +39,26 @@ pub struct Order {
     pub transactions: Vec<TransactionRow>,
 }
 
+/// Where an order was sent: carrier and tracking number from its latest "fulfilled" entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shipment {
+    pub carrier: String,
+    pub tracking: String,
+}
+
+impl Order {
+    /// The latest shipment, if the order was sent.
+    pub fn shipment(&self) -> Option<Shipment> {
+        let e = self.events.iter().rev().find(|e| e.kind == "fulfilled")?;
+        let d: serde_json::Value = serde_json::from_str(&e.detail).ok()?;
+        let text = |k: &str| d[k].as_str().unwrap_or("").to_string();
+        Some(Shipment {
+            carrier: text("carrier"),
+            tracking: text("tracking"),
+        })
+    }
+}
+
 fn not_found(e: StoreError) -> DomainError {
     match e {
         StoreError::NotFound => DomainError::NotFound,
@@ -379,6 +399,21 @@ pub async fn pay(ctx: &Ctx, order_id: i64, r: &Received, actor: &str) -> DomainR
     tx.commit().await.map_err(StoreError::from)?;
     crate::catalog::changed();
     Ok(Paid::Applied)
+}
+
+/// The owner confirms that the whole total of a manual payment arrived. One confirmation per
+/// order (reference `confirm:<id>`): a second click, or a second tab, is a duplicate.
+pub async fn confirm_manual(ctx: &Ctx, order_id: i64, actor: &str) -> DomainResult<Paid> {
+    let o = store::get(ctx.db.read(), order_id)
+        .await
+        .map_err(not_found)?;
+    let r = Received {
+        gateway: "manual".into(),
+        reference: format!("confirm:{order_id}"),
+        amount: o.total,
+        currency: o.currency,
+    };
+    pay(ctx, order_id, &r, actor).await
 }
 
 /// Cancel an order (owner, customer or expiry). Held stock goes back on sale; a paid order's

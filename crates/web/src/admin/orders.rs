@@ -10,7 +10,7 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 use yiren_core::checkout::{self, Config, Manual};
 use yiren_core::discount::{self, DiscountInput};
-use yiren_core::order::{self, Received};
+use yiren_core::order;
 use yiren_core::pricing::percent_text;
 use yiren_core::{money, DomainError};
 
@@ -155,18 +155,7 @@ pub async fn confirm(
     Path(id): Path<i64>,
     CsrfForm(_f): CsrfForm<ActionForm>,
 ) -> Response {
-    let o = match order::get(&state.ctx, id).await {
-        Ok(o) => o.row,
-        Err(e) => return domain_error_page(e),
-    };
-    let r = Received {
-        gateway: "manual".into(),
-        // One confirmation per order: a second click, or a second tab, is a duplicate.
-        reference: format!("confirm:{id}"),
-        amount: o.total,
-        currency: o.currency.clone(),
-    };
-    match order::pay(&state.ctx, id, &r, &s.staff.email).await {
+    match order::confirm_manual(&state.ctx, id, &s.staff.email).await {
         Ok(order::Paid::Applied) => {
             Redirect::to(&format!("/admin/orders/{id}?notice=orders.confirmed")).into_response()
         }
