@@ -92,6 +92,8 @@ pub struct Config {
     pub hold_minutes: i64,
     /// Hours after which an unpaid order is cancelled.
     pub expire_hours: i64,
+    /// Downloads a paid order gives per digital product (every file counts).
+    pub download_limit: i64,
     pub shipping: Vec<ShippingRate>,
     pub taxes: Vec<TaxRate>,
     pub manual: Manual,
@@ -102,6 +104,7 @@ impl Default for Config {
         Config {
             hold_minutes: 30,
             expire_hours: 48,
+            download_limit: 5,
             shipping: vec![],
             taxes: vec![],
             manual: Manual::default(),
@@ -133,6 +136,12 @@ impl Config {
         {
             return Err(DomainError::invalid(
                 "expire_hours",
+                "checkout.config_invalid",
+            ));
+        }
+        if !(1..=1000).contains(&self.download_limit) {
+            return Err(DomainError::invalid(
+                "download_limit",
                 "checkout.config_invalid",
             ));
         }
@@ -186,12 +195,21 @@ impl Config {
 
 /// The checkout settings (defaults when never saved).
 pub async fn config(ctx: &Ctx) -> DomainResult<Config> {
-    let all = yiren_store::settings::all(ctx.db.read()).await?;
-    Ok(all
-        .into_iter()
+    Ok(config_from(
+        yiren_store::settings::all(ctx.db.read()).await?,
+    ))
+}
+
+/// The checkout settings read inside a transaction.
+pub(crate) async fn config_in(tx: &mut yiren_store::Tx) -> DomainResult<Config> {
+    Ok(config_from(yiren_store::settings::all(&mut **tx).await?))
+}
+
+fn config_from(all: Vec<(String, String)>) -> Config {
+    all.into_iter()
         .find(|(k, _)| k == CONFIG_KEY)
         .and_then(|(_, v)| serde_json::from_str(&v).ok())
-        .unwrap_or_default())
+        .unwrap_or_default()
 }
 
 /// Save the checkout settings.
@@ -672,6 +690,9 @@ async fn place_once(
         })
         .collect();
     store::insert(&mut tx, &row, &lines).await?;
+    if free {
+        crate::delivery::grant(ctx, &mut tx, &row).await?;
+    }
     for (discount_id, amount) in uses {
         store::add_use(&mut tx, discount_id, id, &who, amount, now).await?;
     }
@@ -685,6 +706,8 @@ async fn place_once(
     .await?;
     crate::mail::order_mail(ctx, &mut tx, &row, "placed").await?;
     let owner_news = crate::notify::OwnerEvent::NewOrder {
+        order_id: id,
+        confirm: !free && row.gateway == "manual",
         number: row.number,
         total: crate::money::display(row.total, &row.currency),
         email: row.email.clone(),
@@ -719,6 +742,17 @@ async fn place_once(
             crate::order::EXPIRE_KIND,
             &payload,
             at(row.expires_at, crate::order::EXPIRE_KIND),
+        )
+        .await?;
+        job::enqueue(
+            ctx,
+            &mut tx,
+            crate::order::REMIND_KIND,
+            &payload,
+            at(
+                crate::order::remind_at(now, row.expires_at),
+                crate::order::REMIND_KIND,
+            ),
         )
         .await?;
     }

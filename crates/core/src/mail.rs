@@ -351,7 +351,7 @@ async fn render_template(
 }
 
 /// Order kinds that mail the customer.
-pub const ORDER_MAILS: [&str; 4] = ["placed", "paid", "shipped", "refunded"];
+pub const ORDER_MAILS: [&str; 5] = ["placed", "paid", "shipped", "refunded", "reminder"];
 
 async fn render_order(
     ctx: &Ctx,
@@ -369,6 +369,10 @@ async fn render_order(
         Err(crate::error::DomainError::NotFound) => return Ok(None),
         Err(e) => return Err(e),
     };
+    // A reminder to pay is moot once the order is paid or cancelled.
+    if kind == "reminder" && (o.row.payment != "pending" || o.row.cancelled == 1) {
+        return Ok(None);
+    }
     let site = crate::settings::load(ctx).await?;
     let r = &o.row;
     let link = format!(

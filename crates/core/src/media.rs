@@ -692,7 +692,11 @@ pub async fn reorder(ctx: &Ctx, product_id: i64, ids: &[i64]) -> DomainResult<()
     Ok(())
 }
 
-async fn enqueue_delete(ctx: &Ctx, tx: &mut yiren_store::Tx, keys: &[String]) -> DomainResult<()> {
+pub(crate) async fn enqueue_delete(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    keys: &[String],
+) -> DomainResult<()> {
     if keys.is_empty() {
         return Ok(());
     }

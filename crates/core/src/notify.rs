@@ -32,11 +32,14 @@ pub enum OwnerEvent {
         customer_id: i64,
         email: Option<String>,
     },
-    /// An order was placed.
+    /// An order was placed. `confirm`: it is to be paid by hand, so the push carries the signed
+    /// link that confirms the payment ([`crate::order::confirm_link`]).
     NewOrder {
+        order_id: i64,
         number: i64,
         total: String,
         email: String,
+        confirm: bool,
     },
     /// An order's payment arrived.
     PaymentReceived {
@@ -83,6 +86,7 @@ impl OwnerEvent {
                 number,
                 total,
                 email,
+                ..
             } => (
                 l.tf("notify.new_order_title", &[("number", &number.to_string())]),
                 l.tf(
@@ -310,6 +314,19 @@ pub async fn emit(
     };
     let site = crate::settings::from_pairs(all);
     let (title, body) = event.text(site.default_locale);
+    let link = match event {
+        OwnerEvent::NewOrder {
+            order_id,
+            confirm: true,
+            ..
+        } => Some(crate::order::confirm_link(ctx, *order_id)),
+        _ => None,
+    };
+    // The deliverer puts the link (made absolute) after this line.
+    let body = match link {
+        Some(_) => format!("{body}\n{}", site.default_locale.t("notify.confirm_hint")),
+        None => body,
+    };
     let run_at = deliver_at(ctx.now(), &site.time_zone, n.quiet_start, n.quiet_end);
     for id in channels {
         let m = reach::Outgoing {
@@ -320,6 +337,7 @@ pub async fn emit(
             content: reach::Content::Owner {
                 title: title.clone(),
                 body: body.clone(),
+                link: link.clone(),
             },
             summary: title.clone(),
             run_at: Some(run_at),

@@ -15,12 +15,14 @@
 pub mod api_token;
 pub mod catalog;
 pub mod customer;
+pub mod delivery;
 pub mod dump;
 pub mod engine;
 mod error;
 pub mod event;
 pub mod idempotency;
 pub mod job;
+pub mod license;
 pub mod media;
 pub mod oidc;
 pub mod order;

@@ -58,6 +58,10 @@ pub const TABLES: &[&str] = &[
     "discount_uses",
     "order_events",
     "transactions",
+    "product_files",
+    "entitlements",
+    "license_keys",
+    "license_instances",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,

@@ -22,6 +22,11 @@ fn free_port() -> u16 {
 impl Browser {
     /// Start chromedriver and open a headless Chromium session.
     pub async fn start() -> Browser {
+        Browser::start_with_downloads(None).await
+    }
+
+    /// Like [`Browser::start`], saving downloads into `dir` without asking.
+    pub async fn start_with_downloads(dir: Option<&std::path::Path>) -> Browser {
         let driver_bin =
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let chrome_bin = std::env::var("CHROME").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -35,10 +40,18 @@ impl Browser {
                 panic!("cannot start {driver_bin}: {e} (apt-get install chromium chromium-driver)")
             });
         let profile = tempfile::tempdir().unwrap();
+        let downloads = dir
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| profile.path().join("downloads"));
         let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
             "goog:chromeOptions": {
                 "binary": chrome_bin,
-                "prefs": {"intl.accept_languages": "zh-CN,zh"},
+                "prefs": {
+                    "intl.accept_languages": "zh-CN,zh",
+                    "download.default_directory": downloads.display().to_string(),
+                    "download.prompt_for_download": false,
+                    "safebrowsing.enabled": false
+                },
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
                          "--disable-dev-shm-usage", "--window-size=1200,900", "--lang=zh-CN",

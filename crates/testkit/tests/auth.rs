@@ -169,7 +169,11 @@ both_engines! {
         let good = app.csrf(&c, "/admin").await;
         let before = yiren_core::settings::load(&app.state.ctx).await.unwrap();
         for route in yiren_web::admin::FORM_ROUTES {
-            let path = route.replace("{id}", "1").replace("{slug}", "github").replace("{code}", "ABCDEF");
+            let mut path = route.replace("{slug}", "github").replace("{code}", "ABCDEF");
+            // Any other parameter is a numeric id.
+            while let (Some(a), Some(b)) = (path.find('{'), path.find('}')) {
+                path.replace_range(a..=b, "1");
+            }
             let url = app.url(&path);
             let cases: Vec<(Pairs, Pairs)> = vec![
                 (vec![("site_name", "X")], vec![]),
@@ -369,6 +373,8 @@ const GET_ROUTES: &[&str] = &[
     "/account/sign-in",
     "/account/verify?email=a@example.com",
     "/account/security",
+    "/account/orders",
+    "/account/orders?page=2",
     "/account/data",
     "/account/delete",
     "/account/wechat",
@@ -385,6 +391,9 @@ const GET_ROUTES: &[&str] = &[
     "/checkout",
     "/orders/1?key=00",
     "/orders/abc",
+    "/downloads/1/2",
+    "/downloads/1/2?exp=1&sig=00",
+    "/downloads/x/..%2f..%2fkeys",
     "/admin/orders",
     "/admin/orders?page=2",
     "/admin/orders/1",

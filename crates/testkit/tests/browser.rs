@@ -346,3 +346,104 @@ async fn the_owner_adds_a_product_with_a_photo_and_a_shopper_finds_it_in_both_la
     shot(b, "product-en.png").await;
     browser.close().await;
 }
+
+/// A guest buys a digital product with manual payment, the owner confirms the payment in admin,
+/// and the guest downloads the file from the order page: the owner uploads the file in the
+/// product editor, the guest sees the receipt QR code, and the saved file is the uploaded one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_buys_a_digital_product_the_owner_confirms_and_the_guest_downloads_it() {
+    use yiren_core::catalog::Kind;
+    let app = yiren_testkit::TestApp::spawn(Engine::Sqlite).await;
+    app.setup_owner("owner@example.com", "a long owner passphrase")
+        .await;
+    let ctx = &app.state.ctx;
+    let cfg = yiren_core::checkout::Config {
+        manual: yiren_core::checkout::Manual {
+            wechat: "wxp://f2f0browser".into(),
+            instructions: "招商银行 6225 0000 0000 0000（张三）".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    yiren_core::checkout::save_config(ctx, &cfg).await.unwrap();
+    let v = yiren_testkit::product(ctx, "handbook", Kind::Digital, &[("HB", 4_900, 100)]).await[0];
+    let product = yiren_store::catalog::get_variant(ctx.db.read(), v)
+        .await
+        .unwrap()
+        .product_id;
+    let saved = tempfile::tempdir().unwrap();
+    let browser = Browser::start_with_downloads(Some(saved.path())).await;
+    let b = &browser.client;
+    let base = app.base.clone();
+
+    // The owner uploads the handbook in the product editor.
+    b.goto(&format!("{base}/admin/sign-in")).await.unwrap();
+    fill(b, "email", "owner@example.com").await;
+    fill(b, "password", "a long owner passphrase").await;
+    click(b, Locator::Id("sign-in-submit")).await;
+    wait_for_text(b, "h1", "概览").await;
+    b.goto(&format!("{base}/admin/products/{product}"))
+        .await
+        .unwrap();
+    let handbook = artifact_path("一人公司手册.pdf");
+    let pdf = b"%PDF-1.7\n% the handbook\n%%EOF\n".to_vec();
+    std::fs::write(&handbook, &pdf).unwrap();
+    b.find(Locator::Css("#file-upload input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(handbook.to_str().unwrap())
+        .await
+        .unwrap();
+    click(b, Locator::Id("file-add")).await;
+    wait_for_text(b, "#product-files", "一人公司手册.pdf").await;
+    shot(b, "digital-files.png").await;
+
+    // A guest buys it with manual payment.
+    b.goto(&format!("{base}/products/handbook")).await.unwrap();
+    click(b, Locator::Css("#add-to-cart button")).await;
+    b.goto(&format!("{base}/checkout")).await.unwrap();
+    fill(b, "email", "reader@example.com").await;
+    click(b, Locator::Css("#checkout-form button[type=submit]")).await;
+    wait_for_text(b, "#order-status", "等待付款").await;
+    assert!(
+        b.find(Locator::Css("#pay svg")).await.is_ok(),
+        "the receipt QR code"
+    );
+    let order_url = b.current_url().await.unwrap().to_string();
+    shot(b, "digital-order-pending.png").await;
+    assert!(
+        b.find(Locator::Css("#downloads")).await.is_err(),
+        "nothing to download before payment"
+    );
+
+    // The owner confirms the payment in admin.
+    b.goto(&format!("{base}/admin/orders")).await.unwrap();
+    click(b, Locator::Css("main table a[href^='/admin/orders/']")).await;
+    click(b, Locator::Css("#confirm-form button")).await;
+    wait_for_text(b, "main", "已确认收款").await;
+
+    // The guest comes back to the order page and downloads the file.
+    b.goto(&order_url).await.unwrap();
+    wait_for_text(b, "#order-status", "已付款").await;
+    shot(b, "digital-order-paid.png").await;
+    click(b, Locator::Css("#downloads a[download]")).await;
+    let file = saved.path().join("一人公司手册.pdf");
+    for _ in 0..100 {
+        if std::fs::read(&file).is_ok_and(|got| got == pdf) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        std::fs::read(&file).unwrap_or_default(),
+        pdf,
+        "saved: {:?}",
+        std::fs::read_dir(saved.path()).unwrap().collect::<Vec<_>>()
+    );
+    let orders = yiren_core::order::list(ctx, None, 10, 0).await.unwrap();
+    let granted = yiren_core::delivery::entitlements(ctx, orders[0].id)
+        .await
+        .unwrap();
+    assert_eq!(granted[0].downloads, 1);
+    browser.close().await;
+}

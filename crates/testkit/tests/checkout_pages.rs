@@ -27,11 +27,11 @@ both_engines! {
 
         // The owner sets up shipping, tax and how to be paid.
         let csrf = app.csrf(&owner, "/admin/checkout").await;
-        let bad = owner.post(app.url("/admin/checkout")).form(&[("_csrf", csrf.as_str()), ("hold_minutes", "30"), ("expire_hours", "48"), ("shipping", "顺丰 | CN | teleport 1"), ("taxes", ""), ("wechat", ""), ("alipay", ""), ("instructions", "")]).send().await.unwrap();
+        let bad = owner.post(app.url("/admin/checkout")).form(&[("_csrf", csrf.as_str()), ("hold_minutes", "30"), ("expire_hours", "48"), ("download_limit", "5"), ("shipping", "顺丰 | CN | teleport 1"), ("taxes", ""), ("wechat", ""), ("alipay", ""), ("instructions", "")]).send().await.unwrap();
         assert_eq!(bad.status(), 422);
         assert!(bad.text().await.unwrap().contains("每行运费规则的格式"));
         let saved = owner.post(app.url("/admin/checkout")).form(&[
-            ("_csrf", csrf.as_str()), ("hold_minutes", "30"), ("expire_hours", "48"),
+            ("_csrf", csrf.as_str()), ("hold_minutes", "30"), ("expire_hours", "48"), ("download_limit", "5"),
             ("shipping", "顺丰 | CN | by_weight 1000 12.00 500 3.00\nAbroad | * | flat 90.00"),
             ("taxes", "CN | 13% | included"),
             ("wechat", "wxp://f2f0example"), ("alipay", ""), ("instructions", "招商银行 6225 0000 0000 0000（张三）"),
@@ -61,6 +61,8 @@ both_engines! {
         // A cross-site post is refused before anything is read.
         let forged = c.post(app.url("/checkout")).header("origin", "https://evil.example").form(&fields).send().await.unwrap();
         assert_eq!(forged.status(), 403);
+        let opaque = c.post(app.url("/checkout")).header("origin", "null").form(&fields).send().await.unwrap();
+        assert_eq!(opaque.status(), 403, "an opaque origin without the browser's word");
         // A missing district (mainland China) comes back with the form filled in.
         let mut partial = fields.clone();
         partial.retain(|(k, _)| *k != "district");
@@ -69,7 +71,9 @@ both_engines! {
         let body = r.text().await.unwrap();
         assert!(body.contains("请填写完整的收货地址") && body.contains("value=\"龙井路 1 号\"") && body.contains(&token), "{body}");
         fields.push(("district", "西湖区".into()));
-        let placed = c.post(app.url("/checkout")).form(&fields).send().await.unwrap();
+        // Chromium posts the form of a no-referrer page with `Origin: null` and its own
+        // `Sec-Fetch-Site: same-origin`: that is the shop's own form.
+        let placed = c.post(app.url("/checkout")).header("origin", "null").header("sec-fetch-site", "same-origin").form(&fields).send().await.unwrap();
         assert_eq!(placed.status(), 303);
         let order_url = location(&placed);
         assert!(order_url.starts_with("/orders/") && order_url.contains("?key="), "{order_url}");
@@ -209,5 +213,59 @@ both_engines! {
         assert!(page.contains("部分退款") && page.contains("value=\"128.00\""), "{page}");
         assert!(yiren_core::order::audit(ctx).await.unwrap().is_empty());
         app.stop().await;
+    }
+
+    /// A signed-in customer's checkout starts with their email, the order is theirs, and their
+    /// order history lists it — only theirs: another customer's list does not, and a visitor is
+    /// sent to sign in.
+    async fn a_signed_in_customer_finds_the_order_in_their_history(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let _owner = app.setup_owner(OWNER, PW).await;
+        let v = product(&app.state.ctx, "ebook", Kind::Digital, &[("EB", 2_900, 10)]).await[0];
+        let me = app.customer("reader@example.com").await;
+        me.post(app.url("/cart/add")).form(&[("variant_id", v.to_string()), ("quantity", "1".into())]).send().await.unwrap();
+        let form = me.get(app.url("/checkout")).send().await.unwrap().text().await.unwrap();
+        assert!(form.contains("value=\"reader@example.com\""), "{form}");
+        let placed = me.post(app.url("/checkout")).form(&[("token", field_of(&form, "token")), ("email", String::new())]).send().await.unwrap();
+        assert_eq!(placed.status(), 303);
+        let orders = yiren_core::order::list(&app.state.ctx, None, 10, 0).await.unwrap();
+        assert_eq!(orders.len(), 1);
+        assert_eq!(orders[0].email, "reader@example.com");
+        let mine = yiren_store::customer::find_by_email(app.state.ctx.db.read(), "reader@example.com").await.unwrap().unwrap();
+        assert_eq!(orders[0].customer_id, Some(mine.id));
+        let history = me.get(app.url("/account/orders")).send().await.unwrap().text().await.unwrap();
+        assert!(history.contains("订单 #1001") && history.replace("&#x2f;", "/").contains(&location(&placed)), "{history}");
+        let other = app.customer("other@example.com").await;
+        let theirs = other.get(app.url("/account/orders")).send().await.unwrap().text().await.unwrap();
+        assert!(!theirs.contains("#1001") && theirs.contains("还没有订单"), "{theirs}");
+        let anon = app.client().get(app.url("/account/orders")).send().await.unwrap();
+        assert_eq!(location(&anon), "/account/sign-in?next=%2Faccount%2Forders");
+    }
+
+    /// An unpaid order is reminded once, three quarters of the way to its expiry; a paid one is
+    /// not. The job is queued with the order; here it is run by hand, as its handler would.
+    async fn an_unpaid_order_is_reminded_once(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let ctx = &app.state.ctx;
+        let v = product(ctx, "ebook", Kind::Digital, &[("EB", 2_900, 10)]).await[0];
+        let submit = |token: &str, email: &str| yiren_core::checkout::Submit {
+            token: token.into(), email: email.into(), gateway: "manual".into(),
+            lines: vec![yiren_core::cart::Line { variant_id: v, quantity: 1 }],
+            ..Default::default()
+        };
+        let o = yiren_core::checkout::place(ctx, &submit("late", "late@example.com")).await.unwrap();
+        let at: i64 = sqlx::query_scalar("SELECT run_at FROM jobs WHERE kind = 'order.remind'").fetch_one(ctx.db.read()).await.unwrap();
+        assert_eq!(at, yiren_core::order::remind_at(o.created_at, o.expires_at));
+        assert_eq!(at - o.created_at, 36 * 3_600_000, "36 h into the default 48");
+        assert!(yiren_core::order::remind(ctx, o.id).await.unwrap());
+        assert!(yiren_core::order::remind(ctx, o.id).await.unwrap());
+        app.wait_for_mail("late@example.com", 1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let all: Vec<String> = app.mails_to("late@example.com").iter().map(|m| yiren_testkit::mail_text(m)).collect();
+        assert_eq!(all.len(), 2, "placed + one reminder: {all:#?}");
+        assert_eq!(all.iter().filter(|m| m.contains("还没有收到付款")).count(), 1, "{all:#?}");
+        let paid = yiren_core::checkout::place(ctx, &submit("paid", "paid@example.com")).await.unwrap();
+        yiren_core::order::confirm_manual(ctx, paid.id, OWNER).await.unwrap();
+        assert!(!yiren_core::order::remind(ctx, paid.id).await.unwrap());
     }
 }

@@ -161,9 +161,32 @@ both_engines! {
         let got = wait_received(&fake, 1).await;
         let text = got[0].1["markdown"]["content"].as_str().unwrap().to_string();
         assert!(text.contains("#1001") && text.contains("¥199.00") && text.contains("fan@example.com"), "{text}");
-        let paid = yiren_core::order::Received { gateway: "manual".into(), reference: format!("confirm:{}", o.id), amount: 19_900, currency: "CNY".into() };
-        yiren_core::order::pay(ctx, o.id, &paid, "owner").await.unwrap();
-        yiren_core::order::pay(ctx, o.id, &paid, "owner").await.unwrap();
+        // The push carries the signed link that confirms the manual payment: it opens a page that
+        // asks first (a chat app's link preview confirms nothing); a wrong signature is a 404.
+        let at = text.find("/confirm-payment/").unwrap_or_else(|| panic!("no confirm link: {text}"));
+        let path: String = text[at..].chars().take_while(|c| !c.is_whitespace() && *c != ')' && *c != ']').collect();
+        assert!(text[..at].ends_with("http://127.0.0.1") || text[..at].contains("http"), "absolute: {text}");
+        assert_eq!(path, yiren_core::order::confirm_link(ctx, o.id));
+        let c = app.client();
+        let page = c.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(page.headers()["cache-control"], "no-store");
+        let page = page.text().await.unwrap();
+        assert!(page.contains("fan@example.com 的 ¥199.00 到账了吗") && page.contains("id=\"confirm-payment\""), "{page}");
+        assert_eq!(yiren_store::order::get(ctx.db.read(), o.id).await.unwrap().payment, "pending", "opening the link confirms nothing");
+        let sig = path.split("sig=").nth(1).unwrap().to_string();
+        let forged = format!("{}{}", &sig[..63], if sig.ends_with('0') { '1' } else { '0' });
+        assert_eq!(c.get(app.url(&format!("/confirm-payment/{}?sig={forged}", o.id))).send().await.unwrap().status(), 404);
+        assert_eq!(c.post(app.url(&format!("/confirm-payment/{}", o.id))).form(&[("sig", forged.as_str())]).send().await.unwrap().status(), 404);
+        let cross = c.post(app.url(&format!("/confirm-payment/{}", o.id))).header("origin", "https://evil.example").form(&[("sig", sig.as_str())]).send().await.unwrap();
+        assert_eq!(cross.status(), 403);
+        for _ in 0..2 {
+            let done = c.post(app.url(&format!("/confirm-payment/{}", o.id))).form(&[("sig", sig.as_str())]).send().await.unwrap().text().await.unwrap();
+            assert!(done.contains("已确认收款"), "{done}");
+        }
+        let row = yiren_store::order::get(ctx.db.read(), o.id).await.unwrap();
+        assert_eq!((row.payment.as_str(), row.captured), ("paid", 19_900));
+        let timeline = yiren_core::order::get(ctx, o.id).await.unwrap().events;
+        assert!(timeline.iter().any(|e| e.kind == "paid" && e.actor == "owner:push-link"));
         let got = wait_received(&fake, 2).await;
         assert!(got[1].1["markdown"]["content"].as_str().unwrap().contains("已收到 ¥199.00"), "{:?}", got[1]);
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;

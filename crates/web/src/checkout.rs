@@ -3,9 +3,10 @@
 //! to pay the owner). Every amount is computed by `core::checkout` from the catalog: the form has
 //! no price fields, and any it is sent are never read. Cross-site posts are refused like the
 //! cart's; the order page needs the key from the link the customer was sent to (a MAC of the order
-//! id), so order ids cannot be walked, and it is never cached or sent as a referrer.
+//! id), so order ids cannot be walked, and it is never cached or sent as a referrer. A signed-in
+//! customer's order is recorded as theirs (their order history at `/account/orders`).
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get};
@@ -17,13 +18,26 @@ use yiren_core::checkout::{self, Address, Submit};
 use yiren_core::{cart, money, order, payment, DomainError};
 
 use crate::cart::{field, form_of, keep, lines_of};
+use crate::security::MaybeCustomer;
 use crate::AppState;
 
 /// Checkout routes.
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
-        .route("/checkout", get(page).post(submit))
+        .route(
+            "/checkout",
+            get(page)
+                .post(submit)
+                .layer(axum::middleware::from_fn_with_state(
+                    state,
+                    crate::security::load_customer,
+                )),
+        )
         .route("/orders/{id}", get(order_page))
+        .route(
+            "/confirm-payment/{id}",
+            get(confirm_page).post(confirm_submit),
+        )
         .route("/payments/{gateway}/notify", any(notify))
 }
 
@@ -112,8 +126,20 @@ async fn render(
     (jar, private(resp)).into_response()
 }
 
-async fn page(State(state): State<AppState>, jar: CookieJar) -> Response {
-    render(&state, jar, &[], None, StatusCode::OK).await
+/// The signed-in customer's email, which the form starts with (and a blank email falls back to).
+fn account_email(m: &MaybeCustomer) -> Option<String> {
+    m.0.as_ref().and_then(|s| s.customer.email.clone())
+}
+
+async fn page(
+    State(state): State<AppState>,
+    Extension(m): Extension<MaybeCustomer>,
+    jar: CookieJar,
+) -> Response {
+    let start: Vec<(String, String)> = account_email(&m)
+        .map(|e| vec![("email".to_string(), e)])
+        .unwrap_or_default();
+    render(&state, jar, &start, None, StatusCode::OK).await
 }
 
 fn submission(form: &[(String, String)], lines: Vec<cart::Line>) -> Submit {
@@ -150,12 +176,24 @@ fn submission(form: &[(String, String)], lines: Vec<cart::Line>) -> Submit {
 
 async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
     let base = crate::api::page::base_url(state.config.public_url.as_deref(), req.headers());
+    let me = req
+        .extensions()
+        .get::<MaybeCustomer>()
+        .cloned()
+        .unwrap_or_default();
     let form = match form_of(&state, req).await {
         Ok(f) => f,
         Err(r) => return r,
     };
     let lines = lines_of(&jar);
-    let s = submission(&form, lines);
+    let mut s = submission(&form, lines);
+    // A signed-in customer's order is theirs (their order history, their downloads).
+    if let Some(session) = &me.0 {
+        s.customer_id = Some(session.customer.id);
+        if s.email.trim().is_empty() {
+            s.email = account_email(&me).unwrap_or_default();
+        }
+    }
     match checkout::place(&state.ctx, &s).await {
         Ok(o) => {
             let key = order::access_key(&state.ctx, o.id);
@@ -265,6 +303,10 @@ async fn order_page(
     } else {
         status
     };
+    let granted = match yiren_core::delivery::shown(&state.ctx, r.id).await {
+        Ok(g) => g,
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
     let base = crate::admin::base_ctx(&state, "/orders", None, "").await;
     let resp = state.templates.render(
         "shop/order.html",
@@ -279,6 +321,7 @@ async fn order_page(
             total => m(r.total),
             expires_at => r.expires_at,
             shipped => shipped,
+            granted => granted,
             manual => awaiting && r.gateway == "manual",
             instructions => cfg.manual.instructions.clone(),
             wechat_qr => awaiting.then(|| qr_svg(&cfg.manual.wechat)).flatten(),
@@ -287,6 +330,77 @@ async fn order_page(
         },
     );
     private(resp)
+}
+
+#[derive(Deserialize, Default)]
+struct SigQuery {
+    #[serde(default)]
+    sig: String,
+}
+
+/// The page behind the owner's push link: what would be confirmed, and a button. A wrong link is
+/// a plain 404.
+async fn confirm_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<SigQuery>,
+) -> Response {
+    confirm_render(&state, &id, &q.sig, None).await
+}
+
+async fn confirm_render(state: &AppState, id: &str, sig: &str, done: Option<&str>) -> Response {
+    let not_found = || crate::templates::error_page(StatusCode::NOT_FOUND, "error.not_found");
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found();
+    };
+    if !order::confirm_link_ok(&state.ctx, id, sig) {
+        return not_found();
+    }
+    let o = match order::get(&state.ctx, id).await {
+        Ok(o) => o.row,
+        Err(DomainError::NotFound) => return not_found(),
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
+    let base = crate::admin::base_ctx(state, "/confirm-payment", None, "").await;
+    let resp = state.templates.render(
+        "shop/confirm_payment.html",
+        context! {
+            id => o.id.to_string(), sig => sig, number => o.number, email => o.email.clone(),
+            total => money::display(o.total, &o.currency),
+            pending => o.payment == "pending" && o.cancelled == 0,
+            done => done.map(|k| crate::locale::current().t(k)),
+            ..base
+        },
+    );
+    private(resp)
+}
+
+/// The owner's "yes, it arrived": the link's MAC is the credential (a cross-site page cannot know
+/// it, and cross-site posts are refused anyway); recorded once, like the admin button.
+async fn confirm_submit(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let form = match form_of(&state, req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let sig = field(&form, "sig").to_string();
+    let Some(order_id) = id
+        .parse::<i64>()
+        .ok()
+        .filter(|i| order::confirm_link_ok(&state.ctx, *i, &sig))
+    else {
+        return crate::templates::error_page(StatusCode::NOT_FOUND, "error.not_found");
+    };
+    match order::confirm_manual(&state.ctx, order_id, "owner:push-link").await {
+        Ok(_) => confirm_render(&state, &id, &sig, Some("order.confirm_done")).await,
+        Err(DomainError::Conflict { .. }) => {
+            confirm_render(&state, &id, &sig, Some("order.confirm_not_pending")).await
+        }
+        Err(e) => crate::admin::pages::domain_error_page(e),
+    }
 }
 
 /// `/payments/{gateway}/notify`: the one entry for every gateway's notifications (any method; the

@@ -9,6 +9,7 @@ pub mod api;
 pub mod assets;
 pub mod cart;
 pub mod checkout;
+pub mod downloads;
 pub mod error;
 pub mod files;
 pub mod locale;
@@ -43,7 +44,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(storefront::routes())
         .merge(cart::routes())
-        .merge(checkout::routes())
+        .merge(checkout::routes(state.clone()))
         .merge(setup::routes())
         .merge(account::routes(state.clone()))
         .merge(oidc::routes(state.clone()))
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .merge(assets::routes())
         .merge(files::routes())
+        .merge(downloads::routes())
         .fallback(error::fallback)
         .layer(axum::middleware::from_fn_with_state(state.clone(), locale::resolve_locale))
         .layer(axum::middleware::from_fn(metrics::track))
@@ -72,6 +74,8 @@ pub fn router(state: AppState) -> Router {
 
 /// The most an admin media upload may carry (a video file and the form around it).
 pub const UPLOAD_LIMIT: usize = yiren_core::media::MAX_VIDEO_BYTES + (1 << 20);
+/// The most an admin upload of a digital product's files may carry.
+pub const FILE_UPLOAD_LIMIT: usize = yiren_core::delivery::MAX_FILE_BYTES + (1 << 20);
 /// The most a product CSV upload may carry.
 pub const IMPORT_LIMIT: usize = yiren_core::catalog::csv::MAX_CSV_BYTES + (1 << 20);
 /// The most an API image upload may carry (a base64 image in JSON).
@@ -89,6 +93,8 @@ pub fn body_limit(state: &AppState, path: &str) -> usize {
     };
     if under("/admin/products/", "/media") {
         configured.max(UPLOAD_LIMIT)
+    } else if under("/admin/products/", "/files") {
+        configured.max(FILE_UPLOAD_LIMIT)
     } else if path == "/admin/products/import" {
         configured.max(IMPORT_LIMIT)
     } else if under("/api/v1/products/", "/images") || under("/products/", "/images") {

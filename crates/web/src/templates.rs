@@ -39,6 +39,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/admin/checkout.html"),
     ),
     (
+        "shop/confirm_payment.html",
+        include_str!("../templates/shop/confirm_payment.html"),
+    ),
+    (
         "shop/checkout.html",
         include_str!("../templates/shop/checkout.html"),
     ),
@@ -83,6 +87,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     (
         "account/nav.html",
         include_str!("../templates/account/nav.html"),
+    ),
+    (
+        "account/orders.html",
+        include_str!("../templates/account/orders.html"),
     ),
     (
         "account/sign_in.html",
@@ -259,6 +267,17 @@ fn datetime(state: &State, ms: Option<i64>) -> String {
         .unwrap_or_default()
 }
 
+/// A size in bytes for people: `820 B`, `14.2 KB`, `3.5 MB` (decimal units, one decimal place).
+fn filesize(bytes: i64) -> String {
+    let b = bytes.max(0) as f64;
+    match bytes {
+        ..=999 => format!("{} B", bytes.max(0)),
+        1_000..=999_999 => format!("{:.1} KB", b / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} MB", b / 1e6),
+        _ => format!("{:.1} GB", b / 1e9),
+    }
+}
+
 impl Templates {
     /// Load templates, preferring files under `themes_dir` when given.
     pub fn new(themes_dir: Option<PathBuf>) -> Self {
@@ -286,6 +305,7 @@ impl Templates {
         });
         env.add_function("t", t);
         env.add_filter("datetime", datetime);
+        env.add_filter("filesize", filesize);
         Templates { env: Arc::new(env) }
     }
 

@@ -107,11 +107,17 @@ impl MessageSend {
             });
         };
         let msg = match content {
-            Content::Owner { title, body } => PushMessage {
-                title,
-                body,
-                url: None,
-            },
+            Content::Owner { title, body, link } => {
+                let url = link.map(|l| format!("{}{l}", self.base_url.trim_end_matches('/')));
+                PushMessage {
+                    body: match &url {
+                        Some(u) => format!("{body} {u}"),
+                        None => body,
+                    },
+                    title,
+                    url,
+                }
+            }
             Content::Broadcast { broadcast_id, .. } => {
                 let site = yiren_core::settings::load(ctx)
                     .await
@@ -188,7 +194,7 @@ impl MessageSend {
                     .collect();
                 (t.subject, text)
             }
-            Ok(Content::Owner { title, body }) => (title, body),
+            Ok(Content::Owner { title, body, .. }) => (title, body),
             _ => return Outcome::Gone,
         };
         let Some(secret) = reach::wechat_secret(ctx, &w) else {

@@ -133,6 +133,7 @@ pub fn registry(
     );
     r.register(yiren_core::order::RELEASE_KIND, yiren_core::order::Release);
     r.register(yiren_core::order::EXPIRE_KIND, yiren_core::order::Expire);
+    r.register(yiren_core::order::REMIND_KIND, yiren_core::order::Remind);
     r.register("maintenance.cleanup", yiren_core::job::Cleanup);
     r.register("diagnostic.ping", handlers::Ping { http });
     r.register(yiren_core::reach::KIND, sender);

@@ -110,6 +110,16 @@ pub struct Details {
     /// Service: ask the buyer for a date / a note when booking.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub booking: bool,
+    /// Licence key: devices (instances) one key may be activated on; None: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_limit: Option<i64>,
+    /// Licence key: days a key works after purchase; None: for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license_days: Option<i64>,
+    /// Licence key: how generated keys look, `#` standing for a random character (see
+    /// `license::generate`); None: the default pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license_pattern: Option<String>,
 }
 
 /// One option and its values in display order.
@@ -666,6 +676,8 @@ fn check(p: &ProductInput, shop_currency: &str) -> DomainResult<Checked> {
         .is_some_and(|n| !(1..=36_600).contains(&n))
         || d.target_amount
             .is_some_and(|a| !(1..=money::MAX_MINOR).contains(&a))
+        || d.activation_limit.is_some_and(|n| !(1..=1000).contains(&n))
+        || d.license_days.is_some_and(|n| !(1..=36_600).contains(&n))
     {
         return Err(DomainError::invalid("details", "catalog.details_invalid"));
     }
@@ -686,7 +698,23 @@ fn check(p: &ProductInput, shop_currency: &str) -> DomainResult<Checked> {
         target_amount: d.target_amount.filter(|_| p.kind == Kind::Crowdfunding),
         deadline: d.deadline.filter(|_| p.kind == Kind::Crowdfunding),
         booking: d.booking && p.kind == Kind::Service,
+        activation_limit: d.activation_limit.filter(|_| p.kind == Kind::License),
+        license_days: d.license_days.filter(|_| p.kind == Kind::License),
+        license_pattern: d
+            .license_pattern
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && p.kind == Kind::License)
+            .map(str::to_string),
     };
+    if let Some(pattern) = &details.license_pattern {
+        if !crate::license::pattern_ok(pattern) {
+            return Err(DomainError::invalid(
+                "license_pattern",
+                "catalog.license_pattern_invalid",
+            ));
+        }
+    }
     Ok(Checked {
         title,
         body,

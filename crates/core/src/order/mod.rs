@@ -29,6 +29,14 @@ use state::{Effect, Event, Fulfilment, Payment, State};
 pub const RELEASE_KIND: &str = "order.release";
 /// Job: cancel an order still unpaid when it expires.
 pub const EXPIRE_KIND: &str = "order.expire";
+/// Job: remind the customer of an unpaid order, three quarters of the way to its expiry.
+pub const REMIND_KIND: &str = "order.remind";
+
+/// When the payment reminder of an order placed at `created_at` and expiring at `expires_at` goes
+/// out: three quarters of the way (36 h into the default 48).
+pub fn remind_at(created_at: i64, expires_at: i64) -> i64 {
+    created_at + (expires_at - created_at) / 4 * 3
+}
 
 /// An order with everything that belongs to it.
 #[derive(Debug, Clone)]
@@ -106,6 +114,21 @@ pub async fn by_access_key(ctx: &Ctx, order_id: i64, key: &str) -> DomainResult<
         return Err(DomainError::NotFound);
     }
     get(ctx, order_id).await
+}
+
+/// The link in the owner's new-order push that confirms a manual payment without signing in:
+/// `/confirm-payment/{id}?sig=` (a MAC of the id under the server key). It opens a page that asks
+/// first — a chat app previewing the link cannot confirm anything — and, like the admin button,
+/// only ever records the one payment `confirm:<id>`.
+pub fn confirm_link(ctx: &Ctx, order_id: i64) -> String {
+    let sig = ctx.keys.mac("confirm-payment", &[&order_id.to_string()]);
+    format!("/confirm-payment/{order_id}?sig={sig}")
+}
+
+/// Whether `sig` is the one [`confirm_link`] made for the order.
+pub fn confirm_link_ok(ctx: &Ctx, order_id: i64, sig: &str) -> bool {
+    ctx.keys
+        .verify("confirm-payment", &[&order_id.to_string()], sig)
 }
 
 /// What webhooks and the event log carry about an order.
@@ -383,6 +406,9 @@ pub async fn pay(ctx: &Ctx, order_id: i64, r: &Received, actor: &str) -> DomainR
             .await?;
         }
     }
+    if effects.contains(&Effect::Grant) {
+        crate::delivery::grant(ctx, &mut tx, &o).await?;
+    }
     if effects.contains(&Effect::RefundReview) || o.refund_review == 1 {
         log(
             ctx,
@@ -445,6 +471,9 @@ pub async fn cancel(
     }
     if unpaid {
         store::give_back_uses(&mut tx, o.id, ctx.now()).await?;
+    }
+    if effects.contains(&Effect::Revoke) {
+        crate::delivery::revoke(ctx, &mut tx, o.id, None).await?;
     }
     let detail = serde_json::json!({ "restock": restock, "refund_review": o.refund_review == 1 });
     log(ctx, &mut tx, order_id, "cancelled", actor, detail).await?;
@@ -515,6 +544,9 @@ pub async fn refund(ctx: &Ctx, order_id: i64, r: &Refund, actor: &str) -> Domain
             move_stock(ctx, &mut tx, v, n, 0, false, &reason, actor).await?;
         }
         o.stock = "released".into();
+    }
+    if effects.contains(&Effect::Revoke) {
+        crate::delivery::revoke(ctx, &mut tx, o.id, None).await?;
     }
     let manual = ctx
         .gateways
@@ -650,6 +682,58 @@ impl JobHandler for Release {
                 });
             }
             release_hold(ctx, id)
+                .await
+                .map_err(|e| JobError::transient(e.to_string()))?;
+            Ok(())
+        })
+    }
+}
+
+/// Send the payment reminder of an order still unpaid (once per order: the mail's cause is
+/// `order:<id>:reminder`); true when it was queued now.
+pub async fn remind(ctx: &Ctx, order_id: i64) -> DomainResult<bool> {
+    let mut tx = ctx.db.begin().await?;
+    let o = match store::lock(&mut tx, order_id).await {
+        Ok(o) => o,
+        Err(StoreError::NotFound) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    if o.payment != "pending" || o.cancelled == 1 {
+        return Ok(false);
+    }
+    crate::mail::order_mail(ctx, &mut tx, &o, "reminder").await?;
+    log(
+        ctx,
+        &mut tx,
+        order_id,
+        "reminded",
+        "system",
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(true)
+}
+
+/// Runs [`remind`] when its time comes.
+pub struct Remind;
+
+impl JobHandler for Remind {
+    fn run<'a>(&'a self, ctx: &'a Ctx, job: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            let id = order_id_of(job)?;
+            if let Some(until) = not_yet(ctx, id, |o| {
+                (o.payment == "pending" && o.cancelled == 0)
+                    .then(|| remind_at(o.created_at, o.expires_at))
+            })
+            .await?
+            {
+                return Err(JobError::Defer {
+                    until_ms: until,
+                    reason: "not time to remind yet".into(),
+                });
+            }
+            remind(ctx, id)
                 .await
                 .map_err(|e| JobError::transient(e.to_string()))?;
             Ok(())

@@ -76,8 +76,14 @@ pub enum Content {
         /// Which template, with its arguments.
         message: crate::mail::Message,
     },
-    /// A notification to the owner.
-    Owner { title: String, body: String },
+    /// A notification to the owner; `link` is a path on this site the push opens (rooted at the
+    /// public URL when sent).
+    Owner {
+        title: String,
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<String>,
+    },
     /// A recipient's copy of a broadcast (its text lives in the broadcast).
     Broadcast { broadcast_id: i64, topic_id: i64 },
 }

@@ -74,6 +74,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/account/email", post(pages::start_email_change))
         .route("/account/email/verify", post(pages::confirm_email_change))
         .route("/account/security", get(pages::security_page))
+        .route("/account/orders", get(pages::orders_page))
         .route("/account/password", post(pages::set_password))
         .route("/account/sessions/{id}/revoke", post(pages::revoke_session))
         .route(

@@ -656,3 +656,59 @@ pub async fn confirm_email_change(
         },
     }
 }
+
+/// `/account/orders`: the customer's own orders, newest first, each linking to its page (where
+/// downloads, licence keys and membership dates are).
+pub async fn orders_page(
+    State(state): State<AppState>,
+    CustomerAuth(s): CustomerAuth,
+    Query(q): Query<OrdersQuery>,
+) -> Response {
+    const PAGE: i64 = 20;
+    let page = q.page.unwrap_or(1).clamp(1, 10_000);
+    let mut rows =
+        match yiren_core::order::list(&state.ctx, Some(s.customer.id), PAGE + 1, (page - 1) * PAGE)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return domain_error_page(e),
+        };
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    let t = crate::locale::current();
+    let orders: Vec<Value> = rows
+        .iter()
+        .map(|o| {
+            let status = if o.cancelled == 1 {
+                "order.status_cancelled"
+            } else {
+                match o.payment.as_str() {
+                    "pending" => "order.status_pending",
+                    "paid" => "order.status_paid",
+                    "partially_refunded" | "refunded" => "order.status_refunded",
+                    _ => "order.status_cancelled",
+                }
+            };
+            context! {
+                number => o.number, at => o.created_at, status => t.t(status),
+                total => yiren_core::money::display(o.total, &o.currency),
+                url => format!("/orders/{}?key={}", o.id, yiren_core::order::access_key(&state.ctx, o.id)),
+            }
+        })
+        .collect();
+    let base = page_ctx(&state, "/account/orders", Some(&s), &s.csrf_token).await;
+    state.templates.render(
+        "account/orders.html",
+        context! {
+            orders => orders,
+            prev => (page > 1).then(|| format!("/account/orders?page={}", page - 1)),
+            next => more.then(|| format!("/account/orders?page={}", page + 1)),
+            ..base
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct OrdersQuery {
+    page: Option<i64>,
+}

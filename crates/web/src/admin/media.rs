@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use yiren_core::{media, DomainError, Locale};
+use yiren_core::{delivery, media, DomainError, Locale};
 
 use super::pages::domain_error_page;
 use super::products::editor_refusing;
@@ -65,6 +65,82 @@ pub async fn upload(
     .await;
     match result {
         Ok(()) => back(id, "media.added"),
+        Err(e) => editor_refusing(&state, &s, id, e).await,
+    }
+}
+
+/// Upload files a digital product delivers to its buyers: each checked (name, type by its bytes,
+/// archives unpacked to count them) before anything is stored; the first refusal stops the rest.
+pub async fn upload_file(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path(id): Path<i64>,
+    form: CsrfMultipart,
+) -> Response {
+    let result = async {
+        if form.files.is_empty() {
+            return Err(DomainError::invalid("file", "media.file_required"));
+        }
+        for f in &form.files {
+            delivery::check_room(&state.ctx, id).await?;
+            let (name, bytes) = (f.file_name.clone(), f.bytes.clone());
+            let checked = tokio::task::spawn_blocking(move || {
+                delivery::inspect(&name, &bytes, delivery::MAX_UNZIPPED_BYTES)
+            })
+            .await
+            .map_err(|e| DomainError::Unavailable(e.to_string()))??;
+            let fid = state.ctx.new_id();
+            state
+                .files
+                .put(&delivery::file_key(id, fid), f.bytes.to_vec())
+                .await
+                .map_err(|e| DomainError::Unavailable(e.to_string()))?;
+            delivery::add_file(&state.ctx, id, fid, &checked, f.bytes.len()).await?;
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/admin/products/{id}?notice=delivery.added#files"))
+            .into_response(),
+        Err(e) => editor_refusing(&state, &s, id, e).await,
+    }
+}
+
+/// Remove a file a digital product delivers (links to it stop working at once).
+pub async fn delete_file(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path((id, fid)): Path<(i64, i64)>,
+    CsrfForm(_): CsrfForm<super::pages::Empty>,
+) -> Response {
+    match delivery::remove_file(&state.ctx, id, fid).await {
+        Ok(()) => Redirect::to(&format!(
+            "/admin/products/{id}?notice=delivery.removed#files"
+        ))
+        .into_response(),
+        Err(e) => editor_refusing(&state, &s, id, e).await,
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct PoolForm {
+    #[serde(default)]
+    keys: String,
+}
+
+/// Add licence keys to a licence product's pool, one per line.
+pub async fn add_keys(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path(id): Path<i64>,
+    CsrfForm(f): CsrfForm<PoolForm>,
+) -> Response {
+    match yiren_core::license::add_pool(&state.ctx, id, &f.keys).await {
+        Ok(_) => Redirect::to(&format!(
+            "/admin/products/{id}?notice=license.pool_added#keys"
+        ))
+        .into_response(),
         Err(e) => editor_refusing(&state, &s, id, e).await,
     }
 }

@@ -88,6 +88,10 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/orders/{id}/cancel",
     "/admin/orders/{id}/refund",
     "/admin/orders/{id}/fulfil",
+    "/admin/orders/{id}/access/{grant}/revoke",
+    "/admin/products/{id}/files",
+    "/admin/products/{id}/files/{file}/delete",
+    "/admin/products/{id}/license-keys",
     "/admin/checkout",
     "/admin/discounts",
     "/admin/discounts/{id}/active",
@@ -130,6 +134,17 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(media::upload).layer(axum::extract::DefaultBodyLimit::max(crate::UPLOAD_LIMIT)),
         )
         .route("/admin/products/{id}/media/order", post(media::order))
+        .route(
+            "/admin/products/{id}/files",
+            post(media::upload_file).layer(axum::extract::DefaultBodyLimit::max(
+                crate::FILE_UPLOAD_LIMIT,
+            )),
+        )
+        .route(
+            "/admin/products/{id}/files/{file}/delete",
+            post(media::delete_file),
+        )
+        .route("/admin/products/{id}/license-keys", post(media::add_keys))
         .route("/admin/media/{id}", post(media::update))
         .route("/admin/media/{id}/delete", post(media::delete))
         .route(
@@ -148,6 +163,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/orders/{id}/cancel", post(orders::cancel))
         .route("/admin/orders/{id}/refund", post(orders::refund))
         .route("/admin/orders/{id}/fulfil", post(orders::fulfil))
+        .route(
+            "/admin/orders/{id}/access/{grant}/revoke",
+            post(orders::revoke),
+        )
         .route(
             "/admin/checkout",
             get(orders::settings_page).post(orders::save_settings),
@@ -318,6 +337,9 @@ pub const NOTICES: &[&str] = &[
     "catalog.stock_adjusted",
     "media.added",
     "media.removed",
+    "delivery.added",
+    "delivery.removed",
+    "license.pool_added",
     "staff.created",
     "admin.retried",
     "admin.password_changed",

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::{context, Value};
 use serde::Deserialize;
 use yiren_core::checkout::{self, Config, Manual};
+use yiren_core::delivery;
 use yiren_core::discount::{self, DiscountInput};
 use yiren_core::order;
 use yiren_core::pricing::percent_text;
@@ -91,6 +92,24 @@ async fn render_order(
         .map(|x| context! { kind => x.kind.clone(), gateway => x.gateway.clone(), reference => x.reference.clone(), amount => money::display(x.amount, &x.currency), actor => x.actor.clone(), at => x.created_at })
         .collect();
     let address: Option<checkout::Address> = serde_json::from_str(&r.address).ok();
+    let keys = match yiren_core::license::of_order(&state.ctx, id).await {
+        Ok(k) => k,
+        Err(e) => return domain_error_page(e),
+    };
+    let granted: Vec<Value> = match delivery::entitlements(&state.ctx, id).await {
+        Ok(g) => g
+            .iter()
+            .map(|e| {
+                let keys: Vec<String> = keys
+                    .iter()
+                    .filter(|k| k.entitlement_id == Some(e.id))
+                    .map(|k| format!("{} ({})", k.license_key, yiren_core::license::status_of(k, state.ctx.now())))
+                    .collect();
+                context! { id => e.id.to_string(), kind => t.t(&format!("orders.grant_{}", e.kind)), title => e.title.clone(), downloads => e.downloads, limit => e.download_limit, ends_at => e.ends_at, revoked_at => e.revoked_at, keys => keys }
+            })
+            .collect(),
+        Err(e) => return domain_error_page(e),
+    };
     let base = base_ctx(state, "/admin/orders", Some(s), &s.csrf_token).await;
     let state_now = order::state_of(r);
     let mut token = [0u8; 16];
@@ -104,7 +123,7 @@ async fn render_order(
             address => address.map(|a| Value::from_serialize(&a)),
             payment => t.t(&format!("orders.payment_{}", r.payment)), fulfilment => t.t(&format!("orders.fulfilment_{}", r.fulfilment)),
             cancelled => r.cancelled == 1, review => r.refund_review == 1, stock => t.t(&format!("orders.stock_{}", r.stock)),
-            lines => lines, events => events, payments => payments,
+            lines => lines, events => events, payments => payments, granted => granted,
             subtotal => m(r.subtotal), discount => (r.discount > 0).then(|| m(r.discount)),
             shipping => m(r.shipping - r.shipping_discount), tax => (r.tax > 0).then(|| m(r.tax)), tax_inclusive => r.tax_inclusive == 1,
             total => m(r.total), gateway => r.gateway.clone(),
@@ -136,6 +155,7 @@ pub async fn detail(
             "orders.confirmed",
             "orders.already_confirmed",
             "orders.cancelled",
+            "orders.access_revoked",
         ]
         .contains(k)
     });
@@ -166,6 +186,20 @@ pub async fn confirm(
         Err(DomainError::Conflict { key }) => {
             unprocessable(render_order(&state, &s, id, None, message(key)).await)
         }
+        Err(e) => domain_error_page(e),
+    }
+}
+
+/// Take back one thing the order granted (downloads stop at once; the timeline records who).
+pub async fn revoke(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path((id, grant)): Path<(i64, i64)>,
+    CsrfForm(_f): CsrfForm<ActionForm>,
+) -> Response {
+    match delivery::revoke_one(&state.ctx, id, grant, &s.staff.email).await {
+        Ok(()) => Redirect::to(&format!("/admin/orders/{id}?notice=orders.access_revoked"))
+            .into_response(),
         Err(e) => domain_error_page(e),
     }
 }
@@ -202,10 +236,10 @@ async fn render_settings(
     let currency = state.settings().await.currency;
     let v = match form {
         Some(f) => {
-            context! { hold_minutes => f.hold_minutes.clone(), expire_hours => f.expire_hours.clone(), instructions => f.instructions.clone(), wechat => f.wechat.clone(), alipay => f.alipay.clone(), shipping => f.shipping.clone(), taxes => f.taxes.clone() }
+            context! { hold_minutes => f.hold_minutes.clone(), expire_hours => f.expire_hours.clone(), download_limit => f.download_limit.clone(), instructions => f.instructions.clone(), wechat => f.wechat.clone(), alipay => f.alipay.clone(), shipping => f.shipping.clone(), taxes => f.taxes.clone() }
         }
         None => {
-            context! { hold_minutes => cfg.hold_minutes.to_string(), expire_hours => cfg.expire_hours.to_string(), instructions => cfg.manual.instructions.clone(), wechat => cfg.manual.wechat.clone(), alipay => cfg.manual.alipay.clone(), shipping => checkout::shipping_text(&cfg.shipping, &currency), taxes => checkout::taxes_text(&cfg.taxes) }
+            context! { hold_minutes => cfg.hold_minutes.to_string(), expire_hours => cfg.expire_hours.to_string(), download_limit => cfg.download_limit.to_string(), instructions => cfg.manual.instructions.clone(), wechat => cfg.manual.wechat.clone(), alipay => cfg.manual.alipay.clone(), shipping => checkout::shipping_text(&cfg.shipping, &currency), taxes => checkout::taxes_text(&cfg.taxes) }
         }
     };
     let t = crate::locale::current();
@@ -243,6 +277,8 @@ pub struct SettingsForm {
     #[serde(default)]
     expire_hours: String,
     #[serde(default)]
+    download_limit: String,
+    #[serde(default)]
     instructions: String,
     #[serde(default)]
     wechat: String,
@@ -269,6 +305,7 @@ pub async fn save_settings(
         Ok(Config {
             hold_minutes: number(&f.hold_minutes, "hold_minutes")?,
             expire_hours: number(&f.expire_hours, "expire_hours")?,
+            download_limit: number(&f.download_limit, "download_limit")?,
             shipping: checkout::parse_shipping(&f.shipping, &currency)?,
             taxes: checkout::parse_taxes(&f.taxes)?,
             manual: Manual {

@@ -40,6 +40,9 @@ const FIELDS: &[&str] = &[
     "target_amount",
     "deadline",
     "booking",
+    "activation_limit",
+    "license_days",
+    "license_pattern",
     "option1",
     "option2",
     "option3",
@@ -171,6 +174,24 @@ fn pairs_of(p: &Product, currency: &str, tz: &str) -> Vec<(String, String)> {
             } else {
                 String::new()
             },
+        ),
+        (
+            "activation_limit".into(),
+            p.details
+                .activation_limit
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "license_days".into(),
+            p.details
+                .license_days
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "license_pattern".into(),
+            p.details.license_pattern.clone().unwrap_or_default(),
         ),
     ];
     for (i, o) in p.options.iter().enumerate() {
@@ -373,6 +394,10 @@ fn input_of(
             target_amount: opt_money("target_amount")?,
             deadline: time("deadline")?,
             booking: on("booking"),
+            activation_limit: whole("activation_limit", "catalog.details_invalid")?,
+            license_days: whole("license_days", "catalog.details_invalid")?,
+            license_pattern: Some(get("license_pattern").trim().to_string())
+                .filter(|s| !s.is_empty()),
         },
         options: vec![
             get("option1").into(),
@@ -623,6 +648,23 @@ async fn render_editor(
             context! { id => m.row.id.to_string(), error => m.row.error.clone(), source => m.row.source_url.clone(), alt => alt }
         })
         .collect();
+    let files: Vec<Value> = match product.filter(|p| p.row.kind == "digital") {
+        Some(p) => match yiren_core::delivery::files(&state.ctx, p.row.id).await {
+            Ok(f) => f
+                .iter()
+                .map(|f| context! { id => f.id.to_string(), name => f.name.clone(), size => f.size, at => f.created_at })
+                .collect(),
+            Err(e) => return domain_error_page(e),
+        },
+        None => vec![],
+    };
+    let pool = match product.filter(|p| p.row.kind == "license") {
+        Some(p) => match yiren_core::license::available(&state.ctx, p.row.id).await {
+            Ok(n) => Some(n),
+            Err(e) => return domain_error_page(e),
+        },
+        None => None,
+    };
     let path = match product {
         Some(p) => format!("/admin/products/{}", p.row.id),
         None => "/admin/products/new".into(),
@@ -639,6 +681,9 @@ async fn render_editor(
             history => history,
             media => media,
             media_meta => media_alts,
+            digital => product.is_some_and(|p| p.row.kind == "digital"),
+            files => files,
+            pool => pool,
             all_locales => Locale::ALL.iter().map(|l| context! { tag => l.tag(), name => l.native_name() }).collect::<Vec<_>>(),
             kinds => Kind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
             statuses => catalog::STATUSES.to_vec(),

@@ -9,6 +9,7 @@ pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod jobs;
+pub mod licenses;
 pub mod media;
 pub mod page;
 pub mod products;
@@ -45,6 +46,7 @@ use crate::AppState;
         products::get_variant,
         collections::list_collections, collections::get_collection, collections::create_collection,
         collections::update_collection, collections::delete_collection,
+        licenses::activate, licenses::validate, licenses::deactivate,
     ),
     components(schemas(
         extract::ErrorBody, extract::ErrorDetail, extract::CountResponse,
@@ -67,6 +69,8 @@ use crate::AppState;
         collections::CollectionRule, collections::CollectionTranslation, collections::ApiCollection,
         collections::CollectionResponse, collections::CollectionListResponse, collections::CollectionInputJson,
         collections::CollectionRequest,
+        licenses::LicenseRequest, licenses::LicenseKey, licenses::LicenseInstance, licenses::LicenseMeta,
+        licenses::LicenseResponse,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -180,6 +184,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         ));
     Router::new()
         .route("/openapi.json", get(openapi))
+        .route("/licenses/activate", post(licenses::activate))
+        .route("/licenses/validate", post(licenses::validate))
+        .route("/licenses/deactivate", post(licenses::deactivate))
         .merge(authed)
         .fallback(|| async { crate::error::ApiError::not_found() })
 }

@@ -105,6 +105,15 @@ pub struct ProductDetails {
     /// Service: ask for a date and a note.
     #[serde(default)]
     pub booking: bool,
+    /// Licence key: devices one key may be activated on (absent: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_limit: Option<i64>,
+    /// Licence key: days a key works after purchase (absent: for ever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license_days: Option<i64>,
+    /// Licence key: pattern of generated keys, `#` for a random character.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license_pattern: Option<String>,
 }
 
 /// A product.
@@ -328,6 +337,9 @@ fn product_json(p: &DomainProduct, currency: &str, mc: &MediaContext<'_>) -> Pro
             target_amount: p.details.target_amount.map(|a| fmt(a, currency)),
             deadline: ts_opt(p.details.deadline),
             booking: p.details.booking,
+            activation_limit: p.details.activation_limit,
+            license_days: p.details.license_days,
+            license_pattern: p.details.license_pattern.clone(),
         },
         image: images.first().cloned(),
         images,
@@ -555,6 +567,9 @@ fn parse_input(j: ProductInputJson, currency: &str) -> Result<ProductInput, ApiE
                 .transpose()?,
             deadline: time(&j.details.deadline, "deadline")?,
             booking: j.details.booking,
+            activation_limit: j.details.activation_limit,
+            license_days: j.details.license_days,
+            license_pattern: j.details.license_pattern,
         },
         options: j.options.into_iter().map(|o| o.name).collect(),
         variants,
