@@ -23,6 +23,8 @@ pub const SCOPES: &[&str] = &[
     "reach:write",
     "products:read",
     "products:write",
+    "orders:read",
+    "orders:write",
     "events:read",
 ];
 

@@ -128,6 +128,25 @@ pub struct TransactionRow {
 // ---------------------------------------------------------------------------------------------
 // Orders
 
+/// Orders with an id below `before`, newest first, optionally only one customer's.
+pub async fn list_before<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    customer_id: Option<i64>,
+    before: i64,
+    limit: i64,
+) -> StoreResult<Vec<OrderRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE id < $1 AND ($2 = 0 OR customer_id = $3) \
+         ORDER BY id DESC LIMIT $4"
+    ))
+    .bind(before)
+    .bind(customer_id.is_some() as i64)
+    .bind(customer_id.unwrap_or(0))
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}
+
 /// Take the next order number. The counter row stays locked until the transaction ends, so
 /// numbers are handed out in commit order without gaps on both engines.
 pub async fn next_number(tx: &mut Tx) -> StoreResult<i64> {

@@ -31,6 +31,15 @@ async fn shot(b: &fantoccini::Client, name: &str) {
     std::fs::write(artifact_path(name), b.screenshot().await.unwrap()).unwrap();
 }
 
+/// The owner (set up with the tests' passphrase) signs in to admin from the sign-in page.
+async fn owner_signs_in(b: &fantoccini::Client, base: &str) {
+    b.goto(&format!("{base}/admin/sign-in")).await.unwrap();
+    fill(b, "email", "owner@example.com").await;
+    fill(b, "password", "a long owner passphrase").await;
+    click(b, Locator::Id("sign-in-submit")).await;
+    wait_for_text(b, "h1", "概览").await;
+}
+
 async fn fill(b: &fantoccini::Client, name: &str, value: &str) {
     let field = b
         .find(Locator::Css(&format!("input[name={name}]")))
@@ -254,11 +263,7 @@ async fn the_owner_adds_a_product_with_a_photo_and_a_shopper_finds_it_in_both_la
     let b = &browser.client;
     let base = app.base.clone();
 
-    b.goto(&format!("{base}/admin/sign-in")).await.unwrap();
-    fill(b, "email", "owner@example.com").await;
-    fill(b, "password", "a long owner passphrase").await;
-    click(b, Locator::Id("sign-in-submit")).await;
-    wait_for_text(b, "h1", "概览").await;
+    owner_signs_in(b, &base).await;
 
     b.goto(&format!("{base}/admin/products/new")).await.unwrap();
     wait_for_text(b, "h1", "新建商品").await;
@@ -377,11 +382,7 @@ async fn a_guest_buys_a_digital_product_the_owner_confirms_and_the_guest_downloa
     let base = app.base.clone();
 
     // The owner uploads the handbook in the product editor.
-    b.goto(&format!("{base}/admin/sign-in")).await.unwrap();
-    fill(b, "email", "owner@example.com").await;
-    fill(b, "password", "a long owner passphrase").await;
-    click(b, Locator::Id("sign-in-submit")).await;
-    wait_for_text(b, "h1", "概览").await;
+    owner_signs_in(b, &base).await;
     b.goto(&format!("{base}/admin/products/{product}"))
         .await
         .unwrap();

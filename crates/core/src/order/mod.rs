@@ -102,6 +102,16 @@ pub async fn list(
     .await?)
 }
 
+/// Orders with an id below `before`, newest first (the API's cursor pages; ids grow with time).
+pub async fn list_before(
+    ctx: &Ctx,
+    customer_id: Option<i64>,
+    before: i64,
+    limit: i64,
+) -> DomainResult<Vec<OrderRow>> {
+    Ok(store::list_before(ctx.db.read(), customer_id, before, limit.clamp(1, 251)).await?)
+}
+
 /// The secret part of the link to an order's page (`/orders/{id}?key=`), so a guest can come back to
 /// it and nobody can guess another order's: a MAC of the id under the server key.
 pub fn access_key(ctx: &Ctx, order_id: i64) -> String {

@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod licenses;
 pub mod media;
+pub mod orders;
 pub mod page;
 pub mod products;
 pub mod reach;
@@ -47,6 +48,8 @@ use crate::AppState;
         collections::list_collections, collections::get_collection, collections::create_collection,
         collections::update_collection, collections::delete_collection,
         licenses::activate, licenses::validate, licenses::deactivate,
+        orders::list_orders, orders::get_order, orders::create_order, orders::create_refund,
+        orders::create_fulfillment, orders::cancel_order,
     ),
     components(schemas(
         extract::ErrorBody, extract::ErrorDetail, extract::CountResponse,
@@ -71,6 +74,10 @@ use crate::AppState;
         collections::CollectionRequest,
         licenses::LicenseRequest, licenses::LicenseKey, licenses::LicenseInstance, licenses::LicenseMeta,
         licenses::LicenseResponse,
+        orders::LineItem, orders::Transaction, orders::Entitlement, orders::ApiOrder, orders::OrderResponse,
+        orders::OrderListResponse, orders::LineInput, orders::OrderInput, orders::OrderRequest,
+        orders::RefundInput, orders::RefundRequest, orders::FulfillmentInput, orders::FulfillmentRequest,
+        orders::CancelRequest, orders::AddressInput,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -162,6 +169,17 @@ pub fn routes(state: AppState) -> Router<AppState> {
             axum::routing::put(media::update_image).delete(media::delete_image),
         )
         .route("/inventory_levels/adjust", post(products::adjust_inventory))
+        .route(
+            "/orders",
+            get(orders::list_orders).post(orders::create_order),
+        )
+        .route("/orders/{id}", get(orders::get_order))
+        .route("/orders/{id}/refunds", post(orders::create_refund))
+        .route(
+            "/orders/{id}/fulfillments",
+            post(orders::create_fulfillment),
+        )
+        .route("/orders/{id}/cancel", post(orders::cancel_order))
         .route("/events", get(events::list_events))
         .route("/variants/{id}", get(products::get_variant))
         .route(
