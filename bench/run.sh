@@ -9,6 +9,8 @@
 #     the product page's weight in bytes and the number of requests it needs
 #   - storefront search p50/p99 with 1,000 and 100,000 products (src/bin/search.rs)
 #   - a 10,000-row Shopify CSV import: time and peak RSS (src/bin/import.rs)
+#   - checkouts/s and p99 on SQLite and PostgreSQL beside one durable SQLite commit per request
+#     (src/bin/checkout.rs)
 # Figures only: nothing here passes or fails. Needs wrk (apt-get install wrk) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,6 +106,11 @@ echo
 
 echo
 "$TARGET/auth-timing" "${AUTH_SAMPLES:-200}"
+
+echo
+# Checkout: durable orders/s and p99 on SQLite (and PostgreSQL when YIREN_TEST_DATABASE_URL is set)
+# beside one durable SQLite commit per request (src/bin/checkout.rs).
+"$TARGET/checkout" "$BIN" "${DURATION}" "${SHOPPERS:-16}"
 
 echo
 # Reach: a broadcast to 10,000 and 100,000 subscribers into a local SMTP sink (src/bin/broadcast.rs).

@@ -1,0 +1,263 @@
+//! Checkout benchmark (issue 6): durable checkouts per second and their p99 under concurrent load,
+//! on SQLite and on PostgreSQL, beside the limit measured in the same run for one durable SQLite
+//! commit per request (a bare axum handler that inserts one row per POST into a WAL database with
+//! `synchronous = FULL`, as Yiren's). Each shopper loops: add to cart, open the checkout form, place
+//! the order (the 303 comes after the order's transaction committed: nothing is acknowledged
+//! before it is durable). Figures only; nothing passes or fails.
+//!
+//! Usage: checkout <path to release yiren> [seconds] [shoppers]   (default 10 s, 16 shoppers)
+//! PostgreSQL is measured when `YIREN_TEST_DATABASE_URL` names a server (a fresh database is made).
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use yiren_core::catalog::{self, Kind, Price, ProductInput, VariantInput};
+use yiren_testkit::{Engine, TestDb};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn p99(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+/// Run `workers` loops of `one` for `secs`; returns (completed per second, latencies in ms).
+async fn load<F, Fut>(secs: u64, workers: usize, one: F) -> (f64, Vec<f64>)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<f64>> + Send,
+{
+    let one = Arc::new(one);
+    let stop = Arc::new(AtomicBool::new(false));
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let (one, stop, lat) = (one.clone(), stop.clone(), lat.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(ms) = one().await {
+                        lat.lock().unwrap().push(ms);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let lat = std::mem::take(&mut *lat.lock().unwrap());
+    (lat.len() as f64 / elapsed, lat)
+}
+
+/// The limit: one durable SQLite commit per request.
+async fn baseline(secs: u64, workers: usize) -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join("commit.db"))
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let app = axum::Router::new().route(
+        "/",
+        post(move || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query("INSERT INTO t (v) VALUES ('an order')")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::new();
+    let (rate, lat) = load(secs, workers, move || {
+        let (c, url) = (client.clone(), url.clone());
+        async move {
+            let t = Instant::now();
+            let ok = c.post(&url).send().await.ok()?.status().is_success();
+            ok.then(|| t.elapsed().as_secs_f64() * 1000.0)
+        }
+    })
+    .await;
+    (rate, p99(lat))
+}
+
+/// Checkouts against the real binary on `engine`: (checkouts/s, p99 of placing, p99 of the whole
+/// flow, orders stored).
+async fn checkouts(bin: &str, engine: Engine, secs: u64, workers: usize) -> (f64, f64, f64, i64) {
+    let t = TestDb::new(engine).await;
+    let db_args: Vec<&str> = if t.url.is_empty() {
+        vec![]
+    } else {
+        vec!["--database-url", t.url.as_str()]
+    };
+    let migrated = Command::new(bin)
+        .arg("--data-dir")
+        .arg(t.dir())
+        .arg("migrate")
+        .args(&db_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(migrated.success());
+    let ctx = yiren::context(&t.config(), Default::default())
+        .await
+        .unwrap();
+    let input = ProductInput {
+        title: "电子书".into(),
+        handle: "ebook".into(),
+        kind: Kind::Digital,
+        status: "active".into(),
+        variants: vec![VariantInput {
+            sku: "EB".into(),
+            track_inventory: true,
+            initial_stock: 100_000_000,
+            prices: vec![Price {
+                currency: "CNY".into(),
+                amount: 2_900,
+                compare_at: None,
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let variant = catalog::create(&ctx, &input, "bench")
+        .await
+        .unwrap()
+        .variants[0]
+        .row
+        .id;
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .arg("--data-dir")
+        .arg(t.dir())
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .args(&db_args)
+        .env("YIREN_LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start yiren");
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..500 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let flows = Arc::new(Mutex::new(Vec::new()));
+    let flows2 = flows.clone();
+    let (rate, placing) = load(secs, workers, move || {
+        let (base, flows) = (base.clone(), flows2.clone());
+        async move {
+            let started = Instant::now();
+            let c = reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .ok()?;
+            c.post(format!("{base}/cart/add"))
+                .form(&[
+                    ("variant_id", variant.to_string()),
+                    ("quantity", "1".into()),
+                ])
+                .send()
+                .await
+                .ok()?;
+            let form = c
+                .get(format!("{base}/checkout"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let token = form
+                .split("name=\"token\" value=\"")
+                .nth(1)?
+                .split('"')
+                .next()?
+                .to_string();
+            let email = format!("b{}@example.com", rand::random::<u64>());
+            let t = Instant::now();
+            let r = c
+                .post(format!("{base}/checkout"))
+                .form(&[("token", token.as_str()), ("email", email.as_str())])
+                .send()
+                .await
+                .ok()?;
+            let placed = t.elapsed().as_secs_f64() * 1000.0;
+            (r.status() == 303).then(|| {
+                flows
+                    .lock()
+                    .unwrap()
+                    .push(started.elapsed().as_secs_f64() * 1000.0);
+                placed
+            })
+        }
+    })
+    .await;
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(ctx.db.read())
+        .await
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    ctx.db.close().await;
+    let flow = std::mem::take(&mut *flows.lock().unwrap());
+    (rate, p99(placing), p99(flow), stored)
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let bin = args
+        .next()
+        .expect("usage: checkout <path to release yiren> [seconds] [shoppers]");
+    let secs: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let workers: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(16);
+    println!("checkout benchmark: {workers} concurrent shoppers, {secs} s per measurement");
+    let (limit, limit_p99) = baseline(secs, workers).await;
+    println!("limit: one durable SQLite commit per request (bare axum): {limit:7.0} req/s, p99 {limit_p99:6.2} ms");
+    let mut engines = vec![("SQLite", Engine::Sqlite)];
+    if let Some(pg) = Engine::postgres() {
+        engines.push(("PostgreSQL", pg));
+    }
+    for (name, engine) in engines {
+        let (rate, placing, flow, stored) = checkouts(&bin, engine, secs, workers).await;
+        println!(
+            "checkout, {name:<10}: {rate:7.0} orders/s ({:.0} % of the limit), p99 placing {placing:6.2} ms, p99 cart→order {flow:6.2} ms (target >= 50 %, p99 <= 50 ms); {stored} orders stored",
+            rate / limit * 100.0
+        );
+    }
+}
