@@ -15,15 +15,8 @@ use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use yiren_core::catalog::{self, Kind, Price, ProductInput, VariantInput};
+use yiren_testkit::browser::free_port;
 use yiren_testkit::{Engine, TestDb};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn p99(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {

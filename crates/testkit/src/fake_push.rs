@@ -96,6 +96,17 @@ impl FakePush {
             .insert(channel.into(), n);
     }
 
+    /// How many of the rate-limited requests set by [`FakePush::rate_limit_next`] are still to come.
+    pub fn rate_limits_left(&self, channel: &str) -> u32 {
+        self.inner
+            .lock()
+            .unwrap()
+            .limit_next
+            .get(channel)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The next `n` requests to `channel` get a 502.
     pub fn down_next(&self, channel: &str, n: u32) {
         self.inner

@@ -116,7 +116,16 @@ both_engines! {
         // The service's rate limit (WeCom 45009): retried after its minute, delivered once.
         fake.rate_limit_next("wecom", 1);
         app.customer("second@example.com").await;
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // Wait for the refused attempt itself: advancing the clock before it happens would only
+        // push its retry a minute past the new time.
+        for _ in 0..500 {
+            if fake.rate_limits_left("wecom") == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(fake.rate_limits_left("wecom"), 0, "the push was attempted");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         assert_eq!(fake.received().len(), 2, "held back by the rate limit");
         app.clock.advance(61_000);
         let got = wait_received(&fake, 3).await;

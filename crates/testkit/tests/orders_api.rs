@@ -66,6 +66,9 @@ both_engines! {
         assert_eq!(o["order"]["transactions"].as_array().unwrap().len(), 2);
         let over = refund("300.01", "r2").await.unwrap();
         assert_eq!(over.status(), 422);
+        // The longest Idempotency-Key the API takes still names one refund.
+        let long = "k".repeat(255);
+        assert_eq!(refund("1.00", &long).await.unwrap().status(), 201);
         // Sent (once: nothing is left to send the second time).
         let r = c.post(api(&format!("/orders/{id}/fulfillments"))).bearer_auth(&token).json(&json!({"fulfillment": {"tracking_company": "顺丰", "tracking_number": "SF1"}})).send().await.unwrap();
         assert_eq!(r.status(), 201);

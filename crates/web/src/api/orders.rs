@@ -410,8 +410,13 @@ pub async fn create_refund(
     p.require("orders:write")?;
     let o = order::get(&state.ctx, id).await?;
     let amount = money::parse(&body.refund.amount, &o.row.currency, "amount")?;
+    // The refund's own key (at most 100 characters): the token and its Idempotency-Key, hashed.
     let key = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
-        Some(k) => format!("api:{}:{k}", p.token.id),
+        Some(k) => {
+            use sha2::Digest as _;
+            let h = sha2::Sha256::digest(format!("{}\0{k}", p.token.id));
+            format!("api:{}", hex::encode(&h[..20]))
+        }
         None => {
             let mut t = [0u8; 16];
             state.ctx.rng.fill(&mut t);
