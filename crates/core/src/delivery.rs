@@ -393,7 +393,12 @@ fn link_parts(e: &EntitlementRow, file_id: i64, exp: i64) -> [String; 4] {
 
 /// A download link for one file of an entitlement, valid for [`LINK_MINUTES`] from now.
 pub fn link(ctx: &Ctx, e: &EntitlementRow, file_id: i64) -> String {
-    let exp = ctx.now() / 1000 + LINK_MINUTES * 60;
+    link_expiring(ctx, e, file_id, ctx.now() / 1000 + LINK_MINUTES * 60)
+}
+
+/// A download link expiring at `exp` (unix seconds); [`open`] refuses it unless `exp` is within
+/// [`LINK_MINUTES`] from the moment it is used. Pages use [`link`]; tests sign other expiries.
+pub fn link_expiring(ctx: &Ctx, e: &EntitlementRow, file_id: i64, exp: i64) -> String {
     let parts = link_parts(e, file_id, exp);
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
     let sig = ctx.keys.mac(LINK_PURPOSE, &refs);

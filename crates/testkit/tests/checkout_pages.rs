@@ -258,7 +258,9 @@ both_engines! {
         assert_eq!(at, yiren_core::order::remind_at(o.created_at, o.expires_at));
         assert_eq!(at - o.created_at, 36 * 3_600_000, "36 h into the default 48");
         assert!(yiren_core::order::remind(ctx, o.id).await.unwrap());
-        assert!(yiren_core::order::remind(ctx, o.id).await.unwrap());
+        assert!(!yiren_core::order::remind(ctx, o.id).await.unwrap(), "once");
+        let timeline = yiren_core::order::get(ctx, o.id).await.unwrap().events;
+        assert_eq!(timeline.iter().filter(|e| e.kind == "reminded").count(), 1);
         app.wait_for_mail("late@example.com", 1).await;
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let all: Vec<String> = app.mails_to("late@example.com").iter().map(|m| yiren_testkit::mail_text(m)).collect();

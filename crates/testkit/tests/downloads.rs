@@ -47,21 +47,9 @@ async fn grant_of(ctx: &Ctx, order_id: i64) -> EntitlementRow {
     g.remove(0)
 }
 
-/// A link with a genuine signature for any expiry (what `delivery::link` makes for now + 15 min).
+/// A link with a genuine signature for any expiry.
 fn signed(ctx: &Ctx, e: &EntitlementRow, file: i64, exp: i64) -> String {
-    let holder = match e.customer_id {
-        Some(c) => format!("customer:{c}"),
-        None => format!("guest:{}", e.email.to_lowercase()),
-    };
-    let parts = [
-        file.to_string(),
-        e.order_id.to_string(),
-        holder,
-        exp.to_string(),
-    ];
-    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-    let sig = ctx.keys.mac("download", &refs);
-    format!("/downloads/{}/{file}?exp={exp}&sig={sig}", e.id)
+    delivery::link_expiring(ctx, e, file, exp)
 }
 
 async fn upload(

@@ -126,6 +126,21 @@ async fn render(
     (jar, private(resp)).into_response()
 }
 
+/// How an order stands, as its customer is told (message key): on the order page and in their
+/// order history.
+pub(crate) fn status_key(r: &yiren_store::order::OrderRow) -> &'static str {
+    if r.cancelled == 1 {
+        return "order.status_cancelled";
+    }
+    match r.payment.as_str() {
+        "pending" => "order.status_pending",
+        "paid" if r.fulfilment == "fulfilled" => "order.status_shipped",
+        "paid" => "order.status_paid",
+        "partially_refunded" | "refunded" => "order.status_refunded",
+        _ => "order.status_cancelled",
+    }
+}
+
 /// The signed-in customer's email, which the form starts with (and a blank email falls back to).
 fn account_email(m: &MaybeCustomer) -> Option<String> {
     m.0.as_ref().and_then(|s| s.customer.email.clone())
@@ -287,22 +302,8 @@ async fn order_page(
         .collect();
     let awaiting = r.payment == "pending" && r.cancelled == 0;
     let t = crate::locale::current();
-    let status = if r.cancelled == 1 {
-        "order.status_cancelled"
-    } else {
-        match r.payment.as_str() {
-            "pending" => "order.status_pending",
-            "paid" => "order.status_paid",
-            "partially_refunded" | "refunded" => "order.status_refunded",
-            _ => "order.status_cancelled",
-        }
-    };
+    let status = status_key(r);
     let shipped = o.shipment().map(|x| Value::from_serialize(&x));
-    let status = if r.fulfilment == "fulfilled" && r.cancelled == 0 && r.payment == "paid" {
-        "order.status_shipped"
-    } else {
-        status
-    };
     let granted = match yiren_core::delivery::shown(&state.ctx, r.id).await {
         Ok(g) => g,
         Err(e) => return crate::admin::pages::domain_error_page(e),

@@ -708,7 +708,11 @@ pub async fn remind(ctx: &Ctx, order_id: i64) -> DomainResult<bool> {
         Err(StoreError::NotFound) => return Ok(false),
         Err(e) => return Err(e.into()),
     };
-    if o.payment != "pending" || o.cancelled == 1 {
+    let reminded = store::events(&mut *tx, order_id)
+        .await?
+        .iter()
+        .any(|e| e.kind == "reminded");
+    if o.payment != "pending" || o.cancelled == 1 || reminded {
         return Ok(false);
     }
     crate::mail::order_mail(ctx, &mut tx, &o, "reminder").await?;

@@ -679,16 +679,7 @@ pub async fn orders_page(
     let orders: Vec<Value> = rows
         .iter()
         .map(|o| {
-            let status = if o.cancelled == 1 {
-                "order.status_cancelled"
-            } else {
-                match o.payment.as_str() {
-                    "pending" => "order.status_pending",
-                    "paid" => "order.status_paid",
-                    "partially_refunded" | "refunded" => "order.status_refunded",
-                    _ => "order.status_cancelled",
-                }
-            };
+            let status = crate::checkout::status_key(o);
             context! {
                 number => o.number, at => o.created_at, status => t.t(status),
                 total => yiren_core::money::display(o.total, &o.currency),
