@@ -4,7 +4,10 @@
 //! unknown, hidden or sold-out variants drop out with a notice, quantities are integers in
 //! `1..=MAX_QUANTITY` and never above the stock of a variant that may not oversell.
 //!
-//! Boundaries: the checkout issue turns this into stored carts (merged on sign-in) and orders.
+//! A signed-in customer's cart is also saved (`customer_carts`), so it follows them: on sign-in the
+//! browser's cart and the saved one are [`merge`]d — each variant at the larger of its two
+//! quantities, so merging again (a second sign-in on the same browser) adds nothing — and every
+//! change while signed in is saved.
 
 use serde::Serialize;
 
@@ -45,6 +48,47 @@ pub fn parse(cookie: &str) -> Vec<Line> {
         }
     }
     out
+}
+
+/// The union of two carts: `saved`'s lines first, then the others; a variant in both keeps the
+/// larger quantity (idempotent: merging a cart into itself, or twice, changes nothing); at most
+/// [`MAX_LINES`].
+pub fn merge(saved: &[Line], browser: &[Line]) -> Vec<Line> {
+    let mut out: Vec<Line> = saved.iter().take(MAX_LINES).copied().collect();
+    for b in browser {
+        if let Some(l) = out.iter_mut().find(|l| l.variant_id == b.variant_id) {
+            l.quantity = l.quantity.max(b.quantity);
+        } else if out.len() < MAX_LINES {
+            out.push(*b);
+        }
+    }
+    out
+}
+
+/// A customer's saved cart (empty when none).
+pub async fn saved(ctx: &Ctx, customer_id: i64) -> DomainResult<Vec<Line>> {
+    Ok(yiren_store::customer::cart(ctx.db.read(), customer_id)
+        .await?
+        .map(|c| parse(&c))
+        .unwrap_or_default())
+}
+
+/// Save a customer's cart (an empty cart deletes it).
+pub async fn save(ctx: &Ctx, customer_id: i64, lines: &[Line]) -> DomainResult<()> {
+    let text = format(lines);
+    yiren_store::customer::put_cart(ctx.db.write(), customer_id, &text, ctx.now()).await?;
+    Ok(())
+}
+
+/// On sign-in: merge the browser's cart into the customer's saved one, save and return it.
+pub async fn merge_on_sign_in(
+    ctx: &Ctx,
+    customer_id: i64,
+    browser: &[Line],
+) -> DomainResult<Vec<Line>> {
+    let merged = merge(&saved(ctx, customer_id).await?, browser);
+    save(ctx, customer_id, &merged).await?;
+    Ok(merged)
 }
 
 /// The cookie value for `lines`.
@@ -88,6 +132,9 @@ pub async fn add(
     }
     if !v.available() {
         return Err(DomainError::invalid("variant_id", "cart.sold_out"));
+    }
+    if !crate::campaign::accepting(ctx, &p).await? {
+        return Err(DomainError::invalid("variant_id", "campaign.closed"));
     }
     let full = lines.len() >= MAX_LINES;
     match lines.iter_mut().find(|l| l.variant_id == variant_id) {
@@ -172,6 +219,10 @@ pub async fn price(ctx: &Ctx, lines: &[Line], locale: Locale) -> DomainResult<Pr
             out.notices.push("cart.line_gone");
             continue;
         };
+        if !crate::campaign::accepting(ctx, p).await? {
+            out.notices.push("campaign.closed");
+            continue;
+        }
         if !v.available() {
             out.notices.push("cart.line_sold_out");
             continue;
@@ -241,5 +292,40 @@ mod tests {
         assert_eq!(parse(&format(&lines)), lines);
         assert!(quantity("1e3").is_err() && quantity("-1").is_err() && quantity("100").is_err());
         assert_eq!(quantity(" 0 ").unwrap(), 0);
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    fn l(v: i64, q: i64) -> Line {
+        Line {
+            variant_id: v,
+            quantity: q,
+        }
+    }
+
+    #[test]
+    fn merging_keeps_every_variant_once_at_its_larger_quantity() {
+        let saved = [l(1, 2), l(2, 1)];
+        let browser = [l(2, 5), l(3, 1)];
+        let m = merge(&saved, &browser);
+        assert_eq!(m, vec![l(1, 2), l(2, 5), l(3, 1)]);
+        // Idempotent: merging again, or the result into itself, changes nothing.
+        assert_eq!(merge(&m, &browser), m);
+        assert_eq!(merge(&m, &m), m);
+        assert_eq!(merge(&[], &browser), browser.to_vec());
+        assert_eq!(merge(&saved, &[]), saved.to_vec());
+    }
+
+    #[test]
+    fn a_merged_cart_never_passes_the_line_limit() {
+        let saved: Vec<Line> = (1..=MAX_LINES as i64).map(|v| l(v, 1)).collect();
+        let browser = [l(1000, 1), l(1, 3)];
+        let m = merge(&saved, &browser);
+        assert_eq!(m.len(), MAX_LINES);
+        assert_eq!(m[0], l(1, 3));
+        assert!(!m.iter().any(|x| x.variant_id == 1000));
     }
 }

@@ -391,6 +391,11 @@ pub async fn quote(ctx: &Ctx, s: &Submit) -> DomainResult<Quote> {
         if !p.visible(now) {
             return Err(gone());
         }
+        if !crate::campaign::accepting(ctx, &p).await? {
+            return Err(DomainError::Conflict {
+                key: "campaign.closed",
+            });
+        }
         let unit = v.price(&currency).map(|pr| pr.amount).ok_or_else(gone)?;
         let tracked = v.row.track_inventory == 1;
         if tracked && v.row.inventory_policy == "deny" && v.row.inventory_quantity < quantity {

@@ -29,9 +29,11 @@ pub const ORDER_CANCELLED: &str = "orders/cancelled";
 pub const ORDER_FULFILLED: &str = "orders/fulfilled";
 /// Money went back to the customer (part or all).
 pub const ORDER_REFUNDED: &str = "orders/refunded";
+/// A crowdfunding campaign closed, funded or not (the subject is the product).
+pub const CAMPAIGN_CLOSED: &str = "campaigns/close";
 
 /// Every topic, for validating filters.
-pub const TOPICS: [&str; 9] = [
+pub const TOPICS: [&str; 10] = [
     PRODUCT_CREATED,
     PRODUCT_UPDATED,
     PRODUCT_DELETED,
@@ -41,6 +43,7 @@ pub const TOPICS: [&str; 9] = [
     ORDER_CANCELLED,
     ORDER_FULFILLED,
     ORDER_REFUNDED,
+    CAMPAIGN_CLOSED,
 ];
 
 /// Write an event inside the caller's transaction.

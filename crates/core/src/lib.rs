@@ -10,6 +10,7 @@
 
 pub mod api_token;
 pub mod auth;
+pub mod campaign;
 pub mod cart;
 pub mod catalog;
 pub mod checkout;

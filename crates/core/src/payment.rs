@@ -116,6 +116,33 @@ pub struct Ack {
     pub body: String,
 }
 
+/// A refund to send through the gateway that took the payment.
+#[derive(Debug, Clone)]
+pub struct RefundRequest {
+    /// Our order id, as the payment carried it.
+    pub order_ref: String,
+    /// The gateway's transaction id of the payment being refunded.
+    pub payment_reference: String,
+    /// Our id for this refund (`out_refund_no` and the like): the gateway refunds once per id, so
+    /// sending the same request again after a crash or a timeout cannot refund twice.
+    pub refund_ref: String,
+    pub amount: i64,
+    /// What the payment was (some gateways want it beside the refund amount).
+    pub payment_amount: i64,
+    pub currency: String,
+    pub reason: String,
+}
+
+/// What the gateway said about a refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundResult {
+    /// The money is on its way back; the gateway's refund id.
+    Done { reference: String },
+    /// The gateway refused it for good (the payment is too old, the balance is short, ...): the
+    /// owner has to send the money another way.
+    Refused { reason: String },
+}
+
 /// A payment gateway. Implementations are pure protocol: signing, verifying, formatting amounts.
 pub trait PaymentGateway: Send + Sync + 'static {
     /// Stable id, used in URLs (`/payments/{id}/notify`) and as the transaction's gateway.
@@ -132,6 +159,21 @@ pub trait PaymentGateway: Send + Sync + 'static {
     fn nack(&self, retry: bool) -> Ack;
     /// Ask the gateway about a payment (reconciliation); None when it knows nothing yet.
     fn query<'a>(&'a self, order_ref: &'a str) -> BoxFuture<'a, DomainResult<Option<Verified>>>;
+    /// Whether [`PaymentGateway::refund`] sends money back; when not, a refund is recorded for
+    /// the owner to send by hand.
+    fn refunds(&self) -> bool {
+        false
+    }
+    /// Send a refund. An `Err` is a failure worth retrying (network, 5xx): the request is sent
+    /// again with the same `refund_ref`.
+    fn refund<'a>(&'a self, req: &'a RefundRequest) -> BoxFuture<'a, DomainResult<RefundResult>> {
+        let _ = req;
+        Box::pin(async {
+            Ok(RefundResult::Refused {
+                reason: "this gateway does not refund".into(),
+            })
+        })
+    }
 }
 
 /// The owner is paid directly (receipt QR code, bank transfer) and confirms in admin.

@@ -1026,3 +1026,42 @@ pub async fn delete_all_owned<'e, E: Executor<'e, Database = Any>>(
     let r = sqlx::query(&sql).bind(customer_id).execute(exec).await?;
     Ok(r.rows_affected())
 }
+
+/// A customer's saved cart (the cookie format), if any.
+pub async fn cart<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    customer_id: i64,
+) -> StoreResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT lines FROM customer_carts WHERE customer_id = $1")
+            .bind(customer_id)
+            .fetch_optional(exec)
+            .await?,
+    )
+}
+
+/// Save a customer's cart; an empty one is deleted.
+pub async fn put_cart<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    customer_id: i64,
+    lines: &str,
+    now: i64,
+) -> StoreResult<()> {
+    if lines.is_empty() {
+        sqlx::query("DELETE FROM customer_carts WHERE customer_id = $1")
+            .bind(customer_id)
+            .execute(exec)
+            .await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO customer_carts (customer_id, lines, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (customer_id) DO UPDATE SET lines = EXCLUDED.lines, updated_at = EXCLUDED.updated_at",
+        )
+        .bind(customer_id)
+        .bind(lines)
+        .bind(now)
+        .execute(exec)
+        .await?;
+    }
+    Ok(())
+}

@@ -13,6 +13,7 @@
 //! Time is never read here: callers pass `now` (unix milliseconds, UTC), so the clock stays injectable.
 
 pub mod api_token;
+pub mod campaign;
 pub mod catalog;
 pub mod customer;
 pub mod delivery;

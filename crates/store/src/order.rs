@@ -123,6 +123,9 @@ pub struct TransactionRow {
     pub currency: String,
     pub actor: String,
     pub created_at: i64,
+    /// Refunds: `done`, `pending` (queued for the gateway), `manual` (the owner sends the money),
+    /// `failed` (the gateway refused). Sales: `done`.
+    pub status: String,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -567,8 +570,8 @@ pub async fn give_back_uses(tx: &mut Tx, order_id: i64, now: i64) -> StoreResult
 /// Record money received or returned; false when (gateway, reference) is already recorded.
 pub async fn add_transaction(tx: &mut Tx, t: &TransactionRow) -> StoreResult<bool> {
     let r = sqlx::query(
-        "INSERT INTO transactions (id, order_id, kind, gateway, reference, amount, currency, actor, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (gateway, reference) DO NOTHING",
+        "INSERT INTO transactions (id, order_id, kind, gateway, reference, amount, currency, actor, created_at, status) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (gateway, reference) DO NOTHING",
     )
     .bind(t.id)
     .bind(t.order_id)
@@ -579,6 +582,7 @@ pub async fn add_transaction(tx: &mut Tx, t: &TransactionRow) -> StoreResult<boo
     .bind(&t.currency)
     .bind(&t.actor)
     .bind(t.created_at)
+    .bind(&t.status)
     .execute(&mut **tx)
     .await?;
     Ok(r.rows_affected() == 1)
@@ -590,12 +594,43 @@ pub async fn transactions<'e, E: Executor<'e, Database = Any>>(
     order_id: i64,
 ) -> StoreResult<Vec<TransactionRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, order_id, kind, gateway, reference, amount, currency, actor, created_at FROM transactions \
-         WHERE order_id = $1 ORDER BY created_at, id",
+        "SELECT id, order_id, kind, gateway, reference, amount, currency, actor, created_at, status \
+         FROM transactions WHERE order_id = $1 ORDER BY created_at, id",
     )
     .bind(order_id)
     .fetch_all(exec)
     .await?)
+}
+
+/// One transaction.
+pub async fn get_transaction<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+) -> StoreResult<TransactionRow> {
+    Ok(sqlx::query_as(
+        "SELECT id, order_id, kind, gateway, reference, amount, currency, actor, created_at, status \
+         FROM transactions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(exec)
+    .await?)
+}
+
+/// Move a transaction from status `from` to `to`; false when it was not in `from` (someone else
+/// moved it first).
+pub async fn set_transaction_status<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+    from: &str,
+    to: &str,
+) -> StoreResult<bool> {
+    let r = sqlx::query("UPDATE transactions SET status = $1 WHERE id = $2 AND status = $3")
+        .bind(to)
+        .bind(id)
+        .bind(from)
+        .execute(exec)
+        .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 // ---------------------------------------------------------------------------------------------

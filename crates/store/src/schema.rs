@@ -62,6 +62,8 @@ pub const TABLES: &[&str] = &[
     "entitlements",
     "license_keys",
     "license_instances",
+    "campaigns",
+    "customer_carts",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,

@@ -7,19 +7,136 @@
 //! Notification fields: `merchant`, `order` (our order id), `txn` (the gateway's transaction id),
 //! `amount` (decimal text), `currency`, `status` (`paid`, `pending`, `failed`), `t` (unix
 //! seconds), `sign` (hex HMAC-SHA256 of the other fields sorted by name, joined `k=v` with `&`).
+//!
+//! Refunds follow the rules real gateways share: one refund per refund id (a repeat answers with
+//! the refund already made), never more than the payment in all; failures (an error, or a refund
+//! made whose answer is lost) can be injected.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use yiren_core::error::DomainResult;
+use yiren_core::error::{DomainError, DomainResult};
 use yiren_core::payment::{
     Ack, BoxFuture, Instruction, Outcome, PaymentGateway, PaymentRequest, RawNotification,
-    Rejected, Verified,
+    RefundRequest, RefundResult, Rejected, Verified,
 };
 
 /// The fake gateway, configured with its merchant id and secret.
 pub struct FakePay {
     pub merchant: String,
     pub secret: String,
+    /// The refunds it has made, like a gateway's own books.
+    pub refunds: Refunds,
+}
+
+impl FakePay {
+    /// The gateway with merchant `M100` and `secret`.
+    pub fn new(secret: &str) -> FakePay {
+        FakePay {
+            merchant: "M100".into(),
+            secret: secret.into(),
+            refunds: Refunds::default(),
+        }
+    }
+}
+
+/// The gateway's refund books: one refund per refund id, as real gateways keep `out_refund_no`
+/// unique (a repeated request answers with the refund already made), never more than the payment
+/// in all, and failures to inject.
+#[derive(Clone, Default)]
+pub struct Refunds(Arc<Mutex<RefundBook>>);
+
+#[derive(Default)]
+struct RefundBook {
+    /// refund id → (payment reference, amount).
+    made: BTreeMap<String, (String, i64)>,
+    /// Requests received, repeats included.
+    requests: usize,
+    /// Answer this many of the next requests with a 5xx-like error (after making the refund when
+    /// `lose_answer`: the answer is lost on the way back, as on a timeout).
+    fail_next: usize,
+    lose_answer: bool,
+    /// Refuse this many of the next new refunds for good.
+    refuse_next: usize,
+}
+
+impl Refunds {
+    /// Refund id → amount of every refund made.
+    pub fn made(&self) -> BTreeMap<String, i64> {
+        let b = self.0.lock().unwrap();
+        b.made.iter().map(|(k, (_, a))| (k.clone(), *a)).collect()
+    }
+
+    /// Requests received, repeats included.
+    pub fn requests(&self) -> usize {
+        self.0.lock().unwrap().requests
+    }
+
+    /// Fail the next `n` requests; with `lose_answer`, make the refund first and lose the answer.
+    pub fn fail_next(&self, n: usize, lose_answer: bool) {
+        let mut b = self.0.lock().unwrap();
+        b.fail_next = n;
+        b.lose_answer = lose_answer;
+    }
+
+    /// Refuse the next `n` new refunds for good (as when the merchant balance is short).
+    pub fn refuse_next(&self, n: usize) {
+        self.0.lock().unwrap().refuse_next = n;
+    }
+
+    fn handle(&self, req: &RefundRequest) -> DomainResult<RefundResult> {
+        let mut b = self.0.lock().unwrap();
+        b.requests += 1;
+        let failing = b.fail_next > 0;
+        if failing {
+            b.fail_next -= 1;
+            if !b.lose_answer {
+                return Err(DomainError::Unavailable("fakepay: 503".into()));
+            }
+        }
+        let answer = if let Some((payment, amount)) = b.made.get(&req.refund_ref) {
+            if *payment != req.payment_reference || *amount != req.amount {
+                RefundResult::Refused {
+                    reason: "refund id reused for another refund".into(),
+                }
+            } else {
+                RefundResult::Done {
+                    reference: format!("R{}", req.refund_ref),
+                }
+            }
+        } else {
+            let before: i64 = b
+                .made
+                .values()
+                .filter(|(p, _)| *p == req.payment_reference)
+                .map(|(_, a)| a)
+                .sum();
+            if b.refuse_next > 0 {
+                b.refuse_next -= 1;
+                RefundResult::Refused {
+                    reason: "insufficient merchant balance".into(),
+                }
+            } else if req.amount < 1 || before + req.amount > req.payment_amount {
+                RefundResult::Refused {
+                    reason: "more than the payment".into(),
+                }
+            } else {
+                b.made.insert(
+                    req.refund_ref.clone(),
+                    (req.payment_reference.clone(), req.amount),
+                );
+                RefundResult::Done {
+                    reference: format!("R{}", req.refund_ref),
+                }
+            }
+        };
+        if failing {
+            return Err(DomainError::Unavailable("fakepay: timeout".into()));
+        }
+        Ok(answer)
+    }
 }
 
 /// The signature over `params` (without `sign`) under `secret`.
@@ -135,5 +252,13 @@ impl PaymentGateway for FakePay {
 
     fn query<'a>(&'a self, _order_ref: &'a str) -> BoxFuture<'a, DomainResult<Option<Verified>>> {
         Box::pin(async { Ok(None) })
+    }
+
+    fn refunds(&self) -> bool {
+        true
+    }
+
+    fn refund<'a>(&'a self, req: &'a RefundRequest) -> BoxFuture<'a, DomainResult<RefundResult>> {
+        Box::pin(async move { self.refunds.handle(req) })
     }
 }

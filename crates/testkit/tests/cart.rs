@@ -1,7 +1,7 @@
 //! The cart page over real HTTP: add from the product page, every amount computed by the server
 //! from the catalog (a price change shows at once), quantities checked, stock respected, items that
-//! go off sale dropped with a notice, a tampered cookie harmless, cross-site posts refused. On both
-//! engines.
+//! go off sale dropped with a notice, a tampered cookie harmless, cross-site posts refused; a
+//! signed-in customer's cart merged on sign-in and following them. On both engines.
 
 use yiren_core::catalog::{self, Price, ProductInput, VariantInput};
 use yiren_testkit::{both_engines, location, TestApp};
@@ -93,5 +93,99 @@ both_engines! {
         assert_eq!(r.status(), 200);
         let body = r.text().await.unwrap();
         assert!(body.contains("购物车是空的") && body.contains("已下架"), "{body}");
+    }
+}
+
+/// The quantity of `variant` in the cart page, if it is there.
+fn qty(page: &str, variant: &str) -> Option<i64> {
+    let marker = format!("name=\"q_{variant}\" value=\"");
+    let start = page.find(&marker)? + marker.len();
+    page[start..].split('"').next()?.parse().ok()
+}
+
+both_engines! {
+    /// A visitor's cart is merged into the customer's saved cart on sign-in (each variant at the
+    /// larger quantity), follows them to another browser, is saved on every change while signed
+    /// in, leaves the browser on sign-out and comes back on the next sign-in; checking out empties
+    /// it.
+    async fn the_cart_follows_the_customer_across_sign_ins(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let ctx = app.state.ctx.clone();
+        let p = catalog::create(&ctx, &mug(), "test").await.unwrap();
+        let (white, green) = (p.variants[0].row.id.to_string(), p.variants[1].row.id.to_string());
+        let email = "shopper@example.com";
+        let cart_of = |c: &reqwest::Client| {
+            let c = c.clone();
+            let url = app.url("/cart");
+            async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+        };
+        let add = |c: &reqwest::Client, variant: &str, q: &str| {
+            c.post(app.url("/cart/add")).form(&[("variant_id", variant.to_string()), ("quantity", q.to_string())]).send()
+        };
+
+        // Browser one: a guest puts 2 white in the cart, then signs in.
+        let one = app.client();
+        add(&one, &white, "2").await.unwrap();
+        let code = app.request_code(&one, email).await;
+        assert_eq!(app.submit_code(&one, email, &code).await.status(), 303);
+        let page = cart_of(&one).await;
+        assert_eq!((qty(&page, &white), qty(&page, &green)), (Some(2), None), "{page}");
+
+        // Browser two: a guest with 1 white and 3 green signs in: the union, white at its larger 2.
+        let two = app.client();
+        add(&two, &white, "1").await.unwrap();
+        add(&two, &green, "3").await.unwrap();
+        let code = app.request_code(&two, email).await;
+        assert_eq!(app.submit_code(&two, email, &code).await.status(), 303);
+        let page = cart_of(&two).await;
+        assert_eq!((qty(&page, &white), qty(&page, &green)), (Some(2), Some(3)), "{page}");
+
+        // Signed in, a change is saved: green down to 1.
+        let r = two.post(app.url("/cart/update")).form(&[(format!("q_{green}"), "1".to_string())]).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        // Signing out leaves an empty cart on the browser; signing in brings the saved one back.
+        let csrf = app.csrf(&two, "/account").await;
+        let r = two.post(app.url("/account/sign-out")).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let page = cart_of(&two).await;
+        assert_eq!((qty(&page, &white), qty(&page, &green)), (None, None), "{page}");
+        let code = app.request_code(&two, email).await;
+        assert_eq!(app.submit_code(&two, email, &code).await.status(), 303);
+        let page = cart_of(&two).await;
+        assert_eq!((qty(&page, &white), qty(&page, &green)), (Some(2), Some(1)), "{page}");
+        // A third browser with 1 white signs in: white stays at the larger 2 (no sum).
+        let three = app.client();
+        add(&three, &white, "1").await.unwrap();
+        let code = app.request_code(&three, email).await;
+        assert_eq!(app.submit_code(&three, email, &code).await.status(), 303);
+        let page = cart_of(&three).await;
+        assert_eq!((qty(&page, &white), qty(&page, &green)), (Some(2), Some(1)), "{page}");
+
+        // Checking out empties the saved cart.
+        use yiren_core::checkout::{self, Config, ShippingRate};
+        let rate = ShippingRate { name: "顺丰".into(), regions: vec!["CN".into()], rule: yiren_core::pricing::Shipping::Flat { price: 1000 } };
+        checkout::save_config(&ctx, &Config { shipping: vec![rate], ..Default::default() }).await.unwrap();
+        let csrf_page = two.get(app.url("/checkout")).send().await.unwrap().text().await.unwrap();
+        assert!(csrf_page.contains("name=\"token\""), "{csrf_page}");
+        let token = yiren_testkit::field_of(&csrf_page, "token");
+        let r = two
+            .post(app.url("/checkout"))
+            .header("origin", app.url(""))
+            .form(&[("token", token.as_str()), ("email", email), ("gateway", "manual"), ("name", "张三"), ("phone", "13800000000"), ("country", "CN"), ("province", "浙江省"), ("city", "杭州市"), ("district", "西湖区"), ("line1", "文三路 1 号")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+        assert!(location(&r).starts_with("/orders/"), "{}", location(&r));
+        // Browser one signs out and in again: the saved cart it gets back is empty.
+        let csrf = app.csrf(&one, "/account").await;
+        let r = one.post(app.url("/account/sign-out")).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        // (past the hourly limit on sign-in codes for one address)
+        app.clock.advance(3_600_001);
+        let code = app.request_code(&one, email).await;
+        assert_eq!(app.submit_code(&one, email, &code).await.status(), 303);
+        let page = cart_of(&one).await;
+        assert_eq!((qty(&page, &white), qty(&page, &green)), (None, None), "{page}");
     }
 }

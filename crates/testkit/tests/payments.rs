@@ -19,10 +19,7 @@ use yiren_testkit::{both_engines, field_of, location, product, TestApp};
 const SECRET: &str = "fakepay-secret-0123456789";
 
 async fn app(engine: yiren_testkit::Engine) -> TestApp {
-    let gw = FakePay {
-        merchant: "M100".into(),
-        secret: SECRET.into(),
-    };
+    let gw = FakePay::new(SECRET);
     TestApp::spawn_with_gateways(engine, vec![Arc::new(gw)]).await
 }
 

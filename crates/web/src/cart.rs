@@ -1,6 +1,7 @@
 //! `/cart`: the visitor's cart page (server-rendered, no JavaScript), `POST /cart/add` from a
 //! product page and `POST /cart/update` from the cart. The cart lives in a cookie
-//! ([`yiren_core::cart`]); every amount on the page is computed here from the catalog. Cross-site
+//! ([`yiren_core::cart`]), and for a signed-in customer also in their saved cart, merged on
+//! sign-in ([`after_sign_in`]); every amount on the page is computed here from the catalog. Cross-site
 //! posts are refused (Origin / Sec-Fetch-Site), since shop pages are cached and carry no token.
 
 use axum::extract::{Request, State};
@@ -12,17 +13,75 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use minijinja::{context, Value};
 use yiren_core::{cart, DomainError};
 
+use crate::security::MaybeCustomer;
 use crate::templates::error_page;
 use crate::AppState;
 
 const COOKIE: &str = "yiren_cart";
 
-/// Cart routes.
-pub fn routes() -> Router<AppState> {
+/// Cart routes (the signed-in customer, if any, is loaded: their cart is saved too).
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/cart", get(page))
         .route("/cart/add", post(add))
         .route("/cart/update", post(update))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::security::load_customer,
+        ))
+}
+
+/// The signed-in customer (a session past its second factor), if any.
+fn customer_of(req: &Request) -> Option<i64> {
+    req.extensions()
+        .get::<MaybeCustomer>()
+        .and_then(|m| m.0.as_ref())
+        .filter(|s| !s.mfa_pending)
+        .map(|s| s.customer.id)
+}
+
+/// Keep `lines` in the cookie, and for a signed-in customer in their saved cart.
+async fn keep_for(
+    state: &AppState,
+    jar: CookieJar,
+    customer: Option<i64>,
+    lines: &[cart::Line],
+) -> Result<CookieJar, Response> {
+    if let Some(id) = customer {
+        cart::save(&state.ctx, id, lines)
+            .await
+            .map_err(crate::admin::pages::domain_error_page)?;
+    }
+    Ok(keep(state, jar, lines))
+}
+
+/// After a sign-in with `token`: the browser's cart merged into the customer's saved one, in the
+/// cookie and saved (nothing happens for a session still waiting for its second factor). The
+/// sign-in stands if this fails: the browser keeps its own cart, and the failure is logged.
+pub(crate) async fn after_sign_in(state: &AppState, jar: CookieJar, token: &str) -> CookieJar {
+    let merged = async {
+        let session = yiren_core::customer::session_from_token(&state.ctx, token).await?;
+        match session.filter(|s| !s.mfa_pending) {
+            Some(s) => cart::merge_on_sign_in(&state.ctx, s.customer.id, &lines_of(&jar))
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+    .await;
+    match merged {
+        Ok(Some(lines)) => keep(state, jar, &lines),
+        Ok(None) => jar,
+        Err(e) => {
+            tracing::warn!(error = %e, "the cart was not merged on sign-in");
+            jar
+        }
+    }
+}
+
+/// A cookie that empties the browser's cart (on sign-out: the cart stays saved with the account).
+pub(crate) fn clear(state: &AppState, jar: CookieJar) -> CookieJar {
+    keep(state, jar, &[])
 }
 
 pub(crate) fn lines_of(jar: &CookieJar) -> Vec<cart::Line> {
@@ -111,6 +170,7 @@ pub(crate) fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
 }
 
 async fn add(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
+    let customer = customer_of(&req);
     let f = match form_of(&state, req).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -126,7 +186,10 @@ async fn add(State(state): State<AppState>, jar: CookieJar, req: Request) -> Res
         (_, Err(e)) => Err(e),
     };
     match result {
-        Ok(()) => (keep(&state, jar, &lines), Redirect::to("/cart")).into_response(),
+        Ok(()) => match keep_for(&state, jar, customer, &lines).await {
+            Ok(jar) => (jar, Redirect::to("/cart")).into_response(),
+            Err(r) => r,
+        },
         Err(DomainError::Invalid { key, .. }) => {
             render(&state, jar, Some(key), StatusCode::UNPROCESSABLE_ENTITY).await
         }
@@ -145,6 +208,7 @@ async fn add(State(state): State<AppState>, jar: CookieJar, req: Request) -> Res
 
 /// New quantities (`q_<variant id>`; 0 removes), or `remove=<variant id>`.
 async fn update(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
+    let customer = customer_of(&req);
     let f = match form_of(&state, req).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -171,5 +235,8 @@ async fn update(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
         }
     }
     lines.retain(|l| l.quantity > 0);
-    (keep(&state, jar, &lines), Redirect::to("/cart")).into_response()
+    match keep_for(&state, jar, customer, &lines).await {
+        Ok(jar) => (jar, Redirect::to("/cart")).into_response(),
+        Err(r) => r,
+    }
 }

@@ -213,6 +213,12 @@ async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
         Ok(o) => {
             let key = order::access_key(&state.ctx, o.id);
             let jar = keep(&state, jar, &[]);
+            if let Some(session) = &me.0 {
+                // The order is placed; a saved cart left behind is only untidy.
+                if let Err(e) = yiren_core::cart::save(&state.ctx, session.customer.id, &[]).await {
+                    tracing::warn!(error = %e, "the saved cart was not emptied after checkout");
+                }
+            }
             let page = format!("/orders/{}?key={key}", o.id);
             // An online gateway that sends the customer away does so now; the others are shown
             // on the order page.

@@ -43,7 +43,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
         .merge(storefront::routes())
-        .merge(cart::routes())
+        .merge(cart::routes(state.clone()))
         .merge(checkout::routes(state.clone()))
         .merge(setup::routes())
         .merge(account::routes(state.clone()))

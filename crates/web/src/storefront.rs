@@ -25,6 +25,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/products/{handle}", get(product_page))
+        .route("/campaigns/{handle}/widget", get(campaign_widget))
+        .route("/campaigns/{handle}/progress", get(campaign_progress))
         .route("/collections/{handle}", get(collection_page))
         .route("/search", get(search_page))
         .route("/robots.txt", get(robots))
@@ -190,14 +192,14 @@ async fn render_home(state: AppState) -> Response {
     )
 }
 
-fn absolute(state: &AppState, path: &str) -> String {
+pub(crate) fn absolute(state: &AppState, path: &str) -> String {
     match &state.config.public_url {
         Some(u) => format!("{}{path}", u.trim_end_matches('/')),
         None => path.to_string(),
     }
 }
 
-fn percent(s: &str) -> String {
+pub(crate) fn percent(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
@@ -301,6 +303,10 @@ async fn render_product(state: AppState, handle: String) -> Response {
     }
     // Safe inside <script>: no "</" can close it early, and no "<!--" can open a comment.
     let json_ld = ld.to_string().replace('<', "\\u003c");
+    let campaign = match yiren_core::campaign::progress(&state.ctx, &p).await {
+        Ok(c) => c,
+        Err(e) => return crate::admin::pages::domain_error_page(e),
+    };
     let base = base_ctx(&state, &path, None, "").await;
     state.templates.render(
         "shop/product.html",
@@ -312,8 +318,9 @@ async fn render_product(state: AppState, handle: String) -> Response {
                 kind => p.row.kind.clone(),
                 tags => p.tags(),
                 options => p.option_names(l).into_iter().map(|name| context! { name => name }).collect::<Vec<_>>(),
-                available => p.available(),
+                available => p.available() && campaign.as_ref().is_none_or(|c| c.accepting()),
             },
+            campaign => Value::from_serialize(&campaign),
             card => Value::from_serialize(card(&p, l, cur)),
             variants => variants,
             media => Value::from_serialize(&media),
@@ -325,6 +332,93 @@ async fn render_product(state: AppState, handle: String) -> Response {
             ..base
         },
     )
+}
+
+/// A visible crowdfunding product's campaign by handle (an old handle works too).
+async fn campaign_of(
+    state: &AppState,
+    handle: &str,
+) -> Result<(yiren_core::catalog::Product, yiren_core::campaign::Progress), Response> {
+    let p = match catalog::by_handle(&state.ctx, handle).await {
+        Ok(Found::Product(p)) => p,
+        Ok(Found::MovedTo(h)) => catalog::by_handle(&state.ctx, &h)
+            .await
+            .ok()
+            .and_then(|f| match f {
+                Found::Product(p) => Some(p),
+                Found::MovedTo(_) => None,
+            })
+            .ok_or_else(|| error_page(StatusCode::NOT_FOUND, "error.not_found"))?,
+        Err(yiren_core::DomainError::NotFound) => {
+            return Err(error_page(StatusCode::NOT_FOUND, "error.not_found"))
+        }
+        Err(e) => return Err(crate::admin::pages::domain_error_page(e)),
+    };
+    if !p.visible(state.ctx.now()) {
+        return Err(error_page(StatusCode::NOT_FOUND, "error.not_found"));
+    }
+    match yiren_core::campaign::progress(&state.ctx, &p).await {
+        Ok(Some(c)) => Ok((*p, c)),
+        Ok(None) => Err(error_page(StatusCode::NOT_FOUND, "error.not_found")),
+        Err(e) => Err(crate::admin::pages::domain_error_page(e)),
+    }
+}
+
+/// A campaign's progress alone, for the owner to embed anywhere in an `<iframe>`: the one page
+/// other sites may frame.
+async fn campaign_widget(State(state): State<AppState>, Path(handle): Path<String>) -> Response {
+    // Cached like product pages (dropped on any change, and after a few seconds).
+    let key = format!(
+        "{}|/campaigns/{handle}/widget",
+        crate::locale::current().tag()
+    );
+    let pages = state.pages.clone();
+    let page = pages.render(key, async move {
+        let (p, c) = match campaign_of(&state, &handle).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let path = format!("/products/{}", percent(&p.row.handle));
+        let base = base_ctx(&state, &path, None, "").await;
+        state.templates.render(
+            "shop/campaign_widget.html",
+            context! {
+                title => p.text(crate::locale::current()).title,
+                url => absolute(&state, &path),
+                campaign => Value::from_serialize(&c),
+                ..base
+            },
+        )
+    });
+    let mut r = page.await;
+    if r.status().is_success() {
+        let h = r.headers_mut();
+        // Set here, so the router's `X-Frame-Options: DENY` (set only when absent) stays off.
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static("frame-ancestors *"),
+        );
+        h.insert(
+            header::HeaderName::from_static("x-frame-options"),
+            header::HeaderValue::from_static("ALLOWALL"),
+        );
+    }
+    r
+}
+
+/// A campaign's progress as JSON (amounts in minor units), readable from any origin.
+async fn campaign_progress(State(state): State<AppState>, Path(handle): Path<String>) -> Response {
+    match campaign_of(&state, &handle).await {
+        Ok((_, c)) => (
+            [
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+                (header::CACHE_CONTROL, "public, max-age=60"),
+            ],
+            axum::Json(c),
+        )
+            .into_response(),
+        Err(r) => r,
+    }
 }
 
 /// The search form.

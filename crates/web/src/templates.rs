@@ -19,6 +19,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/shop/cards.html"),
     ),
     (
+        "shop/campaign.html",
+        include_str!("../templates/shop/campaign.html"),
+    ),
+    (
+        "shop/campaign_widget.html",
+        include_str!("../templates/shop/campaign_widget.html"),
+    ),
+    (
         "shop/cart.html",
         include_str!("../templates/shop/cart.html"),
     ),

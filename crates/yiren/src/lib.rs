@@ -134,6 +134,18 @@ pub fn registry(
     r.register(yiren_core::order::RELEASE_KIND, yiren_core::order::Release);
     r.register(yiren_core::order::EXPIRE_KIND, yiren_core::order::Expire);
     r.register(yiren_core::order::REMIND_KIND, yiren_core::order::Remind);
+    r.register(
+        yiren_core::order::SEND_REFUND_KIND,
+        yiren_core::order::SendRefund,
+    );
+    r.register(
+        yiren_core::campaign::SWEEP_KIND,
+        yiren_core::campaign::Sweep,
+    );
+    r.register(
+        yiren_core::campaign::REFUND_KIND,
+        yiren_core::campaign::RefundBackers,
+    );
     r.register("maintenance.cleanup", yiren_core::job::Cleanup);
     r.register("diagnostic.ping", handlers::Ping { http });
     r.register(yiren_core::reach::KIND, sender);
@@ -270,6 +282,18 @@ impl App {
                     &s.cron,
                     &s.kind,
                     s.payload.clone().unwrap_or_default(),
+                )
+                .map_err(anyhow::Error::msg)?,
+            );
+        }
+        // Built in: campaigns close within a minute of their deadline.
+        if !schedules.iter().any(|s| s.name == "campaigns") {
+            schedules.push(
+                Schedule::new(
+                    "campaigns",
+                    "* * * * *",
+                    yiren_core::campaign::SWEEP_KIND,
+                    serde_json::json!({}),
                 )
                 .map_err(anyhow::Error::msg)?,
             );

@@ -13,7 +13,12 @@
 //! Boundaries: every change locks the order row, applies [`state::apply`] and performs its effects
 //! in the same transaction; messages and webhooks go through the outbox (events).
 
+mod refund;
 pub mod state;
+
+pub use refund::{
+    mark_refund_sent, refund, send_refund, Refund, SendRefund, Sent, SEND_REFUND_KIND,
+};
 
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -359,6 +364,7 @@ pub async fn pay(ctx: &Ctx, order_id: i64, r: &Received, actor: &str) -> DomainR
         currency: r.currency.clone(),
         actor: actor.chars().take(120).collect(),
         created_at: ctx.now(),
+        status: "done".into(),
     };
     let applied = if r.currency != o.currency || r.amount < 1 {
         Err(state::Refusal::AmountMismatch)
@@ -494,87 +500,6 @@ pub async fn cancel(
     Ok(o)
 }
 
-/// A refund to make.
-#[derive(Debug, Clone)]
-pub struct Refund {
-    pub amount: i64,
-    /// One-time key (the admin form's token, an API Idempotency-Key): the same key again is the
-    /// same refund, not a second one.
-    pub key: String,
-    /// Put the units back on sale (a full refund of goods that came back).
-    pub restock: bool,
-    pub reason: String,
-}
-
-/// Refund part or all of what was captured — never more (RELIABILITY MONEY-3; the order row is
-/// locked, so simultaneous refunds add up against the same ceiling). Recorded as a `refund`
-/// transaction under the order's gateway with the caller's key; a manual-payment order's refund is
-/// a reminder to send the money back (the timeline says so). Returns false for a repeated key.
-pub async fn refund(ctx: &Ctx, order_id: i64, r: &Refund, actor: &str) -> DomainResult<bool> {
-    let key = r.key.trim();
-    if key.is_empty() || key.len() > 100 || r.reason.chars().count() > 500 {
-        return Err(DomainError::invalid("key", "order.refund_invalid"));
-    }
-    let mut tx = ctx.db.begin().await?;
-    let mut o = store::lock(&mut tx, order_id).await.map_err(not_found)?;
-    // Every refusal is a 422: more than is left, or an order with nothing to refund (unpaid,
-    // voided, already refunded).
-    let applied = state::apply(&state_of(&o), &Event::Refund { amount: r.amount })
-        .map_err(|why| DomainError::invalid("amount", why.key()));
-    let (next, effects) = match applied {
-        Ok(x) => x,
-        Err(e) => {
-            drop(tx);
-            // A replay of a refund already made is not an error.
-            let seen = store::transactions(ctx.db.read(), order_id)
-                .await?
-                .iter()
-                .any(|t| t.kind == "refund" && t.reference == format!("refund:{key}"));
-            return if seen { Ok(false) } else { Err(e) };
-        }
-    };
-    let t = TransactionRow {
-        id: ctx.new_id(),
-        order_id,
-        kind: "refund".into(),
-        gateway: o.gateway.clone(),
-        reference: format!("refund:{key}"),
-        amount: r.amount,
-        currency: o.currency.clone(),
-        actor: actor.chars().take(120).collect(),
-        created_at: ctx.now(),
-    };
-    if !store::add_transaction(&mut tx, &t).await? {
-        return Ok(false);
-    }
-    set_state(&mut o, &next, ctx.now());
-    if r.restock && o.stock == "committed" && effects.contains(&Effect::Revoke) {
-        let reason = format!("order #{} refunded", o.number);
-        for (v, n) in tracked_units(&mut tx, o.id).await? {
-            move_stock(ctx, &mut tx, v, n, 0, false, &reason, actor).await?;
-        }
-        o.stock = "released".into();
-    }
-    if effects.contains(&Effect::Revoke) {
-        crate::delivery::revoke(ctx, &mut tx, o.id, None).await?;
-    }
-    let manual = ctx
-        .gateways
-        .get(&o.gateway)
-        .is_none_or(|g| g.id() == "manual" || g.id() == "free");
-    let detail = serde_json::json!({
-        "amount": r.amount, "reason": r.reason, "restock": r.restock,
-        "send_money_back": manual,
-    });
-    log(ctx, &mut tx, order_id, "refunded", actor, detail).await?;
-    crate::mail::order_mail(ctx, &mut tx, &o, "refunded").await?;
-    store::save_state(&mut tx, &o).await?;
-    event::record(ctx, &mut tx, event::ORDER_REFUNDED, order_id, &summary(&o)).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    crate::catalog::changed();
-    Ok(true)
-}
-
 /// Mark the order's remaining units sent, with the carrier and tracking number the customer will
 /// see. Only a paid order that is not cancelled can be fulfilled (STATE-1).
 pub async fn fulfil(
@@ -591,6 +516,11 @@ pub async fn fulfil(
     }
     let mut tx = ctx.db.begin().await?;
     let mut o = store::lock(&mut tx, order_id).await.map_err(not_found)?;
+    if crate::campaign::holds_back(&mut tx, order_id).await? {
+        return Err(DomainError::Conflict {
+            key: "campaign.not_funded",
+        });
+    }
     let units = o.units - o.fulfilled;
     let (next, _) = state::apply(&state_of(&o), &Event::Fulfil { units })
         .map_err(|r| DomainError::Conflict { key: r.key() })?;

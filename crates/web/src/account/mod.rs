@@ -319,6 +319,7 @@ pub(crate) async fn complete_external(
     if let Some(old) = current {
         let _ = customer::sign_out(&state.ctx, &old.id_hash).await;
     }
+    let jar = crate::cart::after_sign_in(state, jar, &token).await;
     let jar = jar.add(crate::security::customer_cookie(state, token));
     let to = if created {
         "/account?notice=account.welcome".to_string()

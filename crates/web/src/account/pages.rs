@@ -198,6 +198,7 @@ async fn signed_in(
             return domain_error_page(e);
         }
     }
+    let jar = crate::cart::after_sign_in(state, jar, &token).await;
     let jar = jar.add(security::customer_cookie(state, token));
     (jar, Redirect::to(to)).into_response()
 }
@@ -313,7 +314,8 @@ pub async fn sign_out(
             return domain_error_page(e);
         }
     }
-    let jar = jar.add(security::clear_customer_cookie(&state));
+    // The cart stays with the account, not on a browser someone else may use next.
+    let jar = crate::cart::clear(&state, jar.add(security::clear_customer_cookie(&state)));
     (
         jar,
         Redirect::to("/account/sign-in?notice=account.signed_out"),

@@ -361,6 +361,7 @@ pub async fn login_finish(
             if let Some(old) = current.0 {
                 let _ = customer::sign_out(&state.ctx, &old.id_hash).await;
             }
+            let jar = crate::cart::after_sign_in(&state, jar, &t).await;
             let jar = jar.add(security::customer_cookie(&state, t));
             (jar, Json(serde_json::json!({ "redirect": local_next(Some(&f.next).filter(|n| !n.is_empty()).map(String::as_str)) }))).into_response()
         }
@@ -476,6 +477,7 @@ pub async fn second_factor_finish(
     }
     match passkey::complete_second_factor(&state.ctx, &s).await {
         Ok(token) => {
+            let jar = crate::cart::after_sign_in(&state, jar, &token).await;
             let jar = jar.add(security::customer_cookie(&state, token));
             let next = local_next(Some(&f.next).filter(|n| !n.is_empty()).map(String::as_str));
             (jar, Json(serde_json::json!({ "redirect": next }))).into_response()

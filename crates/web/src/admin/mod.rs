@@ -89,6 +89,8 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/orders/{id}/refund",
     "/admin/orders/{id}/fulfil",
     "/admin/orders/{id}/access/{grant}/revoke",
+    "/admin/orders/{id}/refunds/{txn}/sent",
+    "/admin/products/{id}/campaign/close",
     "/admin/products/{id}/files",
     "/admin/products/{id}/files/{file}/delete",
     "/admin/products/{id}/license-keys",
@@ -163,6 +165,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/orders/{id}/cancel", post(orders::cancel))
         .route("/admin/orders/{id}/refund", post(orders::refund))
         .route("/admin/orders/{id}/fulfil", post(orders::fulfil))
+        .route(
+            "/admin/orders/{id}/refunds/{txn}/sent",
+            post(orders::refund_sent),
+        )
+        .route(
+            "/admin/products/{id}/campaign/close",
+            post(products::close_campaign),
+        )
         .route(
             "/admin/orders/{id}/access/{grant}/revoke",
             post(orders::revoke),
@@ -360,6 +370,7 @@ pub const NOTICES: &[&str] = &[
     "reach.sending",
     "reach.cancelled",
     "customer.tags_saved",
+    "campaign.closed_notice",
 ];
 
 /// Translate a notice key from the query, if it is one of [`NOTICES`].

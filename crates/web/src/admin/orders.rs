@@ -89,7 +89,7 @@ async fn render_order(
     let payments: Vec<Value> = o
         .transactions
         .iter()
-        .map(|x| context! { kind => x.kind.clone(), gateway => x.gateway.clone(), reference => x.reference.clone(), amount => money::display(x.amount, &x.currency), actor => x.actor.clone(), at => x.created_at })
+        .map(|x| context! { id => x.id.to_string(), kind => x.kind.clone(), gateway => x.gateway.clone(), reference => x.reference.clone(), amount => money::display(x.amount, &x.currency), actor => x.actor.clone(), at => x.created_at, status => (x.kind == "refund").then(|| t.t(&format!("orders.refund_{}", x.status))), to_send => x.kind == "refund" && matches!(x.status.as_str(), "manual" | "failed") })
         .collect();
     let address: Option<checkout::Address> = serde_json::from_str(&r.address).ok();
     let keys = match yiren_core::license::of_order(&state.ctx, id).await {
@@ -156,6 +156,9 @@ pub async fn detail(
             "orders.already_confirmed",
             "orders.cancelled",
             "orders.access_revoked",
+            "orders.refund_marked_sent",
+            "orders.refunded",
+            "orders.fulfilled",
         ]
         .contains(k)
     });
@@ -200,6 +203,27 @@ pub async fn revoke(
     match delivery::revoke_one(&state.ctx, id, grant, &s.staff.email).await {
         Ok(()) => Redirect::to(&format!("/admin/orders/{id}?notice=orders.access_revoked"))
             .into_response(),
+        Err(e) => domain_error_page(e),
+    }
+}
+
+/// The owner sent a refund's money by hand (a manual payment, or a gateway that refused it).
+pub async fn refund_sent(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path((id, txn)): Path<(i64, i64)>,
+    CsrfForm(_f): CsrfForm<ActionForm>,
+) -> Response {
+    match order::get(&state.ctx, id).await {
+        Ok(o) if o.transactions.iter().any(|t| t.id == txn) => {}
+        Ok(_) => return domain_error_page(DomainError::NotFound),
+        Err(e) => return domain_error_page(e),
+    }
+    match order::mark_refund_sent(&state.ctx, txn, &s.staff.email).await {
+        Ok(_) => Redirect::to(&format!(
+            "/admin/orders/{id}?notice=orders.refund_marked_sent"
+        ))
+        .into_response(),
         Err(e) => domain_error_page(e),
     }
 }

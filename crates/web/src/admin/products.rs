@@ -665,6 +665,23 @@ async fn render_editor(
         },
         None => None,
     };
+    let campaign = match product {
+        Some(p) => match yiren_core::campaign::progress(&state.ctx, p).await {
+            Ok(c) => c,
+            Err(e) => return domain_error_page(e),
+        },
+        None => None,
+    };
+    let to_send: Vec<Value> = match &campaign {
+        Some(c) => match yiren_core::campaign::refunds_to_send(&state.ctx, c.product_id).await {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|(txn, order_id, number, email, amount, status)| context! { txn => txn.to_string(), order_id => order_id.to_string(), number => number, email => email, amount => yiren_core::money::display(amount, &c.currency), status => crate::locale::current().t(&format!("orders.refund_{status}")) })
+                .collect(),
+            Err(e) => return domain_error_page(e),
+        },
+        None => vec![],
+    };
     let path = match product {
         Some(p) => format!("/admin/products/{}", p.row.id),
         None => "/admin/products/new".into(),
@@ -684,6 +701,9 @@ async fn render_editor(
             digital => product.is_some_and(|p| p.row.kind == "digital"),
             files => files,
             pool => pool,
+            campaign => Value::from_serialize(&campaign),
+            widget_url => product.map(|p| crate::storefront::absolute(state, &format!("/campaigns/{}/widget", crate::storefront::percent(&p.row.handle)))),
+            to_send => to_send,
             all_locales => Locale::ALL.iter().map(|l| context! { tag => l.tag(), name => l.native_name() }).collect::<Vec<_>>(),
             kinds => Kind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
             statuses => catalog::STATUSES.to_vec(),
@@ -840,5 +860,35 @@ pub async fn adjust(
             }
             Err(e) => domain_error_page(e),
         },
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CloseForm {
+    /// `funded` or `failed`.
+    #[serde(default)]
+    outcome: String,
+}
+
+/// Close a crowdfunding campaign before its deadline: funded (its orders may be sent) or failed
+/// (every backer is refunded).
+pub async fn close_campaign(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path(id): Path<i64>,
+    CsrfForm(f): CsrfForm<CloseForm>,
+) -> Response {
+    use yiren_core::campaign::{self, Outcome};
+    let outcome = match f.outcome.as_str() {
+        "funded" => Outcome::Funded,
+        "failed" => Outcome::Failed,
+        _ => return domain_error_page(DomainError::invalid("outcome", "campaign.outcome_invalid")),
+    };
+    match campaign::close(&state.ctx, id, outcome, &s.staff.email).await {
+        Ok(_) => Redirect::to(&format!(
+            "/admin/products/{id}?notice=campaign.closed_notice#campaign"
+        ))
+        .into_response(),
+        Err(e) => domain_error_page(e),
     }
 }

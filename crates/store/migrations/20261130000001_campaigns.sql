@@ -1,0 +1,36 @@
+-- Refunds sent through a gateway, crowdfunding campaigns' outcomes, and signed-in customers'
+-- carts.
+
+-- Where a refund's money is: 'done' (settled: the gateway confirmed it, or the owner marked the
+-- money sent), 'pending' (queued for the gateway), 'manual' (the owner must send it back by hand:
+-- a manual payment, or a gateway without refunds), 'failed' (the gateway refused: the owner must
+-- act). Sales are always 'done'.
+ALTER TABLE transactions ADD COLUMN status TEXT NOT NULL DEFAULT 'done'
+    CHECK (status IN ('done', 'pending', 'manual', 'failed'));
+CREATE INDEX transactions_status_idx ON transactions (status);
+
+-- A crowdfunding campaign that has closed; a campaign product without a row is open. Closing
+-- inserts the row once (the primary key), so the outcome is decided exactly once.
+-- 'funded': its orders go to fulfilment. 'refunding': every backer is being refunded (a job works
+-- through them, resumable: each refund is keyed by campaign and order). 'failed': all refunded.
+CREATE TABLE campaigns (
+    product_id BIGINT PRIMARY KEY NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+    state TEXT NOT NULL CHECK (state IN ('funded', 'refunding', 'failed')),
+    -- What had been raised, and from how many orders, when it closed.
+    raised BIGINT NOT NULL CHECK (raised >= 0),
+    backers BIGINT NOT NULL CHECK (backers >= 0),
+    target BIGINT NOT NULL,
+    currency TEXT NOT NULL,
+    closed_by TEXT NOT NULL,
+    closed_at BIGINT NOT NULL
+);
+CREATE INDEX order_lines_product_idx ON order_lines (product_id);
+
+-- A signed-in customer's cart, so it follows them to another browser: the visitor's cookie cart
+-- is merged into it on sign-in, and every change while signed in is saved here too. `lines` is the
+-- cookie's own format (`123x2_456x1`).
+CREATE TABLE customer_carts (
+    customer_id BIGINT PRIMARY KEY NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+    lines TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
