@@ -4,7 +4,7 @@
 //! signed-in customer's cart merged on sign-in and following them. On both engines.
 
 use yiren_core::catalog::{self, Price, ProductInput, VariantInput};
-use yiren_testkit::{both_engines, location, TestApp};
+use yiren_testkit::{both_engines, location, wait_until, TestApp};
 
 fn mug() -> ProductInput {
     let v = |value: &str, amount: i64, tracked: bool, stock: i64| VariantInput {
@@ -177,6 +177,8 @@ both_engines! {
             .unwrap();
         assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
         assert!(location(&r).starts_with("/orders/"), "{}", location(&r));
+        // (its confirmation mail first, so the next sign-in code is the next mail)
+        wait_until("the order mail", || async { app.mails_to(email).iter().any(|m| yiren_testkit::mail_text(m).contains("#1001")) }).await;
         // Browser one signs out and in again: the saved cart it gets back is empty.
         let csrf = app.csrf(&one, "/account").await;
         let r = one.post(app.url("/account/sign-out")).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();

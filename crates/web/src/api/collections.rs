@@ -219,9 +219,11 @@ pub async fn get_collection(
 pub async fn create_collection(
     State(state): State<AppState>,
     p: Principal,
-    ApiJson(body): ApiJson<CollectionRequest>,
+    body: ApiJson<CollectionRequest>,
 ) -> Result<(StatusCode, Json<CollectionResponse>), ApiError> {
     p.require("products:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let currency = state.settings().await.currency;
     let input = input_of(body.collection, &currency)?;
     let c = collection::save(&state.ctx, None, &input).await?;
@@ -240,9 +242,11 @@ pub async fn update_collection(
     State(state): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
-    ApiJson(body): ApiJson<CollectionRequest>,
+    body: ApiJson<CollectionRequest>,
 ) -> Result<Json<CollectionResponse>, ApiError> {
     p.require("products:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let currency = state.settings().await.currency;
     collection::get(&state.ctx, id).await?;
     let input = input_of(body.collection, &currency)?;

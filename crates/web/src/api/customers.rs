@@ -185,9 +185,11 @@ pub async fn get_customer(
 pub async fn create_customer(
     State(state): State<AppState>,
     p: Principal,
-    ApiJson(body): ApiJson<CreateCustomerRequest>,
+    body: ApiJson<CreateCustomerRequest>,
 ) -> Result<(StatusCode, Json<CustomerResponse>), ApiError> {
     p.require("customers:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let c = body.customer;
     let locale = match c.locale.as_deref() {
         None | Some("") => None,

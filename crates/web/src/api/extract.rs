@@ -101,15 +101,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 }
 
 /// A JSON body whose rejections use the API error envelope (400 unreadable, 415 wrong type,
-/// 413 too large, 422 wrong shape).
-pub struct ApiJson<T>(pub T);
+/// 413 too large, 422 wrong shape). The rejection is kept, not returned: the handler checks the
+/// token's scope first and then takes the body with `body.0?`, so a caller without the scope gets
+/// 403 whatever it sent (RELIABILITY IDOR-1), never a 422 that answers for a route it may not use.
+pub struct ApiJson<T>(pub Result<T, ApiError>);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
+    type Rejection = std::convert::Infallible;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ApiJson(parse_json(req, state).await))
+    }
+}
+
+async fn parse_json<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<T, ApiError> {
+    {
         use axum::extract::rejection::JsonRejection;
         match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Ok(axum::Json(v)) => Ok(v),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

@@ -109,9 +109,11 @@ pub async fn create_image(
     p: Principal,
     headers: HeaderMap,
     Path(id): Path<i64>,
-    ApiJson(body): ApiJson<ImageRequest>,
+    body: ApiJson<ImageRequest>,
 ) -> Result<(StatusCode, Json<ImageResponse>), ApiError> {
     p.require("products:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let i = body.image;
     let site = state.settings().await;
     let mut alt = i.alt_translations;
@@ -159,9 +161,11 @@ pub async fn update_image(
     p: Principal,
     headers: HeaderMap,
     Path((id, image_id)): Path<(i64, i64)>,
-    ApiJson(body): ApiJson<ImageUpdateRequest>,
+    body: ApiJson<ImageUpdateRequest>,
 ) -> Result<Json<ImageResponse>, ApiError> {
     p.require("products:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let m = owned(&state, id, image_id).await?;
     let u = body.image;
     if u.alt.is_some() || u.alt_translations.is_some() {

@@ -343,9 +343,11 @@ pub struct OrderRequest {
 pub async fn create_order(
     State(state): State<AppState>,
     p: Principal,
-    ApiJson(body): ApiJson<OrderRequest>,
+    body: ApiJson<OrderRequest>,
 ) -> Result<(StatusCode, Json<OrderResponse>), ApiError> {
     p.require("orders:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let i = body.order;
     let mut token = [0u8; 16];
     state.ctx.rng.fill(&mut token);
@@ -405,9 +407,11 @@ pub async fn create_refund(
     p: Principal,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<RefundRequest>,
+    body: ApiJson<RefundRequest>,
 ) -> Result<(StatusCode, Json<OrderResponse>), ApiError> {
     p.require("orders:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let o = order::get(&state.ctx, id).await?;
     let amount = money::parse(&body.refund.amount, &o.row.currency, "amount")?;
     // The refund's own key (at most 100 characters): the token and its Idempotency-Key, hashed.
@@ -458,9 +462,11 @@ pub async fn create_fulfillment(
     State(state): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
-    ApiJson(body): ApiJson<FulfillmentRequest>,
+    body: ApiJson<FulfillmentRequest>,
 ) -> Result<(StatusCode, Json<OrderResponse>), ApiError> {
     p.require("orders:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let f = body.fulfillment;
     order::fulfil(
         &state.ctx,
@@ -488,9 +494,11 @@ pub async fn cancel_order(
     State(state): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
-    ApiJson(body): ApiJson<CancelRequest>,
+    body: ApiJson<CancelRequest>,
 ) -> Result<(StatusCode, Json<OrderResponse>), ApiError> {
     p.require("orders:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     order::cancel(
         &state.ctx,
         id,

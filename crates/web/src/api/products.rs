@@ -708,9 +708,11 @@ pub async fn create_product(
     State(state): State<AppState>,
     p: Principal,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<ProductRequest>,
+    body: ApiJson<ProductRequest>,
 ) -> Result<(StatusCode, Json<ProductResponse>), ApiError> {
     p.require("products:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let currency = state.settings().await.currency;
     let input = parse_input(body.product, &currency)?;
     let made = catalog::create(&state.ctx, &input, &actor(&p)).await?;
@@ -730,9 +732,11 @@ pub async fn update_product(
     p: Principal,
     headers: HeaderMap,
     Path(id): Path<i64>,
-    ApiJson(body): ApiJson<ProductRequest>,
+    body: ApiJson<ProductRequest>,
 ) -> Result<Json<ProductResponse>, ApiError> {
     p.require("products:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let currency = state.settings().await.currency;
     let input = parse_input(body.product, &currency)?;
     let saved = catalog::update(&state.ctx, id, &input, &actor(&p)).await?;
@@ -785,9 +789,11 @@ pub struct InventoryLevelResponse {
 pub async fn adjust_inventory(
     State(state): State<AppState>,
     p: Principal,
-    ApiJson(body): ApiJson<AdjustRequest>,
+    body: ApiJson<AdjustRequest>,
 ) -> Result<Json<InventoryLevelResponse>, ApiError> {
     p.require("products:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let available = catalog::adjust(
         &state.ctx,
         body.variant_id,

@@ -91,9 +91,11 @@ pub async fn list_topics(
 pub async fn create_topic(
     State(state): State<AppState>,
     p: Principal,
-    ApiJson(body): ApiJson<TopicRequest>,
+    body: ApiJson<TopicRequest>,
 ) -> Result<(StatusCode, Json<TopicResponse>), ApiError> {
     p.require("reach:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let t = topic::create(&state.ctx, &body.topic.name, &body.topic.description).await?;
     Ok((StatusCode::CREATED, Json(TopicResponse { topic: t.into() })))
 }
@@ -119,9 +121,11 @@ pub async fn update_topic(
     State(state): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
-    ApiJson(body): ApiJson<TopicRequest>,
+    body: ApiJson<TopicRequest>,
 ) -> Result<Json<TopicResponse>, ApiError> {
     p.require("reach:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let t = topic::update(&state.ctx, id, &body.topic.name, &body.topic.description).await?;
     Ok(Json(TopicResponse { topic: t.into() }))
 }
@@ -250,9 +254,11 @@ pub async fn list_subscriptions(
 pub async fn put_subscription(
     State(state): State<AppState>,
     p: Principal,
-    ApiJson(body): ApiJson<SubscriptionRequest>,
+    body: ApiJson<SubscriptionRequest>,
 ) -> Result<Json<SubscriptionResponse>, ApiError> {
     p.require("reach:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let s = body.subscription;
     let ch = channel(&s.channel)?;
     if ch == Channel::Wechat {
@@ -430,9 +436,11 @@ pub async fn list_broadcasts(
 pub async fn create_broadcast(
     State(state): State<AppState>,
     p: Principal,
-    ApiJson(body): ApiJson<BroadcastRequest>,
+    body: ApiJson<BroadcastRequest>,
 ) -> Result<(StatusCode, Json<BroadcastResponse>), ApiError> {
     p.require("reach:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let b = broadcast::create(&state.ctx, &draft(body.broadcast)?).await?;
     Ok((
         StatusCode::CREATED,
@@ -464,9 +472,11 @@ pub async fn update_broadcast(
     State(state): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
-    ApiJson(body): ApiJson<BroadcastRequest>,
+    body: ApiJson<BroadcastRequest>,
 ) -> Result<Json<BroadcastResponse>, ApiError> {
     p.require("reach:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let b = broadcast::update(&state.ctx, id, &draft(body.broadcast)?).await?;
     Ok(Json(BroadcastResponse {
         broadcast: view(&state, b).await?,
@@ -489,9 +499,11 @@ pub async fn send_broadcast(
     State(state): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
-    ApiJson(body): ApiJson<SendRequest>,
+    body: ApiJson<SendRequest>,
 ) -> Result<Json<BroadcastResponse>, ApiError> {
     p.require("reach:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let at = match body.send_at.as_deref() {
         None | Some("") => None,
         Some(t) => Some(

@@ -73,9 +73,11 @@ pub async fn get_shop(
 pub async fn update_shop(
     State(state): State<AppState>,
     p: Principal,
-    ApiJson(body): ApiJson<UpdateShopRequest>,
+    body: ApiJson<UpdateShopRequest>,
 ) -> Result<Json<ShopResponse>, ApiError> {
     p.require("shop:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let cur = settings::load(&state.ctx).await?;
     let u = body.shop;
     let next = SiteSettings::parse(

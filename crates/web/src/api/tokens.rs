@@ -96,9 +96,11 @@ pub async fn list_tokens(
 pub async fn create_token(
     State(state): State<AppState>,
     p: Principal,
-    ApiJson(body): ApiJson<CreateApiTokenRequest>,
+    body: ApiJson<CreateApiTokenRequest>,
 ) -> Result<(StatusCode, Json<ApiTokenResponse>), ApiError> {
     p.require("tokens:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let body = body.0?;
     let (token, secret) = api_token::create(
         &state.ctx,
         &p.staff,
