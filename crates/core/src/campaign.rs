@@ -276,6 +276,7 @@ pub async fn refund_backers(ctx: &Ctx, product_id: i64) -> DomainResult<usize> {
                 key: format!("campaign:{product_id}:{id}"),
                 restock: true,
                 reason: "crowdfunding campaign did not reach its target".into(),
+                lines: vec![],
             };
             match order::refund(ctx, id, &r, actor).await {
                 Ok(true) => made += 1,

@@ -692,6 +692,9 @@ async fn place_once(
             grams: l.grams,
             requires_shipping: l.requires_shipping as i64,
             tracked: l.tracked as i64,
+            fulfilled: 0,
+            refunded_units: 0,
+            restocked: 0,
         })
         .collect();
     store::insert(&mut tx, &row, &lines).await?;

@@ -8,6 +8,7 @@
 //!
 //! Boundaries: calls `yiren-store` for persistence; never `axum` or other web types.
 
+pub mod abandoned;
 pub mod api_token;
 pub mod auth;
 pub mod campaign;

@@ -295,7 +295,11 @@ pub async fn notify(ctx: &Ctx, gw: &dyn PaymentGateway, raw: &RawNotification) -
         currency: v.currency.clone(),
     };
     match order::pay(ctx, order_id, &r, &format!("gateway:{}", gw.id())).await {
-        Ok(Paid::Applied | Paid::Duplicate) => gw.ack(),
+        Ok(Paid::Applied | Paid::Duplicate) => {
+            // PAY-5: committed, but the answer never reaches the gateway (it will retry).
+            fail::fail_point!("payment.notify.after_commit", |_| gw.nack(true));
+            gw.ack()
+        }
         // Parked on the order's timeline (amount or currency mismatch, a payment the order's
         // state does not allow): retrying cannot change it.
         Err(DomainError::Conflict { key }) => {

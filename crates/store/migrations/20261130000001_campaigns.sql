@@ -34,3 +34,29 @@ CREATE TABLE customer_carts (
     lines TEXT NOT NULL,
     updated_at BIGINT NOT NULL
 );
+
+-- Per line: units sent, units refunded, units put back in stock (fulfilment and refunds by line;
+-- a later full restock or cancel restocks only what is left). Orders fulfilled before this column
+-- existed were fulfilled whole.
+ALTER TABLE order_lines ADD COLUMN fulfilled BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE order_lines ADD COLUMN refunded_units BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE order_lines ADD COLUMN restocked BIGINT NOT NULL DEFAULT 0;
+UPDATE order_lines SET fulfilled = quantity
+    WHERE order_id IN (SELECT id FROM orders WHERE fulfilment = 'fulfilled');
+
+-- Checkouts browsers started (one per browser checkout, by a cookie), so the owner sees the
+-- abandoned ones: what was in the cart and the contact when known (a signed-in customer, or an
+-- email typed into the form). `order_id` is set when it became an order.
+CREATE TABLE checkouts (
+    id TEXT PRIMARY KEY NOT NULL,
+    email TEXT NOT NULL,
+    customer_id BIGINT REFERENCES customers (id) ON DELETE CASCADE,
+    -- JSON: [{"title": ..., "quantity": n}] as priced when last seen.
+    items TEXT NOT NULL,
+    subtotal BIGINT NOT NULL,
+    currency TEXT NOT NULL,
+    order_id BIGINT REFERENCES orders (id) ON DELETE SET NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX checkouts_updated_idx ON checkouts (updated_at);

@@ -12,6 +12,7 @@
 //! `INSERT ... ON CONFLICT`, `RETURNING`). The few real engine differences live in [`engine`].
 //! Time is never read here: callers pass `now` (unix milliseconds, UTC), so the clock stays injectable.
 
+pub mod abandoned;
 pub mod api_token;
 pub mod campaign;
 pub mod catalog;

@@ -67,11 +67,22 @@ pub struct LineRow {
     pub grams: i64,
     pub requires_shipping: i64,
     pub tracked: i64,
+    /// Units sent so far.
+    pub fulfilled: i64,
+    /// Units refunded by line so far.
+    pub refunded_units: i64,
+    /// Units put back in stock so far (a tracked line).
+    pub restocked: i64,
 }
 
+/// The columns checkout writes (the counters start at 0).
 const LINE_COLUMNS: &str =
     "order_id, position, variant_id, product_id, kind, title, variant_title, sku, \
      quantity, unit_price, subtotal, discount, tax, grams, requires_shipping, tracked";
+const LINE_SELECT: &str =
+    "order_id, position, variant_id, product_id, kind, title, variant_title, sku, \
+     quantity, unit_price, subtotal, discount, tax, grams, requires_shipping, tracked, \
+     fulfilled, refunded_units, restocked";
 
 /// A discount: a code, or automatic (no code).
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
@@ -256,11 +267,150 @@ pub async fn lines<'e, E: Executor<'e, Database = Any>>(
     order_id: i64,
 ) -> StoreResult<Vec<LineRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {LINE_COLUMNS} FROM order_lines WHERE order_id = $1 ORDER BY position"
+        "SELECT {LINE_SELECT} FROM order_lines WHERE order_id = $1 ORDER BY position"
     ))
     .bind(order_id)
     .fetch_all(exec)
     .await?)
+}
+
+/// What the admin order list is narrowed to; every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    /// `pending`, `paid`, `partially_refunded`, `refunded`, `voided`.
+    pub payment: Option<String>,
+    /// `unfulfilled`, `partially_fulfilled`, `fulfilled`.
+    pub fulfilment: Option<String>,
+    pub gateway: Option<String>,
+    /// Only flagged for a refund review.
+    pub review: bool,
+    /// Only cancelled (Some(true)) or only not cancelled (Some(false)).
+    pub cancelled: Option<bool>,
+    /// This order number.
+    pub number: Option<i64>,
+    /// Text in the order number, the email, the address (name, phone, place), the note or the
+    /// tags; matched case-insensitively as a substring.
+    pub text: Option<String>,
+    /// Placed at or after / before (unix ms).
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// `%`, `_` and `\` taken literally in a LIKE pattern (with `ESCAPE '\'`).
+fn like_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for c in s.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Orders matching `f`, newest first.
+pub async fn search<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    f: &OrderFilter,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<Vec<OrderRow>> {
+    let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE 1 = 1");
+    let mut texts: Vec<String> = vec![];
+    let mut ints: Vec<(usize, i64)> = vec![];
+    let mut n = 0;
+    let mut text = |sql: &mut String, cond: &str, v: String, texts: &mut Vec<String>| {
+        n += 1;
+        sql.push_str(&cond.replace('?', &format!("${n}")));
+        texts.push(v);
+        n
+    };
+    let mut order: Vec<(bool, usize)> = vec![]; // (is_text, index) in bind order
+    if let Some(p) = &f.payment {
+        text(&mut sql, " AND payment = ?", p.clone(), &mut texts);
+        order.push((true, texts.len() - 1));
+    }
+    if let Some(p) = &f.fulfilment {
+        text(&mut sql, " AND fulfilment = ?", p.clone(), &mut texts);
+        order.push((true, texts.len() - 1));
+    }
+    if let Some(g) = &f.gateway {
+        text(&mut sql, " AND gateway = ?", g.clone(), &mut texts);
+        order.push((true, texts.len() - 1));
+    }
+    if let Some(t) = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let pattern = like_literal(t);
+        text(
+            &mut sql,
+            " AND (LOWER(email) LIKE ? ESCAPE '\\' OR LOWER(address) LIKE ? ESCAPE '\\' \
+             OR LOWER(note) LIKE ? ESCAPE '\\' OR LOWER(tags) LIKE ? ESCAPE '\\' \
+             OR CAST(number AS TEXT) LIKE ? ESCAPE '\\')",
+            pattern,
+            &mut texts,
+        );
+        order.push((true, texts.len() - 1));
+    }
+    if f.review {
+        sql.push_str(" AND refund_review = 1");
+    }
+    match f.cancelled {
+        Some(true) => sql.push_str(" AND cancelled = 1"),
+        Some(false) => sql.push_str(" AND cancelled = 0"),
+        None => {}
+    }
+    for (cond, v) in [
+        (" AND number = ?", f.number),
+        (" AND created_at >= ?", f.from),
+        (" AND created_at < ?", f.until),
+    ] {
+        if let Some(v) = v {
+            n += 1;
+            sql.push_str(&cond.replace('?', &format!("${n}")));
+            ints.push((n, v));
+            order.push((false, ints.len() - 1));
+        }
+    }
+    sql.push_str(&format!(
+        " ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    ));
+    let mut q = sqlx::query_as::<_, OrderRow>(&sql);
+    for (is_text, i) in order {
+        q = if is_text {
+            q.bind(texts[i].clone())
+        } else {
+            q.bind(ints[i].1)
+        };
+    }
+    Ok(q.bind(limit).bind(offset).fetch_all(exec).await?)
+}
+
+/// Add to a line's counters (units sent, refunded, restocked), each kept within the line's
+/// quantity; false (nothing changed) when one would pass it.
+pub async fn count_line(
+    tx: &mut Tx,
+    order_id: i64,
+    position: i64,
+    fulfilled: i64,
+    refunded: i64,
+    restocked: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE order_lines SET fulfilled = fulfilled + $1, refunded_units = refunded_units + $2, \
+         restocked = restocked + $3 WHERE order_id = $4 AND position = $5 \
+         AND fulfilled + $1 <= quantity AND refunded_units + $2 <= quantity AND restocked + $3 <= quantity",
+    )
+    .bind(fulfilled)
+    .bind(refunded)
+    .bind(restocked)
+    .bind(order_id)
+    .bind(position)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// Orders newest first, optionally only one customer's.
@@ -639,7 +789,8 @@ pub async fn set_transaction_status<'e, E: Executor<'e, Database = Any>>(
 /// Every way the stored figures disagree with their ledgers, described; empty when they agree:
 /// a variant's stock is not the sum of its inventory ledger, its held stock is not what open
 /// orders hold, a stock that may not oversell is below zero, an order's captured or refunded sum
-/// is not the sum of its transactions, or a discount's use count is not its recorded uses.
+/// is not the sum of its transactions, a discount's use count is not its recorded uses, an
+/// order's units sent are not its lines', or a line's counters leave `0..=quantity`.
 pub async fn audit<'e, E: Executor<'e, Database = Any> + Copy>(
     exec: E,
 ) -> StoreResult<Vec<String>> {
@@ -696,6 +847,29 @@ pub async fn audit<'e, E: Executor<'e, Database = Any> + Copy>(
     .await?;
     for (id, used, uses) in rows.into_iter().filter(|r| r.1 != r.2) {
         out.push(format!("discount {id}: used {used}, recorded uses {uses}"));
+    }
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT o.number, o.fulfilled, CAST(COALESCE((SELECT SUM(l.fulfilled) FROM order_lines l \
+         WHERE l.order_id = o.id), 0) AS BIGINT) FROM orders o",
+    )
+    .fetch_all(exec)
+    .await?;
+    for (n, fulfilled, lines) in rows.into_iter().filter(|r| r.1 != r.2) {
+        out.push(format!(
+            "order #{n}: {fulfilled} units sent, its lines say {lines}"
+        ));
+    }
+    let over: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT order_id, position FROM order_lines WHERE fulfilled > quantity \
+         OR refunded_units > quantity OR restocked > quantity OR fulfilled < 0 \
+         OR refunded_units < 0 OR restocked < 0",
+    )
+    .fetch_all(exec)
+    .await?;
+    for (o, p) in over {
+        out.push(format!(
+            "order {o} line {p}: a counter outside 0..=quantity"
+        ));
     }
     Ok(out)
 }

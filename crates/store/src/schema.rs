@@ -64,6 +64,7 @@ pub const TABLES: &[&str] = &[
     "license_instances",
     "campaigns",
     "customer_carts",
+    "checkouts",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,

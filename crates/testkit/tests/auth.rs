@@ -398,6 +398,7 @@ const GET_ROUTES: &[&str] = &[
     "/admin/orders?page=2",
     "/admin/orders/1",
     "/admin/checkout",
+    "/admin/checkouts",
     "/admin/discounts",
     "/admin/inventory",
     "/admin/inventory?q=%E8%8C%B6&low=3&page=2",

@@ -378,7 +378,7 @@ both_engines! {
                 o.id
             }
         };
-        let refund = |amount: i64, key: &str| order::Refund { amount, key: key.into(), restock: false, reason: "test".into() };
+        let refund = |amount: i64, key: &str| order::Refund { amount, key: key.into(), restock: false, reason: "test".into(), lines: vec![] };
         let one = paid_order(0).await;
         let results = futures::future::join_all((0..20).map(|i| {
             let ctx = ctx.clone();
@@ -406,13 +406,92 @@ both_engines! {
         let unpaid = checkout::place(&ctx, &submit("refund-unpaid".into(), "r@example.com", &[(v, 1)])).await.unwrap();
         let e = order::refund(&ctx, unpaid.id, &refund(100, "u"), "owner").await.unwrap_err();
         assert!(matches!(e, DomainError::Invalid { key: "order.transition_refused", .. }), "{e:?}");
-        let e = order::fulfil(&ctx, unpaid.id, "顺丰", "SF1", "owner").await.unwrap_err();
+        let e = order::fulfil(&ctx, unpaid.id, &[], "顺丰", "SF1", "owner").await.unwrap_err();
         assert!(matches!(e, DomainError::Conflict { key: "order.transition_refused" }), "{e:?}");
         let three = paid_order(2).await;
-        let f = order::fulfil(&ctx, three, "顺丰", "SF123", "owner").await.unwrap();
+        let f = order::fulfil(&ctx, three, &[], "顺丰", "SF123", "owner").await.unwrap();
         assert_eq!(f.fulfilment, "fulfilled");
-        assert!(order::fulfil(&ctx, three, "顺丰", "SF124", "owner").await.is_err(), "nothing left to send");
+        assert!(order::fulfil(&ctx, three, &[], "顺丰", "SF124", "owner").await.is_err(), "nothing left to send");
         assert!(order::cancel(&ctx, three, "owner", true).await.is_err(), "a sent order is refunded, not cancelled");
+        audit_clean(&ctx).await;
+        app.stop().await;
+    }
+
+    /// Fulfilment and refunds by line: a line never sends or refunds more than its units; a line's
+    /// refunds add up to exactly its amount (33.33 × 3 in units of one); restock applies to the
+    /// chosen units only; the admin form and the API speak lines too.
+    async fn orders_are_sent_and_refunded_by_line(engine: Engine) {
+        use order::{LineUnits, Refund};
+        let app = TestApp::spawn(engine).await;
+        let ctx = app.state.ctx.clone();
+        let vs = product(&ctx, "kit", Kind::Digital, &[("A", 3333, 10), ("B", 1000, 10)]).await;
+        let (a, b) = (vs[0], vs[1]);
+        let o = checkout::place(&ctx, &submit("by-line".into(), "l@example.com", &[(a, 3), (b, 2)])).await.unwrap();
+        assert_eq!(o.total, 11_999);
+        order::confirm_manual(&ctx, o.id, "owner").await.unwrap();
+        let unit = |position: i64, quantity: i64| LineUnits { position, quantity };
+        let line = |n: i64| { let ctx = ctx.clone(); async move { order::get(&ctx, o.id).await.unwrap().lines.into_iter().find(|l| l.position == n).unwrap() } };
+        let (p1, p2) = {
+            let lines = order::get(&ctx, o.id).await.unwrap().lines;
+            (lines.iter().find(|l| l.variant_id == Some(a)).unwrap().position, lines.iter().find(|l| l.variant_id == Some(b)).unwrap().position)
+        };
+
+        // Send by line: 2 of the 3 A's.
+        let r = order::fulfil(&ctx, o.id, &[unit(p1, 2)], "顺丰", "SF1", "owner").await.unwrap();
+        assert_eq!((r.fulfilment.as_str(), r.fulfilled), ("partially_fulfilled", 2));
+        for bad in [vec![unit(p1, 2)], vec![unit(p1, 0)], vec![unit(99, 1)], vec![unit(p2, 1), unit(p2, 1)], vec![unit(p1, -1)]] {
+            let e = order::fulfil(&ctx, o.id, &bad, "顺丰", "SF2", "owner").await.unwrap_err();
+            assert!(matches!(e, DomainError::Invalid { key: "order.fulfil_lines_invalid", .. }), "{bad:?}: {e:?}");
+        }
+        assert_eq!(line(p1).await.fulfilled, 2, "a refused shipment changes nothing");
+        // Everything left: 1 A and 2 B.
+        let r = order::fulfil(&ctx, o.id, &[], "顺丰", "SF3", "owner").await.unwrap();
+        assert_eq!((r.fulfilment.as_str(), r.fulfilled), ("fulfilled", 5));
+        assert_eq!((line(p1).await.fulfilled, line(p2).await.fulfilled), (3, 2));
+
+        // Refund by line: one A (restocked), then the two others (not restocked): 3,333 + 6,666 =
+        // the line's 9,999 exactly; the amount sent is ignored.
+        let by_line = |key: &str, lines: Vec<LineUnits>, restock: bool| Refund { amount: 1, key: key.into(), restock, reason: String::new(), lines };
+        assert!(order::refund(&ctx, o.id, &by_line("r1", vec![unit(p1, 1)], true), "owner").await.unwrap());
+        assert_eq!(stock(&ctx, a).await.0, 8);
+        assert!(order::refund(&ctx, o.id, &by_line("r2", vec![unit(p1, 2)], false), "owner").await.unwrap());
+        let got = order::get(&ctx, o.id).await.unwrap();
+        let refunds: Vec<i64> = got.transactions.iter().filter(|t| t.kind == "refund").map(|t| t.amount).collect();
+        assert_eq!(refunds, vec![3_333, 6_666]);
+        assert_eq!((line(p1).await.refunded_units, line(p1).await.restocked), (3, 1));
+        let e = order::refund(&ctx, o.id, &by_line("r3", vec![unit(p1, 1)], false), "owner").await.unwrap_err();
+        assert!(matches!(e, DomainError::Invalid { key: "order.refund_lines_invalid", .. }), "{e:?}");
+        // The B's through the admin form (units per line), restocked: the order is refunded in
+        // full, and only the chosen units went back (A's two unrestocked units stay sold).
+        let owner = app.setup_owner("owner@example.com", "correct horse battery staple").await;
+        let page = owner.get(app.url(&format!("/admin/orders/{}", o.id))).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains(&format!("name=\"r_{p2}\"")), "{page}");
+        let form = [("_csrf", yiren_testkit::csrf_of(&page)), ("token", yiren_testkit::field_of(&page, "token")), ("amount", "0.01".into()), ("restock", "1".into()), (format!("r_{p2}").leak() as &str, "2".into())];
+        let r = owner.post(app.url(&format!("/admin/orders/{}/refund", o.id))).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let got = order::get(&ctx, o.id).await.unwrap();
+        assert_eq!((got.row.payment.as_str(), got.row.refunded), ("refunded", 11_999));
+        assert_eq!((stock(&ctx, a).await.0, stock(&ctx, b).await.0), (8, 10));
+        audit_clean(&ctx).await;
+
+        // The API: line items carry their id and counts; fulfilments and refunds by line item.
+        let token = app.api_token(&owner, &["orders:read", "orders:write"]).await;
+        let o2 = checkout::place(&ctx, &submit("by-line-api".into(), "m@example.com", &[(a, 2)])).await.unwrap();
+        order::confirm_manual(&ctx, o2.id, "owner").await.unwrap();
+        let api = |path: String, body: serde_json::Value| app.client().post(app.url(&path)).bearer_auth(&token).json(&body).send();
+        let pos = order::get(&ctx, o2.id).await.unwrap().lines[0].position;
+        let r = api(format!("/api/v1/orders/{}/fulfillments", o2.id), serde_json::json!({ "fulfillment": { "tracking_number": "SF9", "line_items": [{ "line_item_id": pos, "quantity": 1 }] } })).await.unwrap();
+        assert_eq!(r.status(), 201);
+        let j: serde_json::Value = r.json().await.unwrap();
+        assert_eq!((j["order"]["fulfillment_status"].as_str(), j["order"]["line_items"][0]["fulfilled_quantity"].as_i64()), (Some("partial"), Some(1)));
+        let r = api(format!("/api/v1/orders/{}/refunds", o2.id), serde_json::json!({ "refund": { "refund_line_items": [{ "line_item_id": pos, "quantity": 1 }] } })).await.unwrap();
+        assert_eq!(r.status(), 201);
+        let j: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(j["order"]["line_items"][0]["refunded_quantity"].as_i64(), Some(1));
+        assert_eq!(j["order"]["transactions"][1]["amount"].as_str(), Some("33.33"));
+        assert_eq!(j["order"]["transactions"][1]["status"].as_str(), Some("manual"));
+        let r = api(format!("/api/v1/orders/{}/refunds", o2.id), serde_json::json!({ "refund": { "refund_line_items": [{ "line_item_id": pos, "quantity": 2 }] } })).await.unwrap();
+        assert_eq!(r.status(), 422);
         audit_clean(&ctx).await;
         app.stop().await;
     }

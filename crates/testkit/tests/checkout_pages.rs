@@ -270,4 +270,79 @@ both_engines! {
         yiren_core::order::confirm_manual(ctx, paid.id, OWNER).await.unwrap();
         assert!(!yiren_core::order::remind(ctx, paid.id).await.unwrap());
     }
+
+    /// Admin → Orders: search by number, email and note (a `%` is literal), filters by payment
+    /// state, junk filter values ignored; Admin → Abandoned checkouts: a checkout left with an
+    /// email typed in and one left without any contact are listed after 30 minutes, one that
+    /// became an order is not.
+    async fn the_owner_finds_orders_and_sees_abandoned_checkouts(engine: Engine) {
+        use yiren_core::checkout::{self, Submit};
+        let app = TestApp::spawn(engine).await;
+        let ctx = &app.state.ctx;
+        let v = product(ctx, "ebook", Kind::Digital, &[("EB", 5_000, 100)]).await[0];
+        let place = |token: &str, email: &str, note: &str| Submit {
+            token: token.into(),
+            email: email.into(),
+            note: note.into(),
+            lines: vec![yiren_core::cart::Line { variant_id: v, quantity: 1 }],
+            gateway: "manual".into(),
+            ..Default::default()
+        };
+        let zhang = checkout::place(ctx, &place("s1", "zhang@example.com", "")).await.unwrap();
+        let li = checkout::place(ctx, &place("s2", "li@example.com", "")).await.unwrap();
+        let wang = checkout::place(ctx, &place("s3", "wang@example.com", "请礼物包装 100%")).await.unwrap();
+        yiren_core::order::confirm_manual(ctx, zhang.id, OWNER).await.unwrap();
+        yiren_core::order::confirm_manual(ctx, wang.id, OWNER).await.unwrap();
+
+        // Browsers at checkout: one types an email but leaves (a bad code brings the form back),
+        // one only looks, one places its order.
+        let checkout_of = |c: &reqwest::Client| {
+            let (c, add, co) = (c.clone(), app.url("/cart/add"), app.url("/checkout"));
+            async move {
+                c.post(add).form(&[("variant_id", v.to_string()), ("quantity", "2".into())]).send().await.unwrap();
+                c.get(co).send().await.unwrap().text().await.unwrap()
+            }
+        };
+        let left = app.client();
+        let form = checkout_of(&left).await;
+        let r = left.post(app.url("/checkout")).form(&[("token", field_of(&form, "token")), ("email", "Left@Example.com".into()), ("code", "NOPE".into()), ("gateway", "manual".into())]).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        let looked = app.client();
+        checkout_of(&looked).await;
+        let bought = app.client();
+        let form = checkout_of(&bought).await;
+        let r = bought.post(app.url("/checkout")).form(&[("token", field_of(&form, "token")), ("email", "bought@example.com".into()), ("gateway", "manual".into())]).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+
+        app.clock.advance(31 * 60_000);
+        let owner = app.setup_owner(OWNER, PW).await;
+        let list = |q: &str| {
+            let (owner, url) = (owner.clone(), app.url(&format!("/admin/orders{q}")));
+            async move { owner.get(url).send().await.unwrap().text().await.unwrap() }
+        };
+        let has = |page: &str, o: &yiren_store::order::OrderRow| page.contains(&format!("#{}</a>", o.number));
+        let page = list("?q=ZHANG").await;
+        assert!(has(&page, &zhang) && !has(&page, &li) && !has(&page, &wang), "{page}");
+        let page = list(&format!("?q=%23{}", li.number)).await;
+        assert!(has(&page, &li) && !has(&page, &zhang) && !has(&page, &wang), "{page}");
+        let page = list("?q=%E7%A4%BC%E7%89%A9").await; // 礼物
+        assert!(has(&page, &wang) && !has(&page, &zhang), "{page}");
+        let page = list("?q=100%25").await;
+        assert!(has(&page, &wang) && !has(&page, &zhang), "a % is the character: {page}");
+        let page = list("?q=%25").await;
+        assert!(has(&page, &wang) && !has(&page, &li), "{page}");
+        let page = list("?payment=pending").await;
+        assert!(has(&page, &li) && !has(&page, &zhang) && !has(&page, &wang), "{page}");
+        let page = list("?payment=paid&q=wang").await;
+        assert!(has(&page, &wang) && !has(&page, &zhang) && !has(&page, &li), "{page}");
+        let page = list("?payment=bogus&show=whatever&fulfilment=%27").await;
+        assert!(has(&page, &wang) && has(&page, &zhang) && has(&page, &li), "junk values are ignored: {page}");
+
+        let page = owner.get(app.url("/admin/checkouts")).send().await.unwrap().text().await.unwrap();
+        let table = &page[page.find("id=\"abandoned\"").unwrap()..];
+        assert!(table.contains("left@example.com"), "{table}");
+        assert_eq!(table.matches("× 2").count(), 2, "the left and the looked-at checkouts: {table}");
+        assert!(!table.contains("bought@example.com"), "{table}");
+        assert!(table.contains("未知"), "the checkout without a contact: {table}");
+    }
 }

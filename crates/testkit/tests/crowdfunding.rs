@@ -129,7 +129,7 @@ both_engines! {
         assert_eq!(missing.status(), 404);
 
         // Not funded yet: nothing is sent.
-        let refused = order::fulfil(ctx, orders[0], "", "", "owner").await;
+        let refused = order::fulfil(ctx, orders[0], &[], "", "", "owner").await;
         assert!(matches!(refused, Err(DomainError::Conflict { key: "campaign.not_funded" })), "{refused:?}");
 
         pay_by(&app, orders[3], "manual").await;
@@ -157,7 +157,7 @@ both_engines! {
         assert_eq!(again.state, "funded");
 
         for id in &orders {
-            order::fulfil(ctx, *id, "", "", "owner").await.unwrap();
+            order::fulfil(ctx, *id, &[], "", "", "owner").await.unwrap();
         }
         assert!(order::audit(ctx).await.unwrap().is_empty());
     }
@@ -189,7 +189,7 @@ both_engines! {
             unpaid.push(place(&app, v, i, "manual").await.unwrap());
         }
         // The owner refunded ¥10.00 of one order before (sent through the gateway).
-        let early = order::Refund { amount: 1000, key: "early".into(), restock: false, reason: "goodwill".into() };
+        let early = order::Refund { amount: 1000, key: "early".into(), restock: false, reason: "goodwill".into(), lines: vec![] };
         assert!(order::refund(ctx, online[0], &early, "owner").await.unwrap());
         wait_until("the early refund is sent", || async {
             order::get(ctx, online[0]).await.unwrap().transactions.iter().any(|t| t.kind == "refund" && t.status == "done")
@@ -296,7 +296,7 @@ both_engines! {
         let b = checkout::place(ctx, &s(2)).await.unwrap().id;
         pay_by(&app, a, "fakepay").await;
         pay_by(&app, b, "fakepay").await;
-        let r = order::Refund { amount: 5000, key: "k1".into(), restock: true, reason: "".into() };
+        let r = order::Refund { amount: 5000, key: "k1".into(), restock: true, reason: "".into(), lines: vec![] };
         assert!(order::refund(ctx, a, &r, "owner").await.unwrap());
         // The same key again is the same refund.
         assert!(!order::refund(ctx, a, &r, "owner").await.unwrap());
@@ -306,7 +306,7 @@ both_engines! {
         assert_eq!(book.made().values().copied().collect::<Vec<_>>(), vec![5000]);
 
         book.refuse_next(1);
-        let r = order::Refund { amount: 2000, key: "k2".into(), restock: false, reason: "".into() };
+        let r = order::Refund { amount: 2000, key: "k2".into(), restock: false, reason: "".into(), lines: vec![] };
         assert!(order::refund(ctx, b, &r, "owner").await.unwrap());
         wait_until("the refusal is recorded", || async {
             order::get(ctx, b).await.unwrap().transactions.iter().any(|t| t.kind == "refund" && t.status == "failed")

@@ -144,7 +144,7 @@ both_engines! {
         let d_link = delivery::link(ctx, &d, file);
         assert_eq!(app.client().get(app.url(&c_link)).send().await.unwrap().status(), 200);
         assert_eq!(app.client().get(app.url(&d_link)).send().await.unwrap().status(), 200);
-        order::refund(ctx, c.order_id, &Refund { amount: 9_900, key: "c-refund".into(), restock: false, reason: "不想要了".into() }, OWNER).await.unwrap();
+        order::refund(ctx, c.order_id, &Refund { amount: 9_900, key: "c-refund".into(), restock: false, reason: "不想要了".into(), lines: vec![] }, OWNER).await.unwrap();
         let csrf = app.csrf(&owner, &format!("/admin/orders/{}", d.order_id)).await;
         let withdrawn = owner.post(app.url(&format!("/admin/orders/{}/access/{}/revoke", d.order_id, d.id))).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
         assert_eq!(location(&withdrawn), format!("/admin/orders/{}?notice=orders.access_revoked", d.order_id));
@@ -259,7 +259,7 @@ both_engines! {
         assert!(g.starts_at >= before);
         let page = app.client().get(app.url(&format!("/orders/{}?key={}", o.id, order::access_key(ctx, o.id)))).send().await.unwrap().text().await.unwrap();
         assert!(page.contains("会员有效期至"), "{page}");
-        order::refund(ctx, o.id, &Refund { amount: 5_800, key: "m".into(), restock: false, reason: String::new() }, OWNER).await.unwrap();
+        order::refund(ctx, o.id, &Refund { amount: 5_800, key: "m".into(), restock: false, reason: String::new(), lines: vec![] }, OWNER).await.unwrap();
         assert!(grant_of(ctx, o.id).await.revoked_at.is_some());
 
         // A free digital product: paid at checkout, granted in the same transaction.

@@ -153,7 +153,7 @@ both_engines! {
         sqlx::query("UPDATE license_keys SET expires_at = 1 WHERE id = $1").bind(expired.id).execute(ctx.db.write()).await.unwrap();
         let (s, v) = call(&app, "activate", &[("license_key", &expired.license_key), ("instance_name", "PC")]).await;
         assert_eq!((s, &v["error_code"]), (400, &Value::from("license.expired")));
-        order::refund(ctx, o, &Refund { amount: 39_800, key: "r".into(), restock: false, reason: String::new() }, OWNER).await.unwrap();
+        order::refund(ctx, o, &Refund { amount: 39_800, key: "r".into(), restock: false, reason: String::new(), lines: vec![] }, OWNER).await.unwrap();
         let (s, v) = call(&app, "validate", &[("license_key", "POOL-0001-AAAA")]).await;
         assert_eq!((s, &v["valid"], &v["error_code"]), (400, &Value::Bool(false), &Value::from("license.disabled")));
         assert_eq!(call(&app, "activate", &[("license_key", generated), ("instance_name", "New PC")]).await.0, 400);

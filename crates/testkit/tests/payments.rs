@@ -212,4 +212,47 @@ both_engines! {
         let id = order::list(&app.state.ctx, None, 10, 0).await.unwrap()[0].id;
         assert_eq!(to, format!("https://fakepay.test/pay?merchant=M100&order={id}&amount=99.00"));
     }
+
+    /// PAY-5 with failpoints: the database failing between verification and commit gets the
+    /// gateway's retry answer and leaves nothing behind, and the retry pays; a commit whose answer
+    /// is lost (the gateway sees a failure) is retried, deduplicated, and fulfils once. (Failpoints
+    /// are process-wide: nextest runs each test in a process of its own.)
+    async fn the_answer_comes_only_after_the_commit(engine: Engine) {
+        let scenario = fail::FailScenario::setup();
+        let app = app(engine).await;
+        let ctx = &app.state.ctx;
+        let v = ebook(&app).await;
+        let now = yiren_core::Clock::now_ms(&app.clock) / 1000;
+        let once = |id: i64| async move {
+            let o = order::get(ctx, id).await.unwrap();
+            let grants = yiren_core::delivery::entitlements(ctx, id).await.unwrap().len();
+            let paid_events = yiren_core::event::after(ctx, 0, Some("orders/paid"), 100).await.unwrap().iter().filter(|e| e.subject_id == id).count();
+            (o.row.payment.clone(), o.transactions.len(), o.events.iter().filter(|e| e.kind == "paid").count(), grants, paid_events)
+        };
+
+        // Between verify and commit.
+        let a = place(&app, v, 1).await;
+        let body = form(&notification(SECRET, &paid(a, "TA", "99.00", "CNY", now)));
+        fail::cfg("order.pay.before_commit", "return").unwrap();
+        let (status, text) = deliver(&app, body.clone()).await;
+        assert_eq!((status, text.as_str()), (500, "fail"), "a retryable failure");
+        assert_eq!(once(a).await, ("pending".to_string(), 0, 0, 0, 0), "nothing of the payment remains");
+        fail::remove("order.pay.before_commit");
+        assert_eq!(deliver(&app, body).await, (200, "success".to_string()));
+        assert_eq!(once(a).await, ("paid".to_string(), 1, 1, 1, 1));
+
+        // Between commit and the answer.
+        let b = place(&app, v, 2).await;
+        let body = form(&notification(SECRET, &paid(b, "TB", "99.00", "CNY", now)));
+        fail::cfg("payment.notify.after_commit", "return").unwrap();
+        assert_eq!(deliver(&app, body.clone()).await.0, 500, "the gateway never saw the acknowledgement");
+        assert_eq!(once(b).await, ("paid".to_string(), 1, 1, 1, 1), "but the payment is committed");
+        fail::remove("payment.notify.after_commit");
+        for _ in 0..3 {
+            assert_eq!(deliver(&app, body.clone()).await, (200, "success".to_string()));
+        }
+        assert_eq!(once(b).await, ("paid".to_string(), 1, 1, 1, 1), "retries change nothing");
+        assert!(order::audit(ctx).await.unwrap().is_empty());
+        scenario.teardown();
+    }
 }

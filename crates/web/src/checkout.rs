@@ -68,10 +68,47 @@ fn private(mut resp: Response) -> Response {
     resp
 }
 
+/// The cookie naming this browser's checkout (for the owner's abandoned-checkout view).
+const CHECKOUT_COOKIE: &str = "yiren_checkout";
+
+/// Record the browser's checkout as seen (created on its first view) and keep its cookie. A
+/// failure to record is logged: the customer's checkout goes on.
+async fn note_checkout(
+    state: &AppState,
+    jar: CookieJar,
+    email: &str,
+    customer: Option<i64>,
+    priced: &yiren_core::cart::Priced,
+    currency: &str,
+) -> CookieJar {
+    let id = jar
+        .get(CHECKOUT_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| {
+            let mut t = [0u8; 16];
+            state.ctx.rng.fill(&mut t);
+            hex::encode(t)
+        });
+    let touched =
+        yiren_core::abandoned::touch(&state.ctx, &id, email, customer, priced, currency).await;
+    if let Err(e) = touched {
+        tracing::warn!(error = %e, "checkout not recorded");
+    }
+    let mut c = axum_extra::extract::cookie::Cookie::new(CHECKOUT_COOKIE, id);
+    c.set_path("/");
+    c.set_http_only(true);
+    c.set_same_site(axum_extra::extract::cookie::SameSite::Lax);
+    c.set_secure(state.config.https());
+    c.set_max_age(time::Duration::days(7));
+    jar.add(c)
+}
+
 async fn render(
     state: &AppState,
     jar: CookieJar,
     form: &[(String, String)],
+    customer: Option<i64>,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
@@ -123,6 +160,15 @@ async fn render(
     );
     *resp.status_mut() = status;
     let jar = keep(state, jar, &priced.kept());
+    let jar = note_checkout(
+        state,
+        jar,
+        field(form, "email"),
+        customer,
+        &priced,
+        &currency,
+    )
+    .await;
     (jar, private(resp)).into_response()
 }
 
@@ -154,7 +200,8 @@ async fn page(
     let start: Vec<(String, String)> = account_email(&m)
         .map(|e| vec![("email".to_string(), e)])
         .unwrap_or_default();
-    render(&state, jar, &start, None, StatusCode::OK).await
+    let customer = m.0.as_ref().map(|s| s.customer.id);
+    render(&state, jar, &start, customer, None, StatusCode::OK).await
 }
 
 fn submission(form: &[(String, String)], lines: Vec<cart::Line>) -> Submit {
@@ -201,6 +248,7 @@ async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
         Err(r) => return r,
     };
     let lines = lines_of(&jar);
+    let customer = me.0.as_ref().map(|s| s.customer.id);
     let mut s = submission(&form, lines);
     // A signed-in customer's order is theirs (their order history, their downloads).
     if let Some(session) = &me.0 {
@@ -213,6 +261,16 @@ async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
         Ok(o) => {
             let key = order::access_key(&state.ctx, o.id);
             let jar = keep(&state, jar, &[]);
+            // The browser's checkout became this order (no longer abandoned).
+            let started = jar.get(CHECKOUT_COOKIE).map(|c| c.value().to_string());
+            if let Some(id) = started {
+                if let Err(e) = yiren_core::abandoned::converted(&state.ctx, &id, o.id).await {
+                    tracing::warn!(error = %e, "checkout not marked converted");
+                }
+            }
+            let mut gone = axum_extra::extract::cookie::Cookie::from(CHECKOUT_COOKIE);
+            gone.set_path("/");
+            let jar = jar.remove(gone);
             if let Some(session) = &me.0 {
                 // The order is placed; a saved cart left behind is only untidy.
                 if let Err(e) = yiren_core::cart::save(&state.ctx, session.customer.id, &[]).await {
@@ -240,19 +298,29 @@ async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
                 &state,
                 jar,
                 &form,
+                customer,
                 Some(key),
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
             .await
         }
         Err(DomainError::Conflict { key }) => {
-            render(&state, jar, &form, Some(key), StatusCode::CONFLICT).await
+            render(
+                &state,
+                jar,
+                &form,
+                customer,
+                Some(key),
+                StatusCode::CONFLICT,
+            )
+            .await
         }
         Err(DomainError::NotFound) => {
             render(
                 &state,
                 jar,
                 &form,
+                customer,
                 Some("checkout.line_gone"),
                 StatusCode::UNPROCESSABLE_ENTITY,
             )

@@ -39,6 +39,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/admin/order.html"),
     ),
     (
+        "admin/checkouts.html",
+        include_str!("../templates/admin/checkouts.html"),
+    ),
+    (
         "admin/discounts.html",
         include_str!("../templates/admin/discounts.html"),
     ),

@@ -232,6 +232,10 @@ impl JobHandler for Cleanup {
             yiren_store::idempotency::delete_older_than(w, now - 24 * 3_600_000)
                 .await
                 .map_err(err)?;
+            // Abandoned checkouts are kept 90 days.
+            yiren_store::abandoned::prune(w, now - 90 * 24 * 3_600_000)
+                .await
+                .map_err(err)?;
             yiren_store::throttle::delete_stale(w, now - 24 * 3_600_000)
                 .await
                 .map_err(err)?;

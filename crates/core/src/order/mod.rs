@@ -107,6 +107,16 @@ pub async fn list(
     .await?)
 }
 
+/// Orders matching the admin list's filter and search, newest first.
+pub async fn search(
+    ctx: &Ctx,
+    f: &store::OrderFilter,
+    limit: i64,
+    offset: i64,
+) -> DomainResult<Vec<OrderRow>> {
+    Ok(store::search(ctx.db.read(), f, limit.clamp(1, 251), offset.max(0)).await?)
+}
+
 /// Orders with an id below `before`, newest first (the API's cursor pages; ids grow with time).
 pub async fn list_before(
     ctx: &Ctx,
@@ -230,6 +240,35 @@ fn set_state(o: &mut OrderRow, s: &State, now: i64) {
     o.refunded = s.refunded;
     o.fulfilled = s.fulfilled;
     o.updated_at = now;
+}
+
+/// Some units of one order line (by its position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineUnits {
+    pub position: i64,
+    pub quantity: i64,
+}
+
+/// Put back on sale every unit of a paid order's tracked lines not put back before (a full
+/// refund or a cancellation with restock), in variant order; the order's stock is then released.
+pub(crate) async fn restock_rest(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    o: &mut OrderRow,
+    reason: &str,
+    actor: &str,
+) -> DomainResult<()> {
+    let mut lines = store::lines(&mut **tx, o.id).await?;
+    lines.sort_by_key(|l| (l.variant_id, l.position));
+    for l in lines {
+        let n = l.quantity - l.restocked;
+        if let (1, Some(v), true) = (l.tracked, l.variant_id, n > 0) {
+            move_stock(ctx, tx, v, n, 0, false, reason, actor).await?;
+            store::count_line(tx, o.id, l.position, 0, 0, n).await?;
+        }
+    }
+    o.stock = "released".into();
+    Ok(())
 }
 
 /// The tracked units of an order by variant, in variant id order (the lock order).
@@ -438,6 +477,10 @@ pub async fn pay(ctx: &Ctx, order_id: i64, r: &Received, actor: &str) -> DomainR
     }
     store::save_state(&mut tx, &o).await?;
     event::record(ctx, &mut tx, event::ORDER_PAID, order_id, &summary(&o)).await?;
+    // PAY-5: the database failing before the payment is committed (nothing of it may remain).
+    fail::fail_point!("order.pay.before_commit", |_| Err(
+        DomainError::Unavailable("failpoint order.pay.before_commit".into())
+    ));
     tx.commit().await.map_err(StoreError::from)?;
     crate::catalog::changed();
     Ok(Paid::Applied)
@@ -480,10 +523,7 @@ pub async fn cancel(
         && o.stock == "committed"
     {
         let reason = format!("order #{} cancelled", o.number);
-        for (v, n) in tracked_units(&mut tx, o.id).await? {
-            move_stock(ctx, &mut tx, v, n, 0, false, &reason, actor).await?;
-        }
-        o.stock = "released".into();
+        restock_rest(ctx, &mut tx, &mut o, &reason, actor).await?;
     }
     if unpaid {
         store::give_back_uses(&mut tx, o.id, ctx.now()).await?;
@@ -500,11 +540,13 @@ pub async fn cancel(
     Ok(o)
 }
 
-/// Mark the order's remaining units sent, with the carrier and tracking number the customer will
-/// see. Only a paid order that is not cancelled can be fulfilled (STATE-1).
+/// Mark units sent — the chosen units of chosen lines, or (`lines` empty) everything not sent yet —
+/// with the carrier and tracking number the customer will see. Only a paid order that is not
+/// cancelled can be fulfilled (STATE-1); a line never sends more than its quantity.
 pub async fn fulfil(
     ctx: &Ctx,
     order_id: i64,
+    lines: &[LineUnits],
     carrier: &str,
     tracking: &str,
     actor: &str,
@@ -521,11 +563,34 @@ pub async fn fulfil(
             key: "campaign.not_funded",
         });
     }
-    let units = o.units - o.fulfilled;
+    let all = store::lines(&mut *tx, order_id).await?;
+    let chosen: Vec<(LineRow, i64)> = if lines.is_empty() {
+        all.iter()
+            .filter(|l| l.quantity > l.fulfilled)
+            .map(|l| (l.clone(), l.quantity - l.fulfilled))
+            .collect()
+    } else {
+        refund::choose(
+            &all,
+            lines,
+            |l| l.quantity - l.fulfilled,
+            "order.fulfil_lines_invalid",
+        )?
+    };
+    let units: i64 = chosen.iter().map(|(_, k)| k).sum();
     let (next, _) = state::apply(&state_of(&o), &Event::Fulfil { units })
         .map_err(|r| DomainError::Conflict { key: r.key() })?;
+    for (l, k) in &chosen {
+        if !store::count_line(&mut tx, order_id, l.position, *k, 0, 0).await? {
+            return Err(DomainError::invalid("lines", "order.fulfil_lines_invalid"));
+        }
+    }
     set_state(&mut o, &next, ctx.now());
-    let detail = serde_json::json!({ "units": units, "carrier": carrier, "tracking": tracking });
+    let sent: Vec<serde_json::Value> = chosen
+        .iter()
+        .map(|(l, k)| serde_json::json!({ "position": l.position, "quantity": k }))
+        .collect();
+    let detail = serde_json::json!({ "units": units, "lines": sent, "carrier": carrier, "tracking": tracking });
     log(ctx, &mut tx, order_id, "fulfilled", actor, detail).await?;
     crate::mail::order_mail(ctx, &mut tx, &o, "shipped").await?;
     store::save_state(&mut tx, &o).await?;

@@ -11,10 +11,12 @@
 //! sends the same refund again and the gateway refunds it once.
 
 use futures::future::BoxFuture;
-use yiren_store::order::{self as store, TransactionRow};
+use yiren_store::order::{self as store, LineRow, TransactionRow};
 use yiren_store::StoreError;
 
-use super::{log, move_stock, not_found, set_state, state, state_of, summary, tracked_units};
+use super::{
+    log, move_stock, not_found, restock_rest, set_state, state, state_of, summary, LineUnits,
+};
 use crate::error::{DomainError, DomainResult};
 use crate::job::{self, EnqueueOptions, JobContext, JobError, JobHandler};
 use crate::payment::{RefundRequest, RefundResult};
@@ -34,6 +36,50 @@ pub struct Refund {
     /// Put the units back on sale (a full refund of goods that came back).
     pub restock: bool,
     pub reason: String,
+    /// Refund these units of these lines: the amount is then theirs (after their discounts, with
+    /// tax added on top when prices exclude it), computed here; `amount` is ignored.
+    pub lines: Vec<LineUnits>,
+}
+
+/// What `k` more units of a line give back when `line.refunded_units` were refunded before: the
+/// line's net amount shared over its units so that all of them together give exactly the net
+/// (cumulative rounding down).
+pub fn line_refund(line: &LineRow, tax_inclusive: bool, k: i64) -> i64 {
+    let net = i128::from(line.subtotal - line.discount)
+        + if tax_inclusive {
+            0
+        } else {
+            i128::from(line.tax)
+        };
+    let q = i128::from(line.quantity.max(1));
+    let before = i128::from(line.refunded_units);
+    let upto = |n: i128| net * n / q;
+    i64::try_from(upto(before + i128::from(k)) - upto(before)).unwrap_or(i64::MAX)
+}
+
+/// Check units chosen by line against the order's lines with `room` (what is left of each line
+/// for this purpose): each position once, known, 1..=room. Returns the lines with their units.
+pub(super) fn choose(
+    lines: &[LineRow],
+    chosen: &[LineUnits],
+    room: impl Fn(&LineRow) -> i64,
+    key: &'static str,
+) -> DomainResult<Vec<(LineRow, i64)>> {
+    let mut out: Vec<(LineRow, i64)> = vec![];
+    for c in chosen {
+        let l = lines
+            .iter()
+            .find(|l| l.position == c.position)
+            .ok_or(DomainError::invalid("lines", key))?;
+        if c.quantity < 1
+            || c.quantity > room(l)
+            || out.iter().any(|(x, _)| x.position == c.position)
+        {
+            return Err(DomainError::invalid("lines", key));
+        }
+        out.push((l.clone(), c.quantity));
+    }
+    Ok(out)
 }
 
 /// Refund part or all of what was captured — never more (RELIABILITY MONEY-3; the order row is
@@ -48,9 +94,29 @@ pub async fn refund(ctx: &Ctx, order_id: i64, r: &Refund, actor: &str) -> Domain
     }
     let mut tx = ctx.db.begin().await?;
     let mut o = store::lock(&mut tx, order_id).await.map_err(not_found)?;
+    let by_line = if r.lines.is_empty() {
+        vec![]
+    } else {
+        let lines = store::lines(&mut *tx, order_id).await?;
+        choose(
+            &lines,
+            &r.lines,
+            |l| l.quantity - l.refunded_units,
+            "order.refund_lines_invalid",
+        )?
+    };
+    let amount = if by_line.is_empty() {
+        r.amount
+    } else {
+        let inclusive = o.tax_inclusive == 1;
+        by_line
+            .iter()
+            .map(|(l, k)| line_refund(l, inclusive, *k))
+            .sum()
+    };
     // Every refusal is a 422: more than is left, or an order with nothing to refund (unpaid,
     // voided, already refunded).
-    let applied = state::apply(&state_of(&o), &Event::Refund { amount: r.amount })
+    let applied = state::apply(&state_of(&o), &Event::Refund { amount })
         .map_err(|why| DomainError::invalid("amount", why.key()));
     let (next, effects) = match applied {
         Ok(x) => x,
@@ -71,7 +137,7 @@ pub async fn refund(ctx: &Ctx, order_id: i64, r: &Refund, actor: &str) -> Domain
         kind: "refund".into(),
         gateway: o.gateway.clone(),
         reference: format!("refund:{key}"),
-        amount: r.amount,
+        amount,
         currency: o.currency.clone(),
         actor: actor.chars().take(120).collect(),
         created_at: ctx.now(),
@@ -81,12 +147,32 @@ pub async fn refund(ctx: &Ctx, order_id: i64, r: &Refund, actor: &str) -> Domain
         return Ok(false);
     }
     set_state(&mut o, &next, ctx.now());
-    if r.restock && o.stock == "committed" && effects.contains(&Effect::Revoke) {
-        let reason = format!("order #{} refunded", o.number);
-        for (v, n) in tracked_units(&mut tx, o.id).await? {
-            move_stock(ctx, &mut tx, v, n, 0, false, &reason, actor).await?;
+    let reason = format!("order #{} refunded", o.number);
+    // The chosen units, in variant order (the lock order); their units back on sale when asked.
+    let mut by_variant = by_line.clone();
+    by_variant.sort_by_key(|(l, _)| (l.variant_id, l.position));
+    for (l, k) in &by_variant {
+        let back =
+            r.restock && o.stock == "committed" && l.tracked == 1 && l.restocked + k <= l.quantity;
+        if let (true, Some(v)) = (back, l.variant_id) {
+            move_stock(ctx, &mut tx, v, *k, 0, false, &reason, actor).await?;
         }
-        o.stock = "released".into();
+        let restocked = if back && l.variant_id.is_some() {
+            *k
+        } else {
+            0
+        };
+        if !store::count_line(&mut tx, o.id, l.position, 0, *k, restocked).await? {
+            return Err(DomainError::invalid("lines", "order.refund_lines_invalid"));
+        }
+    }
+    // A full refund by amount with restock puts everything back; by line, only the chosen units.
+    if r.restock
+        && by_line.is_empty()
+        && o.stock == "committed"
+        && effects.contains(&Effect::Revoke)
+    {
+        restock_rest(ctx, &mut tx, &mut o, &reason, actor).await?;
     }
     if effects.contains(&Effect::Revoke) {
         crate::delivery::revoke(ctx, &mut tx, o.id, None).await?;
@@ -100,8 +186,12 @@ pub async fn refund(ctx: &Ctx, order_id: i64, r: &Refund, actor: &str) -> Domain
         let payload = serde_json::json!({ "transaction": t.id });
         job::enqueue(ctx, &mut tx, SEND_REFUND_KIND, &payload, opts).await?;
     }
+    let units: Vec<serde_json::Value> = by_line
+        .iter()
+        .map(|(l, k)| serde_json::json!({ "position": l.position, "quantity": k }))
+        .collect();
     let detail = serde_json::json!({
-        "amount": r.amount, "reason": r.reason, "restock": r.restock,
+        "amount": amount, "reason": r.reason, "restock": r.restock, "lines": units,
         "send_money_back": !through_gateway, "transaction": t.id,
     });
     log(ctx, &mut tx, order_id, "refunded", actor, detail).await?;

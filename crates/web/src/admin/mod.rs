@@ -181,6 +181,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/admin/checkout",
             get(orders::settings_page).post(orders::save_settings),
         )
+        .route("/admin/checkouts", get(orders::abandoned))
         .route(
             "/admin/discounts",
             get(orders::discounts_page).post(orders::create_discount),

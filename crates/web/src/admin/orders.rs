@@ -4,6 +4,8 @@
 //! customers pay by hand, shipping rates and tax rates — and Admin → Discounts: codes and automatic
 //! discounts on the whole order (use limits, minimum subtotal), turned on and off.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::{context, Value};
@@ -22,10 +24,80 @@ use crate::AppState;
 
 const PAGE: i64 = 50;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, serde::Serialize)]
 pub struct ListQuery {
+    #[serde(skip_serializing_if = "Option::is_none")]
     page: Option<i64>,
+    #[serde(skip_serializing)]
     notice: Option<String>,
+    /// Search: `#1001` is an order number; anything else is looked for in the number, email,
+    /// address, note and tags.
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    payment: String,
+    #[serde(default)]
+    fulfilment: String,
+    #[serde(default)]
+    gateway: String,
+    /// `review`, `cancelled`, `open` (not cancelled), or empty.
+    #[serde(default)]
+    show: String,
+}
+
+const PAYMENTS: [&str; 5] = [
+    "pending",
+    "paid",
+    "partially_refunded",
+    "refunded",
+    "voided",
+];
+const FULFILMENTS: [&str; 3] = ["unfulfilled", "partially_fulfilled", "fulfilled"];
+
+impl ListQuery {
+    /// The filter it asks for; values not in their lists are ignored.
+    fn filter(&self) -> yiren_store::order::OrderFilter {
+        let pick = |v: &str, allowed: &[&str]| allowed.contains(&v).then(|| v.to_string());
+        let q = self.q.trim();
+        let number = q
+            .strip_prefix('#')
+            .and_then(|n| n.trim().parse::<i64>().ok());
+        yiren_store::order::OrderFilter {
+            payment: pick(&self.payment, &PAYMENTS),
+            fulfilment: pick(&self.fulfilment, &FULFILMENTS),
+            gateway: Some(self.gateway.trim().to_string())
+                .filter(|g| !g.is_empty() && g.len() <= 40),
+            review: self.show == "review",
+            cancelled: match self.show.as_str() {
+                "cancelled" => Some(true),
+                "open" => Some(false),
+                _ => None,
+            },
+            number,
+            text: (number.is_none() && !q.is_empty()).then(|| q.chars().take(100).collect()),
+            ..Default::default()
+        }
+    }
+
+    /// The list's address for another page with the same filter.
+    fn page_url(&self, page: i64) -> String {
+        let mut q = ListQuery {
+            page: Some(page),
+            notice: None,
+            q: self.q.clone(),
+            payment: self.payment.clone(),
+            fulfilment: self.fulfilment.clone(),
+            gateway: self.gateway.clone(),
+            show: self.show.clone(),
+        };
+        if page == 1 {
+            q.page = None;
+        }
+        format!(
+            "/admin/orders?{}",
+            serde_urlencoded::to_string(&q).unwrap_or_default()
+        )
+    }
 }
 
 pub async fn list(
@@ -34,7 +106,8 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Response {
     let page = q.page.unwrap_or(1).clamp(1, 10_000);
-    let mut rows = match order::list(&state.ctx, None, PAGE + 1, (page - 1) * PAGE).await {
+    let filter = q.filter();
+    let mut rows = match order::search(&state.ctx, &filter, PAGE + 1, (page - 1) * PAGE).await {
         Ok(r) => r,
         Err(e) => return domain_error_page(e),
     };
@@ -55,9 +128,47 @@ pub async fn list(
         "admin/orders.html",
         context! {
             rows => rows,
-            prev => (page > 1).then(|| format!("/admin/orders?page={}", page - 1)),
-            next => more.then(|| format!("/admin/orders?page={}", page + 1)),
+            prev => (page > 1).then(|| q.page_url(page - 1)),
+            next => more.then(|| q.page_url(page + 1)),
+            q => q.q.clone(), payment => q.payment.clone(), fulfilment => q.fulfilment.clone(),
+            gateway => q.gateway.clone(), show => q.show.clone(),
+            payments => PAYMENTS.iter().map(|p| context! { value => *p, label => t.t(&format!("orders.payment_{p}")) }).collect::<Vec<_>>(),
+            fulfilments => FULFILMENTS.iter().map(|p| context! { value => *p, label => t.t(&format!("orders.fulfilment_{p}")) }).collect::<Vec<_>>(),
+            gateways => state.ctx.gateways.ids(),
+            filtered => filter != yiren_store::order::OrderFilter::default(),
             notice => notice(q.notice.as_deref()), ..base
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    page: Option<i64>,
+}
+
+/// Checkouts left without an order (newest first), with the contact when known.
+pub async fn abandoned(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let page = q.page.unwrap_or(1).clamp(1, 10_000);
+    let mut rows = match yiren_core::abandoned::list(&state.ctx, PAGE + 1, (page - 1) * PAGE).await
+    {
+        Ok(r) => r,
+        Err(e) => return domain_error_page(e),
+    };
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    let base = base_ctx(&state, "/admin/orders", Some(&s), &s.csrf_token).await;
+    state.templates.render(
+        "admin/checkouts.html",
+        context! {
+            rows => Value::from_serialize(&rows),
+            quiet_minutes => yiren_core::abandoned::QUIET_MS / 60_000,
+            prev => (page > 1).then(|| format!("/admin/checkouts?page={}", page - 1)),
+            next => more.then(|| format!("/admin/checkouts?page={}", page + 1)),
+            ..base
         },
     )
 }
@@ -79,7 +190,7 @@ async fn render_order(
     let lines: Vec<Value> = o
         .lines
         .iter()
-        .map(|l| context! { product_id => l.product_id.map(|p| p.to_string()), title => l.title.clone(), variant_title => l.variant_title.clone(), sku => l.sku.clone(), quantity => l.quantity, unit => m(l.unit_price), discount => (l.discount > 0).then(|| m(l.discount)), total => m(l.subtotal - l.discount) })
+        .map(|l| context! { position => l.position, product_id => l.product_id.map(|p| p.to_string()), title => l.title.clone(), variant_title => l.variant_title.clone(), sku => l.sku.clone(), quantity => l.quantity, unit => m(l.unit_price), discount => (l.discount > 0).then(|| m(l.discount)), total => m(l.subtotal - l.discount), fulfilled => l.fulfilled, refunded => l.refunded_units, to_send => l.quantity - l.fulfilled, to_refund => l.quantity - l.refunded_units })
         .collect();
     let events: Vec<Value> = o
         .events
@@ -519,6 +630,34 @@ pub struct RefundForm {
     restock: String,
     #[serde(default)]
     token: String,
+    /// `r_<line position>`: units of that line to refund.
+    #[serde(flatten)]
+    units: BTreeMap<String, String>,
+}
+
+/// The units per line a form chose in its `<prefix><position>` fields (blank or 0: none).
+fn units_in(
+    fields: &BTreeMap<String, String>,
+    prefix: &str,
+    bad: &'static str,
+) -> Result<Vec<order::LineUnits>, DomainError> {
+    let mut out = vec![];
+    for (k, v) in fields {
+        let Some(pos) = k.strip_prefix(prefix) else {
+            continue;
+        };
+        let v = v.trim();
+        if v.is_empty() || v == "0" {
+            continue;
+        }
+        match (pos.parse::<i64>(), v.parse::<i64>()) {
+            (Ok(position), Ok(quantity)) if quantity > 0 => {
+                out.push(order::LineUnits { position, quantity })
+            }
+            _ => return Err(DomainError::invalid("lines", bad)),
+        }
+    }
+    Ok(out)
 }
 
 /// Refund part or all of what was paid (the page's one-time token makes a double submit one refund).
@@ -532,17 +671,24 @@ pub async fn refund(
         Ok(o) => o.row,
         Err(e) => return domain_error_page(e),
     };
-    let result = match money::parse(&f.amount, &o.currency, "amount") {
-        Ok(amount) => {
+    let lines = units_in(&f.units, "r_", "order.refund_lines_invalid");
+    // Units chosen by line: the amount is theirs (computed by the order); otherwise the amount.
+    let amount = match &lines {
+        Ok(l) if !l.is_empty() => Ok(0),
+        _ => money::parse(&f.amount, &o.currency, "amount"),
+    };
+    let result = match (amount, lines) {
+        (Ok(amount), Ok(lines)) => {
             let r = order::Refund {
                 amount,
                 key: f.token.clone(),
                 restock: f.restock == "1",
                 reason: f.reason.trim().to_string(),
+                lines,
             };
             order::refund(&state.ctx, id, &r, &s.staff.email).await
         }
-        Err(e) => Err(e),
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     match result {
         Ok(_) => {
@@ -561,16 +707,35 @@ pub struct FulfilForm {
     carrier: String,
     #[serde(default)]
     tracking: String,
+    /// `f_<line position>`: units of that line to send (none chosen: everything left).
+    #[serde(flatten)]
+    units: BTreeMap<String, String>,
 }
 
-/// Mark the remaining units sent, with carrier and tracking number.
+/// Mark units sent (chosen by line, or all that are left), with carrier and tracking number.
 pub async fn fulfil(
     State(state): State<AppState>,
     AdminSession(s): AdminSession,
     Path(id): Path<i64>,
     CsrfForm(f): CsrfForm<FulfilForm>,
 ) -> Response {
-    match order::fulfil(&state.ctx, id, &f.carrier, &f.tracking, &s.staff.email).await {
+    let lines = match units_in(&f.units, "f_", "order.fulfil_lines_invalid") {
+        Ok(l) => l,
+        Err(DomainError::Invalid { key, .. }) => {
+            return unprocessable(render_order(&state, &s, id, None, message(key)).await)
+        }
+        Err(e) => return domain_error_page(e),
+    };
+    match order::fulfil(
+        &state.ctx,
+        id,
+        &lines,
+        &f.carrier,
+        &f.tracking,
+        &s.staff.email,
+    )
+    .await
+    {
         Ok(_) => {
             Redirect::to(&format!("/admin/orders/{id}?notice=orders.fulfilled")).into_response()
         }

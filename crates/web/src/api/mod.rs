@@ -77,7 +77,7 @@ use crate::AppState;
         orders::LineItem, orders::Transaction, orders::Entitlement, orders::ApiOrder, orders::OrderResponse,
         orders::OrderListResponse, orders::LineInput, orders::OrderInput, orders::OrderRequest,
         orders::RefundInput, orders::RefundRequest, orders::FulfillmentInput, orders::FulfillmentRequest,
-        orders::CancelRequest, orders::AddressInput,
+        orders::CancelRequest, orders::AddressInput, orders::LineUnitsInput,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

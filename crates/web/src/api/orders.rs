@@ -21,6 +21,8 @@ use crate::AppState;
 /// A line of an order.
 #[derive(Serialize, ToSchema)]
 pub struct LineItem {
+    /// The line's number within the order (refunds and fulfilments by line name it).
+    pub id: i64,
     pub variant_id: Option<i64>,
     pub product_id: Option<i64>,
     pub title: String,
@@ -32,6 +34,10 @@ pub struct LineItem {
     pub total_discount: String,
     pub tax: String,
     pub requires_shipping: bool,
+    /// Units sent so far.
+    pub fulfilled_quantity: i64,
+    /// Units refunded by line so far.
+    pub refunded_quantity: i64,
 }
 
 /// Money received or returned.
@@ -45,6 +51,9 @@ pub struct Transaction {
     pub authorization: String,
     pub amount: String,
     pub currency: String,
+    /// Refunds: `done`, `pending` (being sent through the gateway), `manual` (the owner sends
+    /// the money back), `failed` (the gateway refused; the owner sends it). Sales: `done`.
+    pub status: String,
     pub created_at: String,
 }
 
@@ -164,6 +173,7 @@ async fn json_of(state: &AppState, o: &Order) -> Result<ApiOrder, ApiError> {
             .lines
             .iter()
             .map(|l| LineItem {
+                id: l.position,
                 variant_id: l.variant_id,
                 product_id: l.product_id,
                 title: l.title.clone(),
@@ -174,6 +184,8 @@ async fn json_of(state: &AppState, o: &Order) -> Result<ApiOrder, ApiError> {
                 total_discount: m(l.discount),
                 tax: m(l.tax),
                 requires_shipping: l.requires_shipping == 1,
+                fulfilled_quantity: l.fulfilled,
+                refunded_quantity: l.refunded_units,
             })
             .collect(),
         transactions: o
@@ -186,6 +198,7 @@ async fn json_of(state: &AppState, o: &Order) -> Result<ApiOrder, ApiError> {
                 authorization: t.reference.clone(),
                 amount: money::format(t.amount, &t.currency),
                 currency: t.currency.clone(),
+                status: t.status.clone(),
                 created_at: ts(t.created_at),
             })
             .collect(),
@@ -382,12 +395,36 @@ pub async fn create_order(
 /// A refund to make.
 #[derive(Deserialize, ToSchema)]
 pub struct RefundInput {
-    /// Decimal string in the order's currency; at most what is left to refund.
+    /// Decimal string in the order's currency; at most what is left to refund. Ignored when
+    /// `refund_line_items` is given (the amount is then the lines').
+    #[serde(default)]
     pub amount: String,
+    /// Refund units of lines: each line's share after its discounts (plus tax when prices
+    /// exclude it), computed by the server.
+    #[serde(default)]
+    pub refund_line_items: Vec<LineUnitsInput>,
     #[serde(default)]
     pub restock: bool,
     #[serde(default)]
     pub note: String,
+}
+
+/// Units of one order line.
+#[derive(Deserialize, ToSchema)]
+pub struct LineUnitsInput {
+    /// The line item's `id`.
+    pub line_item_id: i64,
+    pub quantity: i64,
+}
+
+fn units_of(lines: &[LineUnitsInput]) -> Vec<order::LineUnits> {
+    lines
+        .iter()
+        .map(|l| order::LineUnits {
+            position: l.line_item_id,
+            quantity: l.quantity,
+        })
+        .collect()
 }
 
 /// `{"refund": {...}}`
@@ -413,7 +450,12 @@ pub async fn create_refund(
     // The body is read only once the token may do this (no 422 before the 403).
     let body = body.0?;
     let o = order::get(&state.ctx, id).await?;
-    let amount = money::parse(&body.refund.amount, &o.row.currency, "amount")?;
+    let lines = units_of(&body.refund.refund_line_items);
+    let amount = if lines.is_empty() {
+        money::parse(&body.refund.amount, &o.row.currency, "amount")?
+    } else {
+        0
+    };
     // The refund's own key (at most 100 characters): the token and its Idempotency-Key, hashed.
     let key = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
         Some(k) => {
@@ -432,6 +474,7 @@ pub async fn create_refund(
         key,
         restock: body.refund.restock,
         reason: body.refund.note,
+        lines,
     };
     order::refund(&state.ctx, id, &r, &format!("api:{}", p.staff.email)).await?;
     respond(&state, id, StatusCode::CREATED).await
@@ -444,6 +487,9 @@ pub struct FulfillmentInput {
     pub tracking_company: String,
     #[serde(default)]
     pub tracking_number: String,
+    /// Send only these units (none: everything not sent yet).
+    #[serde(default)]
+    pub line_items: Vec<LineUnitsInput>,
 }
 
 /// `{"fulfillment": {...}}`
@@ -453,7 +499,8 @@ pub struct FulfillmentRequest {
     pub fulfillment: FulfillmentInput,
 }
 
-/// Mark the order's remaining units sent (the customer is mailed the tracking number).
+/// Mark units sent — the chosen line items, or everything not sent yet (the customer is mailed the
+/// tracking number).
 #[utoipa::path(post, path = "/api/v1/orders/{id}/fulfillments", tag = "orders", params(("id" = i64, Path),
     ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     request_body = FulfillmentRequest,
@@ -471,6 +518,7 @@ pub async fn create_fulfillment(
     order::fulfil(
         &state.ctx,
         id,
+        &units_of(&f.line_items),
         &f.tracking_company,
         &f.tracking_number,
         &format!("api:{}", p.staff.email),
