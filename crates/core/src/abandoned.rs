@@ -1,6 +1,7 @@
 //! Abandoned checkouts: each browser's checkout is recorded when its page is shown or its form
 //! comes back with an error (the cart as priced, and the contact when known — a signed-in
-//! customer, or the email typed in); placing the order marks it converted. The owner sees those
+//! customer, or the email typed in); placing the order marks it converted in the order's own
+//! transaction (`checkout::Submit::started`). The owner sees those
 //! that were left for [`QUIET_MS`] without becoming an order, kept 90 days.
 
 use serde::Serialize;
@@ -72,12 +73,6 @@ pub async fn touch(
         updated_at: now,
     };
     store::touch(ctx.db.write(), &row).await?;
-    Ok(())
-}
-
-/// The browser's checkout became `order_id`.
-pub async fn converted(ctx: &Ctx, id: &str, order_id: i64) -> DomainResult<()> {
-    store::converted(ctx.db.write(), id, order_id).await?;
     Ok(())
 }
 

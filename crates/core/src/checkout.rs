@@ -308,6 +308,9 @@ pub struct Submit {
     pub code: Option<String>,
     pub note: String,
     pub gateway: String,
+    /// The browser's started checkout (`core::abandoned`) this order completes: marked converted
+    /// in the order's own transaction.
+    pub started: Option<String>,
 }
 
 /// One line of a quote.
@@ -698,6 +701,9 @@ async fn place_once(
         })
         .collect();
     store::insert(&mut tx, &row, &lines).await?;
+    if let Some(started) = &s.started {
+        yiren_store::abandoned::converted(&mut *tx, started, id).await?;
+    }
     if free {
         crate::delivery::grant(ctx, &mut tx, &row).await?;
     }

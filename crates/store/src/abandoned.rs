@@ -49,7 +49,7 @@ pub async fn touch<'e, E: Executor<'e, Database = Any>>(
     Ok(())
 }
 
-/// The checkout became this order.
+/// The checkout became this order (in the order's own transaction).
 pub async fn converted<'e, E: Executor<'e, Database = Any>>(
     exec: E,
     id: &str,

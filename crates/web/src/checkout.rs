@@ -233,6 +233,7 @@ fn submission(form: &[(String, String)], lines: Vec<cart::Line>) -> Submit {
             "" => "manual".into(),
             g => g.to_string(),
         },
+        started: None,
     }
 }
 
@@ -250,6 +251,9 @@ async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
     let lines = lines_of(&jar);
     let customer = me.0.as_ref().map(|s| s.customer.id);
     let mut s = submission(&form, lines);
+    s.started = jar
+        .get(CHECKOUT_COOKIE)
+        .map(|c| c.value().chars().take(64).collect());
     // A signed-in customer's order is theirs (their order history, their downloads).
     if let Some(session) = &me.0 {
         s.customer_id = Some(session.customer.id);
@@ -261,13 +265,7 @@ async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
         Ok(o) => {
             let key = order::access_key(&state.ctx, o.id);
             let jar = keep(&state, jar, &[]);
-            // The browser's checkout became this order (no longer abandoned).
-            let started = jar.get(CHECKOUT_COOKIE).map(|c| c.value().to_string());
-            if let Some(id) = started {
-                if let Err(e) = yiren_core::abandoned::converted(&state.ctx, &id, o.id).await {
-                    tracing::warn!(error = %e, "checkout not marked converted");
-                }
-            }
+            // The browser's checkout became this order (marked so in the order's transaction).
             let mut gone = axum_extra::extract::cookie::Cookie::from(CHECKOUT_COOKIE);
             gone.set_path("/");
             let jar = jar.remove(gone);

@@ -382,6 +382,7 @@ pub async fn create_order(
         code: i.discount_code,
         note: i.note,
         gateway: i.gateway.unwrap_or_else(|| "manual".into()),
+        started: None,
     };
     if let Some(c) = s.customer_id {
         yiren_core::customer::get(&state.ctx, c)
