@@ -253,7 +253,7 @@ pub async fn refund_backers(ctx: &Ctx, product_id: i64) -> DomainResult<usize> {
     }
     let actor = "system:campaign";
     // Unpaid orders first: a payment arriving for one later goes to the owner's refund review.
-    for id in pending_orders(ctx, product_id).await? {
+    for id in store::pending_orders(ctx.db.read(), product_id).await? {
         match order::cancel(ctx, id, actor, true).await {
             Ok(_) | Err(DomainError::Conflict { .. }) => {}
             Err(e) => return Err(e),
@@ -294,14 +294,11 @@ pub async fn refund_backers(ctx: &Ctx, product_id: i64) -> DomainResult<usize> {
     Ok(made)
 }
 
-/// Unpaid, not cancelled orders holding the campaign product.
-async fn pending_orders(ctx: &Ctx, product_id: i64) -> DomainResult<Vec<i64>> {
-    Ok(store::pending_orders(ctx.db.read(), product_id).await?)
-}
-
-/// Whether an order holds a campaign that is not funded (its units may not be sent yet).
-pub(crate) async fn holds_back(tx: &mut yiren_store::Tx, order_id: i64) -> DomainResult<bool> {
-    let lines = yiren_store::order::lines(&mut **tx, order_id).await?;
+/// Whether an order's `lines` hold a campaign that is not funded (its units may not be sent yet).
+pub(crate) async fn holds_back(
+    tx: &mut yiren_store::Tx,
+    lines: &[yiren_store::order::LineRow],
+) -> DomainResult<bool> {
     for l in lines
         .iter()
         .filter(|l| l.kind == Kind::Crowdfunding.as_str())

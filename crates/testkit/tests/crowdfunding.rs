@@ -317,8 +317,9 @@ both_engines! {
         // Sending it again does nothing; the owner settles it by hand.
         let t = o.transactions.iter().find(|t| t.status == "failed").unwrap().id;
         assert_eq!(order::send_refund(ctx, t).await.unwrap(), order::Sent::Nothing);
-        assert!(order::mark_refund_sent(ctx, t, "owner").await.unwrap());
-        assert!(!order::mark_refund_sent(ctx, t, "owner").await.unwrap());
+        assert!(order::mark_refund_sent(ctx, b, t, "owner").await.unwrap());
+        assert!(!order::mark_refund_sent(ctx, b, t, "owner").await.unwrap());
+        assert!(matches!(order::mark_refund_sent(ctx, a, t, "owner").await, Err(DomainError::NotFound)), "another order's refund");
         let o = order::get(ctx, b).await.unwrap();
         assert_eq!(o.transactions.iter().find(|x| x.id == t).unwrap().status, "done");
         assert!(order::audit(ctx).await.unwrap().is_empty());

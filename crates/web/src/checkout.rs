@@ -291,40 +291,17 @@ async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
             };
             (jar, Redirect::to(&to)).into_response()
         }
-        Err(DomainError::Invalid { key, .. }) => {
-            render(
-                &state,
-                jar,
-                &form,
-                customer,
-                Some(key),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+        Err(e) => {
+            // The form comes back with the reason: 422 for what the customer can fix, 409 when
+            // the stock or a limit ran out under them.
+            let (key, status) = match e {
+                DomainError::Invalid { key, .. } => (key, StatusCode::UNPROCESSABLE_ENTITY),
+                DomainError::Conflict { key } => (key, StatusCode::CONFLICT),
+                DomainError::NotFound => ("checkout.line_gone", StatusCode::UNPROCESSABLE_ENTITY),
+                e => return crate::admin::pages::domain_error_page(e),
+            };
+            render(&state, jar, &form, customer, Some(key), status).await
         }
-        Err(DomainError::Conflict { key }) => {
-            render(
-                &state,
-                jar,
-                &form,
-                customer,
-                Some(key),
-                StatusCode::CONFLICT,
-            )
-            .await
-        }
-        Err(DomainError::NotFound) => {
-            render(
-                &state,
-                jar,
-                &form,
-                customer,
-                Some("checkout.line_gone"),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(e) => crate::admin::pages::domain_error_page(e),
     }
 }
 

@@ -558,12 +558,12 @@ pub async fn fulfil(
     }
     let mut tx = ctx.db.begin().await?;
     let mut o = store::lock(&mut tx, order_id).await.map_err(not_found)?;
-    if crate::campaign::holds_back(&mut tx, order_id).await? {
+    let all = store::lines(&mut *tx, order_id).await?;
+    if crate::campaign::holds_back(&mut tx, &all).await? {
         return Err(DomainError::Conflict {
             key: "campaign.not_funded",
         });
     }
-    let all = store::lines(&mut *tx, order_id).await?;
     let chosen: Vec<(LineRow, i64)> = if lines.is_empty() {
         all.iter()
             .filter(|l| l.quantity > l.fulfilled)

@@ -274,12 +274,20 @@ pub async fn send_refund(ctx: &Ctx, transaction_id: i64) -> DomainResult<Sent> {
 }
 
 /// The owner sent a `manual` or `failed` refund's money themselves: the refund is settled.
-/// False when it was not waiting for that.
-pub async fn mark_refund_sent(ctx: &Ctx, transaction_id: i64, actor: &str) -> DomainResult<bool> {
+/// False when it was not waiting for that; not found unless the refund is this order's.
+pub async fn mark_refund_sent(
+    ctx: &Ctx,
+    order_id: i64,
+    transaction_id: i64,
+    actor: &str,
+) -> DomainResult<bool> {
     let mut tx = ctx.db.begin().await?;
     let t = store::get_transaction(&mut *tx, transaction_id)
         .await
         .map_err(not_found)?;
+    if t.order_id != order_id {
+        return Err(DomainError::NotFound);
+    }
     let mut moved = false;
     for from in ["manual", "failed"] {
         if t.kind == "refund" && store::set_transaction_status(&mut *tx, t.id, from, "done").await?

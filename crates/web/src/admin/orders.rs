@@ -325,12 +325,7 @@ pub async fn refund_sent(
     Path((id, txn)): Path<(i64, i64)>,
     CsrfForm(_f): CsrfForm<ActionForm>,
 ) -> Response {
-    match order::get(&state.ctx, id).await {
-        Ok(o) if o.transactions.iter().any(|t| t.id == txn) => {}
-        Ok(_) => return domain_error_page(DomainError::NotFound),
-        Err(e) => return domain_error_page(e),
-    }
-    match order::mark_refund_sent(&state.ctx, txn, &s.staff.email).await {
+    match order::mark_refund_sent(&state.ctx, id, txn, &s.staff.email).await {
         Ok(_) => Redirect::to(&format!(
             "/admin/orders/{id}?notice=orders.refund_marked_sent"
         ))
