@@ -18,6 +18,38 @@ use yiren_core::catalog::{self, Kind, Price, ProductInput, VariantInput};
 use yiren_testkit::browser::free_port;
 use yiren_testkit::{Engine, TestDb};
 
+/// A browser's cookies, as the server set them (name → value; a removal empties the value).
+#[derive(Default)]
+struct Cookies(std::collections::BTreeMap<String, String>);
+
+impl Cookies {
+    fn take(&mut self, r: &reqwest::Response) {
+        for v in r.headers().get_all(reqwest::header::SET_COOKIE) {
+            let Some((name, value)) = v
+                .to_str()
+                .ok()
+                .and_then(|v| v.split(';').next())
+                .and_then(|kv| kv.split_once('='))
+            else {
+                continue;
+            };
+            if value.is_empty() {
+                self.0.remove(name.trim());
+            } else {
+                self.0.insert(name.trim().to_string(), value.to_string());
+            }
+        }
+    }
+
+    fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 fn p99(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -170,16 +202,20 @@ async fn checkouts(bin: &str, engine: Engine, secs: u64, workers: usize) -> (f64
     }
     let flows = Arc::new(Mutex::new(Vec::new()));
     let flows2 = flows.clone();
+    // One HTTP client for every shopper (as the limit's load uses), each loop a new browser: its
+    // own cookies, kept here from `Set-Cookie` and sent back in `Cookie`.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let (rate, placing) = load(secs, workers, move || {
-        let (base, flows) = (base.clone(), flows2.clone());
+        let (base, flows, c) = (base.clone(), flows2.clone(), client.clone());
         async move {
             let started = Instant::now();
-            let c = reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .ok()?;
-            c.post(format!("{base}/cart/add"))
+            let mut jar = Cookies::default();
+            let r = c
+                .post(format!("{base}/cart/add"))
+                .header(reqwest::header::COOKIE, jar.header())
                 .form(&[
                     ("variant_id", variant.to_string()),
                     ("quantity", "1".into()),
@@ -187,14 +223,15 @@ async fn checkouts(bin: &str, engine: Engine, secs: u64, workers: usize) -> (f64
                 .send()
                 .await
                 .ok()?;
-            let form = c
+            jar.take(&r);
+            let r = c
                 .get(format!("{base}/checkout"))
+                .header(reqwest::header::COOKIE, jar.header())
                 .send()
                 .await
-                .ok()?
-                .text()
-                .await
                 .ok()?;
+            jar.take(&r);
+            let form = r.text().await.ok()?;
             let token = form
                 .split("name=\"token\" value=\"")
                 .nth(1)?
@@ -205,6 +242,7 @@ async fn checkouts(bin: &str, engine: Engine, secs: u64, workers: usize) -> (f64
             let t = Instant::now();
             let r = c
                 .post(format!("{base}/checkout"))
+                .header(reqwest::header::COOKIE, jar.header())
                 .form(&[("token", token.as_str()), ("email", email.as_str())])
                 .send()
                 .await

@@ -25,6 +25,10 @@ pub const SCOPES: &[&str] = &[
     "products:write",
     "orders:read",
     "orders:write",
+    "discounts:read",
+    "discounts:write",
+    "licenses:read",
+    "licenses:write",
     "events:read",
 ];
 

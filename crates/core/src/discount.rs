@@ -39,6 +39,9 @@ pub struct DiscountInput {
     pub ends_at: Option<i64>,
     pub usage_limit: Option<i64>,
     pub per_customer: Option<i64>,
+    /// Set up turned off (`disabled`); the default is on.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// Upper-case, trimmed; letters, digits, `-` and `_`, 3 to 40 of them.
@@ -138,14 +141,47 @@ pub fn open(d: &DiscountRow, now: i64) -> bool {
         && d.usage_limit.is_none_or(|n| d.used < n)
 }
 
+/// The products or collections a discount names must exist (a typo would make it apply to
+/// nothing, silently).
+async fn check_targets(ctx: &Ctx, input: &DiscountInput) -> DomainResult<()> {
+    for id in &input.targets {
+        let found = match input.applies.as_str() {
+            "products" => crate::catalog::get(ctx, *id).await.map(|_| ()),
+            "collections" => crate::catalog::collection::get(ctx, *id).await.map(|_| ()),
+            _ => Ok(()),
+        };
+        match found {
+            Err(DomainError::NotFound) => {
+                return Err(DomainError::invalid("targets", "discount.target_unknown"))
+            }
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+fn code_of(input: &DiscountInput) -> DomainResult<Option<String>> {
+    if input.code.trim().is_empty() {
+        Ok(None)
+    } else {
+        normalise_code(&input.code).map(Some)
+    }
+}
+
+fn code_taken(e: StoreError) -> DomainError {
+    match e {
+        StoreError::Conflict(_) => DomainError::Conflict {
+            key: "discount.code_taken",
+        },
+        e => e.into(),
+    }
+}
+
 /// Create a discount.
 pub async fn create(ctx: &Ctx, input: &DiscountInput) -> DomainResult<DiscountRow> {
     check(input)?;
-    let code = if input.code.trim().is_empty() {
-        None
-    } else {
-        Some(normalise_code(&input.code)?)
-    };
+    let code = code_of(input)?;
+    check_targets(ctx, input).await?;
     let now = ctx.now();
     let row = DiscountRow {
         id: ctx.new_id(),
@@ -163,19 +199,95 @@ pub async fn create(ctx: &Ctx, input: &DiscountInput) -> DomainResult<DiscountRo
         usage_limit: input.usage_limit,
         per_customer: input.per_customer,
         used: 0,
-        status: "active".into(),
+        status: status_of(input).into(),
         created_at: now,
         updated_at: now,
     };
     store::insert_discount(ctx.db.write(), &row)
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => DomainError::Conflict {
-                key: "discount.code_taken",
-            },
-            e => e.into(),
-        })?;
+        .map_err(code_taken)?;
     Ok(row)
+}
+
+/// Change a discount. Its uses so far stay counted (and keep their amounts on their orders); a
+/// use limit below them is refused.
+pub async fn update(ctx: &Ctx, id: i64, input: &DiscountInput) -> DomainResult<DiscountRow> {
+    let old = get(ctx, id).await?;
+    check(input)?;
+    let code = code_of(input)?;
+    check_targets(ctx, input).await?;
+    let row = DiscountRow {
+        code,
+        title: input.title.trim().to_string(),
+        kind: input.kind.clone(),
+        value: input.value,
+        buy: input.buy,
+        get: input.get,
+        applies: input.applies.clone(),
+        targets: serde_json::to_string(&input.targets).expect("serialisable"),
+        min_subtotal: input.min_subtotal,
+        starts_at: input.starts_at,
+        ends_at: input.ends_at,
+        usage_limit: input.usage_limit,
+        per_customer: input.per_customer,
+        status: status_of(input).into(),
+        updated_at: ctx.now(),
+        ..old
+    };
+    if !store::update_discount(ctx.db.write(), &row)
+        .await
+        .map_err(code_taken)?
+    {
+        // Either it was deleted meanwhile, or the limit is below the uses.
+        get(ctx, id).await?;
+        return Err(DomainError::invalid(
+            "usage_limit",
+            "discount.limit_below_used",
+        ));
+    }
+    get(ctx, id).await
+}
+
+/// Delete a discount no order has used; one with uses is refused (turn it off instead, so the
+/// orders keep what they were given).
+pub async fn delete(ctx: &Ctx, id: i64) -> DomainResult<()> {
+    get(ctx, id).await?;
+    if store::delete_unused_discount(ctx.db.write(), id).await? {
+        Ok(())
+    } else {
+        get(ctx, id).await?;
+        Err(DomainError::Conflict {
+            key: "discount.in_use",
+        })
+    }
+}
+
+/// The input that would recreate a stored discount (forms and the API show it).
+pub fn input_of(d: &DiscountRow) -> DiscountInput {
+    DiscountInput {
+        code: d.code.clone().unwrap_or_default(),
+        title: d.title.clone(),
+        kind: d.kind.clone(),
+        value: d.value,
+        buy: d.buy,
+        get: d.get,
+        applies: d.applies.clone(),
+        targets: serde_json::from_str(&d.targets).unwrap_or_default(),
+        min_subtotal: d.min_subtotal,
+        starts_at: d.starts_at,
+        ends_at: d.ends_at,
+        usage_limit: d.usage_limit,
+        per_customer: d.per_customer,
+        disabled: d.status == "disabled",
+    }
+}
+
+fn status_of(input: &DiscountInput) -> &'static str {
+    if input.disabled {
+        "disabled"
+    } else {
+        "active"
+    }
 }
 
 /// One discount.

@@ -431,6 +431,87 @@ pub async fn deactivate(
     Ok(Ok(view(ctx, &k, None).await?))
 }
 
+/// A sold key with its devices, as the owner sees it.
+#[derive(Debug, Clone)]
+pub struct Owned {
+    pub row: LicenseRow,
+    pub instances: Vec<InstanceRow>,
+}
+
+/// Sold keys (newest first, ids below `before`), optionally of one product or order.
+pub async fn list(
+    ctx: &Ctx,
+    f: &store::KeyFilter,
+    before: i64,
+    limit: i64,
+) -> DomainResult<Vec<LicenseRow>> {
+    Ok(store::list_before(ctx.db.read(), f, before, limit.clamp(1, 250)).await?)
+}
+
+/// One sold key with its devices (a pool key is nobody's yet: not found).
+pub async fn owned(ctx: &Ctx, id: i64) -> DomainResult<Owned> {
+    let row = match store::get(ctx.db.read(), id).await {
+        Ok(k) if k.status != "available" => k,
+        Ok(_) | Err(StoreError::NotFound) => return Err(DomainError::NotFound),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Owned {
+        instances: store::instances(ctx.db.read(), id).await?,
+        row,
+    })
+}
+
+/// What the owner may change on a sold key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyChange {
+    /// Off: every call with the key is refused (`disabled`); on again: usable.
+    pub enabled: bool,
+    /// Devices allowed (1 to 10,000); none: no limit.
+    pub activation_limit: Option<i64>,
+    /// When it stops working; none: never.
+    pub expires_at: Option<i64>,
+}
+
+/// Change a sold key; the order's timeline says who did what.
+pub async fn change(ctx: &Ctx, id: i64, c: &KeyChange, actor: &str) -> DomainResult<Owned> {
+    if c.activation_limit
+        .is_some_and(|n| !(1..=10_000).contains(&n))
+    {
+        return Err(DomainError::invalid(
+            "activation_limit",
+            "license.limit_invalid",
+        ));
+    }
+    let before = owned(ctx, id).await?.row;
+    let mut tx = ctx.db.begin().await?;
+    if !store::update_sold(&mut tx, id, c.enabled, c.activation_limit, c.expires_at).await? {
+        return Err(DomainError::invalid(
+            "activation_limit",
+            "license.limit_below_devices",
+        ));
+    }
+    if let Some(order_id) = before.order_id {
+        let detail = serde_json::json!({
+            "license": id, "enabled": c.enabled, "activation_limit": c.activation_limit,
+            "expires_at": c.expires_at,
+        });
+        crate::order::log(ctx, &mut tx, order_id, "license_changed", actor, detail).await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    owned(ctx, id).await
+}
+
+/// Release one device of a sold key for its owner (a customer who lost the machine).
+pub async fn release(ctx: &Ctx, id: i64, instance_id: &str) -> DomainResult<Owned> {
+    owned(ctx, id).await?;
+    let mut tx = ctx.db.begin().await?;
+    if !store::remove_instance(&mut tx, id, instance_id).await? {
+        return Err(DomainError::NotFound);
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    owned(ctx, id).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -225,3 +225,72 @@ pub async fn disable(tx: &mut Tx, order_id: i64, entitlement_id: Option<i64>) ->
     .await?;
     Ok(r.rows_affected())
 }
+
+/// Which keys a listing wants: sold keys only (pool keys are not anyone's), newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFilter {
+    pub product_id: Option<i64>,
+    pub order_id: Option<i64>,
+}
+
+/// Sold keys with ids below `before`, newest first.
+pub async fn list_before<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    f: &KeyFilter,
+    before: i64,
+    limit: i64,
+) -> StoreResult<Vec<LicenseRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM license_keys WHERE status <> 'available' AND id < $1 \
+         AND ($2 = 0 OR product_id = $3) AND ($4 = 0 OR order_id = $5) \
+         ORDER BY id DESC LIMIT $6"
+    ))
+    .bind(before)
+    .bind(f.product_id.is_some() as i64)
+    .bind(f.product_id.unwrap_or(0))
+    .bind(f.order_id.is_some() as i64)
+    .bind(f.order_id.unwrap_or(0))
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// A key's devices, oldest first.
+pub async fn instances<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    license_id: i64,
+) -> StoreResult<Vec<InstanceRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, license_id, name, created_at FROM license_instances \
+         WHERE license_id = $1 ORDER BY created_at, id",
+    )
+    .bind(license_id)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// The owner's change to a sold key: turned off (`disabled`) or back on (`active` when devices
+/// hold it, else `inactive`), its device limit and its end. False when the key is not sold (or
+/// gone), or the limit is below the devices it is on now.
+pub async fn update_sold(
+    tx: &mut Tx,
+    id: i64,
+    enabled: bool,
+    activation_limit: Option<i64>,
+    expires_at: Option<i64>,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE license_keys SET activation_limit = $1, expires_at = $2, \
+         status = CASE WHEN $3 = 0 THEN 'disabled' WHEN activations > 0 THEN 'active' ELSE 'inactive' END \
+         WHERE id = $4 AND status <> 'available' AND ($5 = 0 OR activations <= $6)",
+    )
+    .bind(activation_limit)
+    .bind(expires_at)
+    .bind(enabled as i64)
+    .bind(id)
+    .bind(activation_limit.is_some() as i64)
+    .bind(activation_limit.unwrap_or(0))
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}

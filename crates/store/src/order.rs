@@ -901,6 +901,55 @@ pub async fn release_savepoint(tx: &mut Tx, name: &str) -> StoreResult<()> {
     Ok(())
 }
 
+/// Change what a discount is, and whether it is on (not its uses or creation). False when it would put the use
+/// limit below the uses already counted (checked in the same statement, so a checkout taking a
+/// use at the same moment cannot slip past it).
+pub async fn update_discount<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    d: &DiscountRow,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE discounts SET code = $1, title = $2, kind = $3, value = $4, buy = $5, get = $6, \
+         applies = $7, targets = $8, min_subtotal = $9, starts_at = $10, ends_at = $11, \
+         usage_limit = $12, per_customer = $13, updated_at = $14, status = $16 \
+         WHERE id = $15 AND ($12 IS NULL OR used <= $12)",
+    )
+    .bind(&d.code)
+    .bind(&d.title)
+    .bind(&d.kind)
+    .bind(d.value)
+    .bind(d.buy)
+    .bind(d.get)
+    .bind(&d.applies)
+    .bind(&d.targets)
+    .bind(d.min_subtotal)
+    .bind(d.starts_at)
+    .bind(d.ends_at)
+    .bind(d.usage_limit)
+    .bind(d.per_customer)
+    .bind(d.updated_at)
+    .bind(d.id)
+    .bind(&d.status)
+    .execute(exec)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Delete a discount no order holds a use of; false when one does (or it does not exist).
+pub async fn delete_unused_discount<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "DELETE FROM discounts WHERE id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM discount_uses WHERE discount_id = $1)",
+    )
+    .bind(id)
+    .execute(exec)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Turn a discount on (`active`) or off (`disabled`).
 pub async fn set_discount_status<'e, E: Executor<'e, Database = Any>>(
     exec: E,

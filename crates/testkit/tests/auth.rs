@@ -400,6 +400,7 @@ const GET_ROUTES: &[&str] = &[
     "/admin/checkout",
     "/admin/checkouts",
     "/admin/discounts",
+    "/admin/discounts/1",
     "/admin/inventory",
     "/admin/inventory?q=%E8%8C%B6&low=3&page=2",
     "/admin/products/import",

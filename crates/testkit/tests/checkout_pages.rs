@@ -163,6 +163,52 @@ both_engines! {
         app.stop().await;
     }
 
+    async fn the_owner_aims_dates_edits_and_deletes_discounts_in_admin(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let owner = app.setup_owner(OWNER, PW).await;
+        let ctx = &app.state.ctx;
+        tea(&app).await;
+        let csrf = app.csrf(&owner, "/admin/discounts").await;
+        let tz = yiren_core::settings::load(ctx).await.unwrap().time_zone;
+        let base = |targets: &str, ends: &str| vec![("_csrf", csrf.clone()), ("title", "龙井八折".to_string()), ("code", "lj20".into()), ("kind", "percent".into()),
+            ("value", "20".into()), ("applies", "products".into()), ("targets", targets.into()), ("starts_at", "2030-05-01T09:00".into()), ("ends_at", ends.into())];
+        // An unknown handle and an end before the start come back to the form with the reason.
+        let r = owner.post(app.url("/admin/discounts")).form(&base("longjing\nno-such-tea", "")).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("不存在") && page.contains("no-such-tea"), "{page}");
+        let r = owner.post(app.url("/admin/discounts")).form(&base("longjing", "2030-04-01T09:00")).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        let r = owner.post(app.url("/admin/discounts")).form(&base("longjing", "2030-05-08T21:30")).send().await.unwrap();
+        assert_eq!(location(&r), "/admin/discounts?notice=discounts.created");
+        let d = yiren_core::discount::list(ctx).await.unwrap().remove(0);
+        let product_id = catalog::ids_by_handle(ctx, &["longjing"]).await.unwrap()[0];
+        assert_eq!((d.applies.as_str(), d.targets.clone()), ("products", format!("[{product_id}]")));
+        let at = |s: &str| yiren_core::reach::broadcast::parse_local(s, &tz).unwrap();
+        assert_eq!((d.starts_at, d.ends_at), (at("2030-05-01T09:00"), at("2030-05-08T21:30")));
+        // The list says when it starts; the edit page shows it as it was entered.
+        let list = owner.get(app.url("/admin/discounts")).send().await.unwrap().text().await.unwrap();
+        assert!(list.contains("2030-05-01 09:00") && list.contains("开始") && list.contains("指定商品"), "{list}");
+        let edit = owner.get(app.url(&format!("/admin/discounts/{}", d.id))).send().await.unwrap().text().await.unwrap();
+        assert!(edit.contains("value=\"2030-05-08T21:30\"") && edit.contains(">longjing</textarea>") && edit.contains("value=\"LJ20\""), "{edit}");
+        // Turned off in the list, then edited: still off, with the new settings.
+        owner.post(app.url(&format!("/admin/discounts/{}/active", d.id))).form(&[("_csrf", csrf.as_str()), ("active", "0")]).send().await.unwrap();
+        let mut changed = base("", "");
+        changed.retain(|(k, _)| !["applies", "targets", "ends_at"].contains(k));
+        changed.push(("value", "25".into()));
+        changed.retain(|(k, v)| *k != "value" || v == "25");
+        let r = owner.post(app.url(&format!("/admin/discounts/{}", d.id))).form(&changed).send().await.unwrap();
+        assert_eq!(location(&r), "/admin/discounts?notice=discounts.saved");
+        let d = yiren_core::discount::get(ctx, d.id).await.unwrap();
+        assert_eq!((d.value, d.applies.as_str(), d.ends_at, d.status.as_str()), (2_500, "all", None, "disabled"));
+        // Unused, it can be deleted; another discount's page that does not exist is 404.
+        let r = owner.post(app.url(&format!("/admin/discounts/{}/delete", d.id))).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(location(&r), "/admin/discounts?notice=discounts.deleted");
+        assert!(yiren_core::discount::list(ctx).await.unwrap().is_empty());
+        assert_eq!(owner.get(app.url(&format!("/admin/discounts/{}", d.id))).send().await.unwrap().status(), 404);
+        app.stop().await;
+    }
+
     async fn the_owner_sends_and_refunds_from_the_order_page(engine: Engine) {
         let app = TestApp::spawn(engine).await;
         let owner = app.setup_owner(OWNER, PW).await;

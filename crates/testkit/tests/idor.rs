@@ -155,7 +155,16 @@ fn row(method: &str, path: &str) -> Option<Class> {
         | "/api/v1/orders/{id}"
         | "/api/v1/orders/{id}/refunds"
         | "/api/v1/orders/{id}/fulfillments"
+        | "/api/v1/orders/{id}/transactions"
         | "/api/v1/orders/{id}/cancel" => return api("orders:read", "orders:write"),
+        "/api/v1/discounts" | "/api/v1/discounts/{id}" => {
+            return api("discounts:read", "discounts:write")
+        }
+        "/api/v1/license_keys"
+        | "/api/v1/license_keys/{id}"
+        | "/api/v1/license_keys/{id}/instances/{instance_id}" => {
+            return api("licenses:read", "licenses:write")
+        }
         "/api/v1/events" => return api("events:read", "events:read"),
         _ => return None,
     })

@@ -178,4 +178,80 @@ both_engines! {
         let (s, v) = call(&app, "validate", &[("license_key", &expired.license_key)]).await;
         assert_eq!((s, &v["error_code"]), (429, &Value::from("license.throttled")));
     }
+
+    async fn the_owner_lists_changes_and_frees_keys_through_the_api(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let owner = app.setup_owner(OWNER, PW).await;
+        let ctx = &app.state.ctx;
+        let token = app.api_token(&owner, &["licenses:read", "licenses:write"]).await;
+        let reader = app.api_token(&owner, &["licenses:read"]).await;
+        let (product, variant) = app_product(ctx).await;
+        let first = buy(ctx, "owner-api-1", "a@example.com", variant, 2).await;
+        let second = buy(ctx, "owner-api-2", "b@example.com", variant, 1).await;
+        let c = app.client();
+        let api = |path: &str| app.url(&format!("/api/v1{path}"));
+        let get = |url: String, t: String| { let c = c.clone(); async move { let r = c.get(url).bearer_auth(t).send().await.unwrap(); (r.status().as_u16(), r.json::<Value>().await.unwrap()) } };
+
+        // Lists: newest first, by order and by product; pages carry the filter.
+        let (s, all) = get(api(&format!("/license_keys?product_id={product}&limit=2")), reader.clone()).await;
+        assert_eq!(s, 200);
+        assert_eq!(all["license_keys"].as_array().unwrap().len(), 2);
+        let (_, mine) = get(api(&format!("/license_keys?order_id={first}")), reader.clone()).await;
+        let keys = mine["license_keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2);
+        assert!(keys.iter().all(|k| k["order_id"].as_i64() == Some(first) && k["status"] == "inactive" && k["activation_limit"] == 2));
+        let (_, theirs) = get(api(&format!("/license_keys?order_id={second}")), reader.clone()).await;
+        assert_eq!(theirs["license_keys"].as_array().unwrap().len(), 1);
+        let key = keys[0]["key"].as_str().unwrap().to_string();
+        let id = keys[0]["id"].as_i64().unwrap();
+
+        // Two devices: the limit is reached; the owner sees them.
+        let (_, a) = call(&app, "activate", &[("license_key", &key), ("instance_name", "Mac")]).await;
+        call(&app, "activate", &[("license_key", &key), ("instance_name", "PC")]).await;
+        assert_eq!(call(&app, "activate", &[("license_key", &key), ("instance_name", "Third")]).await.0, 400);
+        let (_, one) = get(api(&format!("/license_keys/{id}")), reader.clone()).await;
+        let k = &one["license_key"];
+        assert_eq!((k["status"].as_str(), k["activation_usage"].as_i64(), k["instances"].as_array().unwrap().len()), (Some("active"), Some(2), 2));
+
+        // Changes: a reader may not; a limit below the devices in use is refused (in the caller's
+        // language); a higher limit lets the third device in.
+        let put = |body: Value, t: String| { let c = c.clone(); let url = api(&format!("/license_keys/{id}")); async move { let r = c.put(url).bearer_auth(t).header("accept-language", "zh-CN").json(&body).send().await.unwrap(); (r.status().as_u16(), r.json::<Value>().await.unwrap()) } };
+        assert_eq!(put(serde_json::json!({"license_key": {"activation_limit": 3}}), reader.clone()).await.0, 403);
+        let (s, v) = put(serde_json::json!({"license_key": {"activation_limit": 1}}), token.clone()).await;
+        assert_eq!(s, 422, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("设备上限"), "{v}");
+        let (s, v) = put(serde_json::json!({"license_key": {"activation_limit": 0}}), token.clone()).await;
+        assert_eq!(s, 422, "{v}");
+        let (s, v) = put(serde_json::json!({"license_key": {"activation_limit": 3, "expires_at": "2099-01-01T00:00:00Z"}}), token.clone()).await;
+        assert_eq!((s, v["license_key"]["activation_limit"].as_i64(), v["license_key"]["expires_at"].as_str()), (200, Some(3), Some("2099-01-01T00:00:00Z")));
+        assert_eq!(call(&app, "activate", &[("license_key", &key), ("instance_name", "Third")]).await.0, 200);
+
+        // Off: every call with the key is refused; on again: it works. The timeline says who.
+        let (s, v) = put(serde_json::json!({"license_key": {"status": "disabled", "activation_limit": 3}}), token.clone()).await;
+        assert_eq!((s, v["license_key"]["status"].as_str()), (200, Some("disabled")));
+        let (s, v) = call(&app, "validate", &[("license_key", &key)]).await;
+        assert_eq!((s, &v["error_code"]), (400, &Value::from("license.disabled")));
+        let (s, v) = put(serde_json::json!({"license_key": {"activation_limit": 3}}), token.clone()).await;
+        assert_eq!((s, v["license_key"]["status"].as_str()), (200, Some("active")));
+        assert_eq!(call(&app, "validate", &[("license_key", &key)]).await.0, 200);
+        let timeline = order::get(ctx, first).await.unwrap().events;
+        assert_eq!(timeline.iter().filter(|e| e.kind == "license_changed" && e.actor == format!("api:{OWNER}")).count(), 3);
+
+        // A device released by the owner frees its place; releasing it again is 404.
+        let instance = a["instance"]["id"].as_str().unwrap().to_string();
+        let del = |t: String| { let c = c.clone(); let url = api(&format!("/license_keys/{id}/instances/{instance}")); async move { c.delete(url).bearer_auth(t).send().await.unwrap() } };
+        let r = del(token.clone()).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap()["license_key"]["activation_usage"].as_i64(), Some(2));
+        assert_eq!(del(token.clone()).await.status(), 404);
+        let (s, v) = call(&app, "validate", &[("license_key", &key), ("instance_id", &instance)]).await;
+        assert_eq!((s, &v["error_code"]), (404, &Value::from("license.instance_not_found")));
+
+        // Pool keys are nobody's: not listed, not found by id.
+        license::add_pool(ctx, product, "POOL-ONLY-0001").await.unwrap();
+        let pool_id: i64 = sqlx::query_scalar("SELECT id FROM license_keys WHERE license_key = 'POOL-ONLY-0001'").fetch_one(ctx.db.read()).await.unwrap();
+        assert_eq!(get(api(&format!("/license_keys/{pool_id}")), reader.clone()).await.0, 404);
+        let (_, all) = get(api("/license_keys?limit=250"), reader.clone()).await;
+        assert_eq!(all["license_keys"].as_array().unwrap().len(), 3);
+    }
 }

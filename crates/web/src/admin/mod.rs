@@ -96,7 +96,9 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/products/{id}/license-keys",
     "/admin/checkout",
     "/admin/discounts",
+    "/admin/discounts/{id}",
     "/admin/discounts/{id}/active",
+    "/admin/discounts/{id}/delete",
 ];
 
 /// Admin routes.
@@ -187,8 +189,16 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(orders::discounts_page).post(orders::create_discount),
         )
         .route(
+            "/admin/discounts/{id}",
+            get(orders::discount_page).post(orders::update_discount),
+        )
+        .route(
             "/admin/discounts/{id}/active",
             post(orders::toggle_discount),
+        )
+        .route(
+            "/admin/discounts/{id}/delete",
+            post(orders::delete_discount),
         )
         .route("/admin/jobs", get(pages::jobs))
         .route("/admin/jobs/{id}/retry", post(pages::retry_job))

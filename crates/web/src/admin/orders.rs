@@ -458,10 +458,12 @@ pub async fn save_settings(
     }
 }
 
+/// The discounts page: the list and the new-discount form, or (with `editing`) one discount's form.
 async fn render_discounts(
     state: &AppState,
     s: &yiren_core::auth::Session,
     form: Option<&DiscountForm>,
+    editing: Option<i64>,
     notice_key: Option<&str>,
     error: Option<String>,
 ) -> Response {
@@ -469,8 +471,11 @@ async fn render_discounts(
         Ok(r) => r,
         Err(e) => return domain_error_page(e),
     };
-    let currency = state.settings().await.currency;
+    let site = state.settings().await;
+    let (currency, tz) = (site.currency.clone(), site.time_zone.clone());
     let t = crate::locale::current();
+    let now = state.ctx.now();
+    let at = |ms: i64| yiren_core::clock::display_in(ms, &tz);
     let rows: Vec<Value> = rows
         .iter()
         .map(|d| {
@@ -480,11 +485,18 @@ async fn render_discounts(
                 "free_shipping" => t.t("discounts.free_shipping").to_string(),
                 _ => format!("{} + {} @ {}%", d.buy, d.get, percent_text(d.value)),
             };
+            let dates = match (d.starts_at, d.ends_at) {
+                (_, Some(e)) if e <= now => Some(t.tf("discounts.ended", &[("at", &at(e))])),
+                (Some(b), _) if b > now => Some(t.tf("discounts.not_started", &[("at", &at(b))])),
+                (_, Some(e)) => Some(t.tf("discounts.until", &[("at", &at(e))])),
+                _ => None,
+            };
             context! {
                 id => d.id.to_string(), code => d.code.clone(), title => d.title.clone(), value => value,
+                applies => (d.applies != "all").then(|| t.t(&format!("discounts.applies_{}", d.applies)).to_string()),
                 min => (d.min_subtotal > 0).then(|| money::display(d.min_subtotal, &currency)),
                 used => d.used, limit => d.usage_limit, per_customer => d.per_customer,
-                active => d.status == "active",
+                dates => dates, active => d.status == "active",
             }
         })
         .collect();
@@ -492,7 +504,8 @@ async fn render_discounts(
     state.templates.render(
         "admin/discounts.html",
         context! {
-            rows => rows, currency => currency,
+            rows => rows, currency => currency, time_zone => tz,
+            editing => editing.map(|id| id.to_string()),
             v => form.map(Value::from_serialize),
             notice => notice_key.map(|k| t.t(k)), error => error, ..base
         },
@@ -504,16 +517,37 @@ pub struct DiscountsQuery {
     notice: Option<String>,
 }
 
+const DISCOUNT_NOTICES: [&str; 4] = [
+    "discounts.created",
+    "discounts.saved",
+    "discounts.deleted",
+    "settings.saved",
+];
+
 pub async fn discounts_page(
     State(state): State<AppState>,
     AdminSession(s): AdminSession,
     Query(q): Query<DiscountsQuery>,
 ) -> Response {
-    let key = q
-        .notice
-        .as_deref()
-        .filter(|k| ["discounts.created", "settings.saved"].contains(k));
-    render_discounts(&state, &s, None, key, None).await
+    let key = q.notice.as_deref().filter(|k| DISCOUNT_NOTICES.contains(k));
+    render_discounts(&state, &s, None, None, key, None).await
+}
+
+/// One discount's form, filled in.
+pub async fn discount_page(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path(id): Path<i64>,
+) -> Response {
+    let site = state.settings().await;
+    let form = match discount::get(&state.ctx, id).await {
+        Ok(d) => form_of(&state, &d, &site.currency, &site.time_zone).await,
+        Err(e) => Err(e),
+    };
+    match form {
+        Ok(f) => render_discounts(&state, &s, Some(&f), Some(id), None, None).await,
+        Err(e) => domain_error_page(e),
+    }
 }
 
 #[derive(Deserialize, Default, serde::Serialize)]
@@ -537,9 +571,79 @@ pub struct DiscountForm {
     usage_limit: String,
     #[serde(default)]
     per_customer: String,
+    /// `all`, `products` or `collections`.
+    #[serde(default)]
+    applies: String,
+    /// Product or collection handles, one per line (commas work too).
+    #[serde(default)]
+    targets: String,
+    /// Local date-times in the site's time zone (`YYYY-MM-DDTHH:MM`); empty: open-ended.
+    #[serde(default)]
+    starts_at: String,
+    #[serde(default)]
+    ends_at: String,
 }
 
-fn discount_input(f: &DiscountForm, currency: &str) -> Result<DiscountInput, DomainError> {
+/// A stored discount as its form shows it: amounts in the shop currency, targets by handle.
+async fn form_of(
+    state: &AppState,
+    d: &yiren_store::order::DiscountRow,
+    currency: &str,
+    tz: &str,
+) -> Result<DiscountForm, DomainError> {
+    let i = discount::input_of(d);
+    let mut handles = vec![];
+    for id in &i.targets {
+        let handle = match i.applies.as_str() {
+            "products" => yiren_core::catalog::get(&state.ctx, *id).await?.row.handle,
+            _ => {
+                yiren_core::catalog::collection::get(&state.ctx, *id)
+                    .await?
+                    .row
+                    .handle
+            }
+        };
+        handles.push(handle);
+    }
+    let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+    let positive = |n: i64| opt(Some(n).filter(|n| *n > 0));
+    let when = |v: Option<i64>| {
+        v.map(|ms| yiren_core::clock::input_in(ms, tz))
+            .unwrap_or_default()
+    };
+    Ok(DiscountForm {
+        code: i.code,
+        title: i.title,
+        value: match i.kind.as_str() {
+            "amount" => money::format(i.value, currency),
+            "free_shipping" => String::new(),
+            _ => percent_text(i.value),
+        },
+        kind: i.kind,
+        buy: positive(i.buy),
+        get: positive(i.get),
+        min_subtotal: if i.min_subtotal > 0 {
+            money::format(i.min_subtotal, currency)
+        } else {
+            String::new()
+        },
+        usage_limit: opt(i.usage_limit),
+        per_customer: opt(i.per_customer),
+        applies: i.applies,
+        targets: handles.join("\n"),
+        starts_at: when(i.starts_at),
+        ends_at: when(i.ends_at),
+    })
+}
+
+/// The submitted form as a discount: amounts in the shop currency, times in the site's zone,
+/// targets looked up by handle.
+async fn discount_input(
+    state: &AppState,
+    f: &DiscountForm,
+    currency: &str,
+    tz: &str,
+) -> Result<DiscountInput, DomainError> {
     let bad = |field: &'static str| DomainError::invalid(field, "discount.invalid");
     let count = |v: &str, field: &'static str| -> Result<Option<i64>, DomainError> {
         match v.trim() {
@@ -561,6 +665,44 @@ fn discount_input(f: &DiscountForm, currency: &str) -> Result<DiscountInput, Dom
         "" => 0,
         v => money::parse(v, currency, "min_subtotal")?,
     };
+    let time = |v: &str, field: &'static str| {
+        yiren_core::reach::broadcast::parse_local(v, tz)
+            .map_err(|_| DomainError::invalid(field, "reach.when_invalid"))
+    };
+    let applies = match f.applies.trim() {
+        "" => "all".to_string(),
+        a => a.to_string(),
+    };
+    let handles: Vec<&str> = f
+        .targets
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    if handles.len() > 1000 {
+        return Err(bad("targets"));
+    }
+    let targets = match applies.as_str() {
+        "products" => yiren_core::catalog::ids_by_handle(&state.ctx, &handles)
+            .await
+            .map_err(|_| DomainError::invalid("targets", "discount.target_unknown"))?,
+        "collections" => {
+            let mut ids = vec![];
+            for h in &handles {
+                let c = yiren_core::catalog::collection::by_handle(&state.ctx, h)
+                    .await
+                    .map_err(|e| match e {
+                        DomainError::NotFound => {
+                            DomainError::invalid("targets", "discount.target_unknown")
+                        }
+                        e => e,
+                    })?;
+                ids.push(c.row.id);
+            }
+            ids
+        }
+        _ => vec![],
+    };
     Ok(DiscountInput {
         code: f.code.clone(),
         title: f.title.clone(),
@@ -568,14 +710,55 @@ fn discount_input(f: &DiscountForm, currency: &str) -> Result<DiscountInput, Dom
         value,
         buy: count(&f.buy, "buy")?.unwrap_or(0),
         get: count(&f.get, "get")?.unwrap_or(0),
-        applies: "all".into(),
-        targets: vec![],
+        applies,
+        targets,
         min_subtotal,
-        starts_at: None,
-        ends_at: None,
+        starts_at: time(&f.starts_at, "starts_at")?,
+        ends_at: time(&f.ends_at, "ends_at")?,
         usage_limit: count(&f.usage_limit, "usage_limit")?,
         per_customer: count(&f.per_customer, "per_customer")?,
+        disabled: false,
     })
+}
+
+/// Create (no id) or change a discount from its form; a refusal shows the form again with the
+/// message and what was typed.
+async fn save_discount(
+    state: &AppState,
+    s: &yiren_core::auth::Session,
+    id: Option<i64>,
+    f: &DiscountForm,
+) -> Response {
+    let site = state.settings().await;
+    let result = match discount_input(state, f, &site.currency, &site.time_zone).await {
+        Ok(input) => match id {
+            None => discount::create(&state.ctx, &input).await.map(|_| ()),
+            // The form edits what the discount is; on and off stay with the list's buttons.
+            Some(id) => match discount::get(&state.ctx, id).await {
+                Ok(old) => {
+                    let input = DiscountInput {
+                        disabled: old.status == "disabled",
+                        ..input
+                    };
+                    discount::update(&state.ctx, id, &input).await.map(|_| ())
+                }
+                Err(e) => Err(e),
+            },
+        },
+        Err(e) => Err(e),
+    };
+    let done = if id.is_some() {
+        "discounts.saved"
+    } else {
+        "discounts.created"
+    };
+    match result {
+        Ok(()) => Redirect::to(&format!("/admin/discounts?notice={done}")).into_response(),
+        Err(DomainError::Invalid { key, .. } | DomainError::Conflict { key }) => {
+            unprocessable(render_discounts(state, s, Some(f), id, None, message(key)).await)
+        }
+        Err(e) => domain_error_page(e),
+    }
 }
 
 pub async fn create_discount(
@@ -583,15 +766,29 @@ pub async fn create_discount(
     AdminSession(s): AdminSession,
     CsrfForm(f): CsrfForm<DiscountForm>,
 ) -> Response {
-    let currency = state.settings().await.currency;
-    let result = match discount_input(&f, &currency) {
-        Ok(input) => discount::create(&state.ctx, &input).await.map(|_| ()),
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => Redirect::to("/admin/discounts?notice=discounts.created").into_response(),
-        Err(DomainError::Invalid { key, .. } | DomainError::Conflict { key }) => {
-            unprocessable(render_discounts(&state, &s, Some(&f), None, message(key)).await)
+    save_discount(&state, &s, None, &f).await
+}
+
+pub async fn update_discount(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path(id): Path<i64>,
+    CsrfForm(f): CsrfForm<DiscountForm>,
+) -> Response {
+    save_discount(&state, &s, Some(id), &f).await
+}
+
+/// Delete a discount no order used (one that was used: the page says to turn it off).
+pub async fn delete_discount(
+    State(state): State<AppState>,
+    AdminSession(s): AdminSession,
+    Path(id): Path<i64>,
+    CsrfForm(_f): CsrfForm<ToggleForm>,
+) -> Response {
+    match discount::delete(&state.ctx, id).await {
+        Ok(()) => Redirect::to("/admin/discounts?notice=discounts.deleted").into_response(),
+        Err(DomainError::Conflict { key }) => {
+            unprocessable(render_discounts(&state, &s, None, None, None, message(key)).await)
         }
         Err(e) => domain_error_page(e),
     }

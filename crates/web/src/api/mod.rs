@@ -5,10 +5,12 @@
 
 pub mod collections;
 pub mod customers;
+pub mod discounts;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod jobs;
+pub mod license_keys;
 pub mod licenses;
 pub mod media;
 pub mod orders;
@@ -49,7 +51,12 @@ use crate::AppState;
         collections::update_collection, collections::delete_collection,
         licenses::activate, licenses::validate, licenses::deactivate,
         orders::list_orders, orders::get_order, orders::create_order, orders::create_refund,
-        orders::create_fulfillment, orders::cancel_order,
+        orders::create_fulfillment, orders::cancel_order, orders::list_transactions,
+        orders::create_transaction, orders::list_refunds, orders::list_fulfillments,
+        discounts::list_discounts, discounts::get_discount, discounts::create_discount,
+        discounts::update_discount, discounts::delete_discount,
+        license_keys::list_license_keys, license_keys::get_license_key,
+        license_keys::update_license_key, license_keys::release_instance,
     ),
     components(schemas(
         extract::ErrorBody, extract::ErrorDetail, extract::CountResponse,
@@ -78,6 +85,13 @@ use crate::AppState;
         orders::OrderListResponse, orders::LineInput, orders::OrderInput, orders::OrderRequest,
         orders::RefundInput, orders::RefundRequest, orders::FulfillmentInput, orders::FulfillmentRequest,
         orders::CancelRequest, orders::AddressInput, orders::LineUnitsInput,
+        orders::LineUnitsItem, orders::ApiRefund, orders::ApiFulfillment, orders::TransactionListResponse,
+        orders::TransactionResponse, orders::RefundListResponse, orders::FulfillmentListResponse,
+        orders::TransactionInput, orders::TransactionRequest,
+        discounts::ApiDiscount, discounts::DiscountResponse, discounts::DiscountListResponse,
+        discounts::DiscountInputJson, discounts::DiscountRequest,
+        license_keys::ApiLicenseKey, license_keys::LicenseKeyResponse, license_keys::LicenseKeyListResponse,
+        license_keys::LicenseKeyInput, license_keys::LicenseKeyRequest,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -174,10 +188,36 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(orders::list_orders).post(orders::create_order),
         )
         .route("/orders/{id}", get(orders::get_order))
-        .route("/orders/{id}/refunds", post(orders::create_refund))
+        .route(
+            "/orders/{id}/refunds",
+            get(orders::list_refunds).post(orders::create_refund),
+        )
         .route(
             "/orders/{id}/fulfillments",
-            post(orders::create_fulfillment),
+            get(orders::list_fulfillments).post(orders::create_fulfillment),
+        )
+        .route(
+            "/orders/{id}/transactions",
+            get(orders::list_transactions).post(orders::create_transaction),
+        )
+        .route(
+            "/discounts",
+            get(discounts::list_discounts).post(discounts::create_discount),
+        )
+        .route(
+            "/discounts/{id}",
+            get(discounts::get_discount)
+                .put(discounts::update_discount)
+                .delete(discounts::delete_discount),
+        )
+        .route("/license_keys", get(license_keys::list_license_keys))
+        .route(
+            "/license_keys/{id}",
+            get(license_keys::get_license_key).put(license_keys::update_license_key),
+        )
+        .route(
+            "/license_keys/{id}/instances/{instance_id}",
+            delete(license_keys::release_instance),
         )
         .route("/orders/{id}/cancel", post(orders::cancel_order))
         .route("/events", get(events::list_events))

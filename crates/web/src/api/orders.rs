@@ -1,6 +1,8 @@
 //! `/orders`: orders in Shopify-like shapes — list (newest first, cursor pages), one order with its
-//! lines, transactions, entitlements and licence keys; create an order for a customer (priced by
-//! the server like the checkout: any price sent is ignored), refund, mark sent, cancel. POSTs take
+//! lines, transactions, refunds, fulfilments, entitlements and licence keys; create an order for a
+//! customer (priced by the server like the checkout: any price sent is ignored), refund, mark
+//! sent, cancel; an order's transactions, refunds and fulfilments as their own lists, and a
+//! `capture` transaction that records a manual payment as received. POSTs take
 //! `Idempotency-Key`. Scopes `orders:read` / `orders:write`.
 
 use axum::extract::{Path, Query, State};
@@ -57,6 +59,39 @@ pub struct Transaction {
     pub created_at: String,
 }
 
+/// Units of one line, in a refund or a fulfilment.
+#[derive(Serialize, ToSchema)]
+pub struct LineUnitsItem {
+    /// The line item's `id`.
+    pub line_item_id: i64,
+    pub quantity: i64,
+}
+
+/// Money given back, as the order's timeline recorded it.
+#[derive(Serialize, ToSchema)]
+pub struct ApiRefund {
+    pub id: i64,
+    /// The `refund` transaction that carries the money (its status says whether it was sent).
+    pub transaction_id: Option<i64>,
+    pub amount: String,
+    pub currency: String,
+    pub restock: bool,
+    pub note: String,
+    /// The units refunded by line (empty for a refund by amount).
+    pub refund_line_items: Vec<LineUnitsItem>,
+    pub created_at: String,
+}
+
+/// Units sent, as the order's timeline recorded them.
+#[derive(Serialize, ToSchema)]
+pub struct ApiFulfillment {
+    pub id: i64,
+    pub tracking_company: String,
+    pub tracking_number: String,
+    pub line_items: Vec<LineUnitsItem>,
+    pub created_at: String,
+}
+
 /// What the order granted: downloads, a membership, licence keys.
 #[derive(Serialize, ToSchema)]
 pub struct Entitlement {
@@ -102,6 +137,8 @@ pub struct ApiOrder {
     pub note: String,
     pub line_items: Vec<LineItem>,
     pub transactions: Vec<Transaction>,
+    pub refunds: Vec<ApiRefund>,
+    pub fulfillments: Vec<ApiFulfillment>,
     pub entitlements: Vec<Entitlement>,
     pub created_at: String,
     pub updated_at: String,
@@ -119,9 +156,67 @@ pub struct OrderListResponse {
     pub orders: Vec<ApiOrder>,
 }
 
+fn units_in(d: &serde_json::Value) -> Vec<LineUnitsItem> {
+    d["lines"]
+        .as_array()
+        .map(|ls| {
+            ls.iter()
+                .map(|l| LineUnitsItem {
+                    line_item_id: l["position"].as_i64().unwrap_or(0),
+                    quantity: l["quantity"].as_i64().unwrap_or(0),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The order's refunds and fulfilments, read from its timeline (oldest first).
+fn history(o: &Order) -> (Vec<ApiRefund>, Vec<ApiFulfillment>) {
+    let (mut refunds, mut sent) = (vec![], vec![]);
+    for e in &o.events {
+        let d: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
+        let text = |k: &str| d[k].as_str().unwrap_or("").to_string();
+        match e.kind.as_str() {
+            "refunded" => refunds.push(ApiRefund {
+                id: e.id,
+                transaction_id: d["transaction"].as_i64(),
+                amount: money::format(d["amount"].as_i64().unwrap_or(0), &o.row.currency),
+                currency: o.row.currency.clone(),
+                restock: d["restock"].as_bool().unwrap_or(false),
+                note: text("reason"),
+                refund_line_items: units_in(&d),
+                created_at: ts(e.created_at),
+            }),
+            "fulfilled" => sent.push(ApiFulfillment {
+                id: e.id,
+                tracking_company: text("carrier"),
+                tracking_number: text("tracking"),
+                line_items: units_in(&d),
+                created_at: ts(e.created_at),
+            }),
+            _ => {}
+        }
+    }
+    (refunds, sent)
+}
+
+fn transaction_json(t: &yiren_store::order::TransactionRow) -> Transaction {
+    Transaction {
+        id: t.id,
+        kind: t.kind.clone(),
+        gateway: t.gateway.clone(),
+        authorization: t.reference.clone(),
+        amount: money::format(t.amount, &t.currency),
+        currency: t.currency.clone(),
+        status: t.status.clone(),
+        created_at: ts(t.created_at),
+    }
+}
+
 async fn json_of(state: &AppState, o: &Order) -> Result<ApiOrder, ApiError> {
     let r = &o.row;
     let m = |v: i64| money::format(v, &r.currency);
+    let (refunds, fulfillments) = history(o);
     let keys = license::of_order(&state.ctx, r.id).await?;
     let entitlements = delivery::entitlements(&state.ctx, r.id)
         .await?
@@ -188,20 +283,9 @@ async fn json_of(state: &AppState, o: &Order) -> Result<ApiOrder, ApiError> {
                 refunded_quantity: l.refunded_units,
             })
             .collect(),
-        transactions: o
-            .transactions
-            .iter()
-            .map(|t| Transaction {
-                id: t.id,
-                kind: t.kind.clone(),
-                gateway: t.gateway.clone(),
-                authorization: t.reference.clone(),
-                amount: money::format(t.amount, &t.currency),
-                currency: t.currency.clone(),
-                status: t.status.clone(),
-                created_at: ts(t.created_at),
-            })
-            .collect(),
+        transactions: o.transactions.iter().map(transaction_json).collect(),
+        refunds,
+        fulfillments,
         entitlements,
         created_at: ts(r.created_at),
         updated_at: ts(r.updated_at),
@@ -556,4 +640,137 @@ pub async fn cancel_order(
     )
     .await?;
     respond(&state, id, StatusCode::OK).await
+}
+
+/// `{"transactions": [...]}`
+#[derive(Serialize, ToSchema)]
+pub struct TransactionListResponse {
+    pub transactions: Vec<Transaction>,
+}
+
+/// `{"transaction": {...}}`
+#[derive(Serialize, ToSchema)]
+pub struct TransactionResponse {
+    pub transaction: Transaction,
+}
+
+/// `{"refunds": [...]}`
+#[derive(Serialize, ToSchema)]
+pub struct RefundListResponse {
+    pub refunds: Vec<ApiRefund>,
+}
+
+/// `{"fulfillments": [...]}`
+#[derive(Serialize, ToSchema)]
+pub struct FulfillmentListResponse {
+    pub fulfillments: Vec<ApiFulfillment>,
+}
+
+/// An order's transactions: money received (`sale`) and returned (`refund`), oldest first.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/transactions", tag = "orders", params(("id" = i64, Path)),
+    responses((status = 200, body = TransactionListResponse), (status = 404, body = ErrorBody)))]
+pub async fn list_transactions(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<TransactionListResponse>, ApiError> {
+    p.require("orders:read")?;
+    let o = order::get(&state.ctx, id).await?;
+    Ok(Json(TransactionListResponse {
+        transactions: o.transactions.iter().map(transaction_json).collect(),
+    }))
+}
+
+/// A transaction to record: only `capture` — the owner says a manual payment (the personal QR
+/// code, a bank transfer) arrived, for the whole total, as the admin's "confirm receipt" does.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionInput {
+    /// `capture`.
+    pub kind: String,
+    /// Optional; when given it must be the order's total (decimal string in its currency).
+    #[serde(default)]
+    pub amount: Option<String>,
+}
+
+/// `{"transaction": {...}}`
+#[derive(Deserialize, ToSchema)]
+pub struct TransactionRequest {
+    pub transaction: TransactionInput,
+}
+
+/// Record a manual payment as received (once: a repeat answers 200 with the same sale).
+#[utoipa::path(post, path = "/api/v1/orders/{id}/transactions", tag = "orders", params(("id" = i64, Path),
+    ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
+    request_body = TransactionRequest,
+    responses((status = 201, body = TransactionResponse), (status = 200, body = TransactionResponse),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_transaction(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    body: ApiJson<TransactionRequest>,
+) -> Result<(StatusCode, Json<TransactionResponse>), ApiError> {
+    p.require("orders:write")?;
+    // The body is read only once the token may do this (no 422 before the 403).
+    let t = body.0?.transaction;
+    if t.kind != "capture" {
+        return Err(ApiError::invalid("error.invalid").field("kind"));
+    }
+    let o = order::get(&state.ctx, id).await?;
+    if o.row.gateway != "manual" {
+        return Err(ApiError::invalid("order.not_manual").field("kind"));
+    }
+    if let Some(a) = t.amount.as_deref() {
+        if money::parse(a, &o.row.currency, "amount")? != o.row.total {
+            return Err(ApiError::invalid("order.amount_not_total").field("amount"));
+        }
+    }
+    let status =
+        match order::confirm_manual(&state.ctx, id, &format!("api:{}", p.staff.email)).await? {
+            order::Paid::Applied => StatusCode::CREATED,
+            order::Paid::Duplicate => StatusCode::OK,
+        };
+    let o = order::get(&state.ctx, id).await?;
+    let sale = o
+        .transactions
+        .iter()
+        .find(|t| t.kind == "sale" && t.reference == format!("confirm:{id}"))
+        .ok_or_else(ApiError::not_found)?;
+    Ok((
+        status,
+        Json(TransactionResponse {
+            transaction: transaction_json(sale),
+        }),
+    ))
+}
+
+/// An order's refunds, oldest first.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/refunds", tag = "orders", params(("id" = i64, Path)),
+    responses((status = 200, body = RefundListResponse), (status = 404, body = ErrorBody)))]
+pub async fn list_refunds(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<RefundListResponse>, ApiError> {
+    p.require("orders:read")?;
+    let o = order::get(&state.ctx, id).await?;
+    Ok(Json(RefundListResponse {
+        refunds: history(&o).0,
+    }))
+}
+
+/// An order's fulfilments (shipments), oldest first.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/fulfillments", tag = "orders", params(("id" = i64, Path)),
+    responses((status = 200, body = FulfillmentListResponse), (status = 404, body = ErrorBody)))]
+pub async fn list_fulfillments(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<FulfillmentListResponse>, ApiError> {
+    p.require("orders:read")?;
+    let o = order::get(&state.ctx, id).await?;
+    Ok(Json(FulfillmentListResponse {
+        fulfillments: history(&o).1,
+    }))
 }
