@@ -54,6 +54,8 @@ async fn main() {
         keys: yiren_core::keys::Keys::from_bytes([0; 32]),
         gateways: Default::default(),
         templates_dir: None,
+        settings_cache: Default::default(),
+        catalog_cache: Default::default(),
     };
 
     let mut hashes = Vec::new();

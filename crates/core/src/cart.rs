@@ -200,8 +200,8 @@ pub async fn price(ctx: &Ctx, lines: &[Line], locale: Locale) -> DomainResult<Pr
         notices: vec![],
     };
     for l in lines {
-        let product = match catalog::variant_product(ctx, l.variant_id).await {
-            Ok(pid) => catalog::get(ctx, pid).await.ok(),
+        let product = match catalog::for_variant(ctx, l.variant_id).await {
+            Ok((p, _)) => Some(p),
             Err(DomainError::NotFound) => None,
             Err(e) => return Err(e),
         };

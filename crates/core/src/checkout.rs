@@ -195,9 +195,12 @@ impl Config {
 
 /// The checkout settings (defaults when never saved).
 pub async fn config(ctx: &Ctx) -> DomainResult<Config> {
-    Ok(config_from(
-        yiren_store::settings::all(ctx.db.read()).await?,
-    ))
+    let rows = crate::settings::rows(ctx).await?;
+    Ok(rows
+        .iter()
+        .find(|(k, _)| k == CONFIG_KEY)
+        .and_then(|(_, v)| serde_json::from_str(v).ok())
+        .unwrap_or_default())
 }
 
 /// The checkout settings read inside a transaction.
@@ -376,16 +379,11 @@ pub async fn quote(ctx: &Ctx, s: &Submit) -> DomainResult<Quote> {
     for vid in order {
         let quantity = merged[&vid];
         let gone = || DomainError::invalid("lines", "checkout.line_gone");
-        let pid = catalog::variant_product(ctx, vid)
-            .await
-            .map_err(|e| match e {
-                DomainError::NotFound => gone(),
-                e => e,
-            })?;
-        let p = catalog::get(ctx, pid).await.map_err(|e| match e {
+        let (p, collections) = catalog::for_variant(ctx, vid).await.map_err(|e| match e {
             DomainError::NotFound => gone(),
             e => e,
         })?;
+        let pid = p.row.id;
         let v = p
             .variants
             .iter()
@@ -406,7 +404,6 @@ pub async fn quote(ctx: &Ctx, s: &Submit) -> DomainResult<Quote> {
                 key: "checkout.sold_out",
             });
         }
-        let collections = yiren_store::catalog::collections_of(ctx.db.read(), pid).await?;
         priced.push(pricing::Line {
             product_id: pid,
             collections,
@@ -771,7 +768,7 @@ async fn place_once(
         .await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
-    crate::catalog::changed();
+    crate::catalog::stock_changed();
     Ok(row)
 }
 

@@ -69,6 +69,10 @@ pub struct Ctx {
     pub gateways: payment::Gateways,
     /// The owner's template overrides (`<data-dir>/templates`), when that directory exists.
     pub templates_dir: Option<Arc<std::path::PathBuf>>,
+    /// The settings as last read (see [`settings::rows`]).
+    pub settings_cache: settings::Cache,
+    /// Copies of products for pricing carts and checkouts (see [`catalog::for_variant`]).
+    pub catalog_cache: catalog::Cache,
 }
 
 impl Ctx {

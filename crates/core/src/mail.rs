@@ -511,7 +511,7 @@ fn header_text(s: &str, max: usize, field: &'static str) -> DomainResult<String>
 
 /// Read the owner's SMTP settings.
 pub async fn load_smtp(ctx: &Ctx) -> DomainResult<SmtpSettings> {
-    Ok(yiren_store::settings::get(ctx.db.read(), SMTP_KEY)
+    Ok(crate::settings::value(ctx, SMTP_KEY)
         .await?
         .and_then(|v| serde_json::from_str(&v).ok())
         .unwrap_or_default())

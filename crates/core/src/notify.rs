@@ -301,9 +301,7 @@ pub async fn emit(
     event: &OwnerEvent,
     cause: &str,
 ) -> DomainResult<()> {
-    // Read through the caller's transaction: a second pooled connection here could starve the
-    // pool when many transactions emit at once (PostgreSQL shares one pool).
-    let all = store::all(&mut **tx).await?;
+    let all = crate::settings::rows_in(ctx, tx).await?;
     let n: NotifySettings = all
         .iter()
         .find(|(k, _)| k == KEY)
@@ -312,7 +310,7 @@ pub async fn emit(
     let Some(channels) = n.routes.get(event.kind()) else {
         return Ok(());
     };
-    let site = crate::settings::from_pairs(all);
+    let site = crate::settings::from_pairs(all.to_vec());
     let (title, body) = event.text(site.default_locale);
     let link = match event {
         OwnerEvent::NewOrder {

@@ -249,9 +249,12 @@ impl std::fmt::Debug for Gateways {
     }
 }
 
-/// Start paying an order with its gateway.
-pub async fn start(ctx: &Ctx, order_id: i64, base_url: &str) -> DomainResult<Instruction> {
-    let o = order::get(ctx, order_id).await?.row;
+/// Start paying an order (as just placed) with its gateway.
+pub async fn start(
+    ctx: &Ctx,
+    o: &yiren_store::order::OrderRow,
+    base_url: &str,
+) -> DomainResult<Instruction> {
     let gw = ctx
         .gateways
         .get(&o.gateway)

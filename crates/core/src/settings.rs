@@ -1,5 +1,8 @@
 //! Site settings: name, default language, currency and time zone.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 use yiren_store::settings as store;
 
@@ -86,9 +89,70 @@ impl SiteSettings {
     }
 }
 
+/// The settings rows as last read, shared by the checkout, the cart and mails (each page and
+/// order used to read them several times). A copy is used while no settings write happened in
+/// this process since it was read and it is younger than [`CACHE_TTL`] (the bound on how long
+/// another process's change, or one committed while it was being read, can go unseen).
+#[derive(Clone, Default)]
+pub struct Cache(Arc<Mutex<Option<Cached>>>);
+
+struct Cached {
+    writes: u64,
+    at: Instant,
+    rows: Arc<Vec<(String, String)>>,
+}
+
+/// How long a copy of the settings is used at most.
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Every setting row (key, value), from the copy when it is current.
+pub async fn rows(ctx: &Ctx) -> DomainResult<Arc<Vec<(String, String)>>> {
+    let writes = store::writes();
+    if let Some(rows) = current(ctx) {
+        return Ok(rows);
+    }
+    let rows = Arc::new(store::all(ctx.db.read()).await?);
+    *ctx.settings_cache.0.lock().expect("not poisoned") = Some(Cached {
+        writes,
+        at: Instant::now(),
+        rows: rows.clone(),
+    });
+    Ok(rows)
+}
+
+fn current(ctx: &Ctx) -> Option<Arc<Vec<(String, String)>>> {
+    let writes = store::writes();
+    let copy = ctx.settings_cache.0.lock().expect("not poisoned");
+    copy.as_ref()
+        .filter(|c| c.writes == writes && c.at.elapsed() < CACHE_TTL)
+        .map(|c| c.rows.clone())
+}
+
+/// Every setting row inside a transaction: the copy when it is current, else read through the
+/// transaction (a second pooled connection could starve the pool when many transactions do
+/// this at once) and not kept (the transaction may hold writes not committed yet).
+pub async fn rows_in(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+) -> DomainResult<Arc<Vec<(String, String)>>> {
+    match current(ctx) {
+        Some(rows) => Ok(rows),
+        None => Ok(Arc::new(store::all(&mut **tx).await?)),
+    }
+}
+
+/// One setting's raw value, if set (from the copy when it is current).
+pub async fn value(ctx: &Ctx, key: &str) -> DomainResult<Option<String>> {
+    Ok(rows(ctx)
+        .await?
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone()))
+}
+
 /// Read the settings (defaults for anything unset).
 pub async fn load(ctx: &Ctx) -> DomainResult<SiteSettings> {
-    Ok(from_pairs(store::all(ctx.db.read()).await?))
+    Ok(from_pairs(rows(ctx).await?.iter().cloned().collect()))
 }
 
 /// The settings from (key, value) rows as [`store::all`] returns them.

@@ -4,6 +4,15 @@ use sqlx::{Any, Executor};
 
 use crate::StoreResult;
 
+/// Bumped by every settings write in this process, so in-memory copies of the settings know
+/// they are old (see `yiren_core::settings::rows`).
+static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many settings writes this process has made.
+pub fn writes() -> u64 {
+    WRITES.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// Every setting, as (key, value) pairs.
 pub async fn all<'e, E: Executor<'e, Database = Any>>(
     exec: E,
@@ -31,6 +40,7 @@ pub async fn put<'e, E: Executor<'e, Database = Any>>(
     .bind(now)
     .execute(exec)
     .await?;
+    WRITES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     Ok(())
 }
 

@@ -191,3 +191,44 @@ both_engines! {
         assert_eq!((qty(&page, &white), qty(&page, &green)), (None, None), "{page}");
     }
 }
+
+both_engines! {
+    /// The copies the cart and the checkout price from: a change through the catalog shows at
+    /// once, stock is always read fresh, and a change made outside this process (here: straight
+    /// in the database) shows within the copies' lifetime.
+    async fn prices_come_from_copies_that_follow_the_catalog(engine: Engine) {
+        use yiren_core::cart::{self, Line};
+        let app = TestApp::spawn(engine).await;
+        let ctx = app.state.ctx.clone();
+        let p = catalog::create(&ctx, &mug(), "test").await.unwrap();
+        let white = p.variants[0].row.id;
+        let line = [Line { variant_id: white, quantity: 2 }];
+        let locale = yiren_core::Locale::ZhCn;
+        assert_eq!(cart::price(&ctx, &line, locale).await.unwrap().subtotal, 17_600);
+        // Through the catalog: at once.
+        let mut input = mug();
+        input.variants[0].prices[0].amount = 9_000;
+        for (v, old) in input.variants.iter_mut().zip(&p.variants) {
+            v.id = Some(old.row.id);
+        }
+        catalog::update(&ctx, p.row.id, &input, "test").await.unwrap();
+        assert_eq!(cart::price(&ctx, &line, locale).await.unwrap().subtotal, 18_000);
+        // Stock is never copied: one unit sold elsewhere caps the line now.
+        sqlx::query("UPDATE variants SET inventory_quantity = 1 WHERE id = $1").bind(white).execute(ctx.db.write()).await.unwrap();
+        let priced = cart::price(&ctx, &line, locale).await.unwrap();
+        assert_eq!((priced.subtotal, priced.notices.clone()), (9_000, vec!["cart.line_capped"]));
+        // Outside the catalog service (as another process would): within the copies' lifetime.
+        sqlx::query("UPDATE variant_prices SET amount = 7000 WHERE variant_id = $1").bind(white).execute(ctx.db.write()).await.unwrap();
+        tokio::time::sleep(catalog::COPY_TTL + std::time::Duration::from_millis(50)).await;
+        assert_eq!(cart::price(&ctx, &line, locale).await.unwrap().subtotal, 7_000);
+        // The settings likewise: a save shows at once, an outside write within a second.
+        let mut site = yiren_core::settings::load(&ctx).await.unwrap();
+        site.name = "一人小店".into();
+        yiren_core::settings::save(&ctx, &site).await.unwrap();
+        assert_eq!(yiren_core::settings::load(&ctx).await.unwrap().name, "一人小店");
+        sqlx::query("UPDATE settings SET value = '另一家店' WHERE key = 'site.name'").execute(ctx.db.write()).await.unwrap();
+        tokio::time::sleep(yiren_core::settings::CACHE_TTL + std::time::Duration::from_millis(50)).await;
+        assert_eq!(yiren_core::settings::load(&ctx).await.unwrap().name, "另一家店");
+        app.stop().await;
+    }
+}

@@ -280,7 +280,7 @@ async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
             // on the order page.
             let to = match (
                 o.payment.as_str(),
-                payment::start(&state.ctx, o.id, &base).await,
+                payment::start(&state.ctx, &o, &base).await,
             ) {
                 ("pending", Ok(payment::Instruction::Redirect { url })) => url,
                 ("pending", Err(e)) => {

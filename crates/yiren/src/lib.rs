@@ -201,6 +201,8 @@ fn context_with(config: &Config, db: Db, deps: Deps) -> anyhow::Result<Ctx> {
         keys,
         gateways: yiren_core::payment::Gateways::new(deps.gateways),
         templates_dir: Some(Arc::new(config.data_dir.join("templates"))),
+        settings_cache: Default::default(),
+        catalog_cache: Default::default(),
     })
 }
 

@@ -9,7 +9,8 @@
 pub mod collection;
 pub mod csv;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use yiren_store::catalog::{
@@ -31,9 +32,81 @@ pub fn generation() -> u64 {
     GENERATION.load(std::sync::atomic::Ordering::Acquire)
 }
 
+/// Bumped when what products *are* changes (text, prices, options, collections, status) — not
+/// when only their stock moves; the copies [`for_variant`] keeps follow it.
+static CONTENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Record that the catalog (or anything a shop page shows) changed.
 pub fn changed() {
+    CONTENT.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
+
+/// Record that stock (or a campaign's progress) moved: shop pages are rendered again, copies of
+/// product content stay.
+pub fn stock_changed() {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
+
+/// Copies of products (and their collections) for the cart and the checkout, which price every
+/// line of every page view and order. A copy is used while no content change happened in this
+/// process since it was read and it is younger than [`COPY_TTL`] (the bound on how long another
+/// process's edit can go unseen); stock is never taken from it.
+#[derive(Clone, Default)]
+pub struct Cache(Arc<std::sync::Mutex<HashMap<i64, Copy>>>);
+
+struct Copy {
+    content: u64,
+    at: std::time::Instant,
+    product: Arc<(Product, Vec<i64>)>,
+}
+
+/// How long a product copy is used at most.
+pub const COPY_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Copies kept at most (the cache starts over when full).
+const MAX_COPIES: usize = 2_000;
+
+/// The product of a variant, with the collections it is in, for pricing: text, prices and
+/// options from a copy while it is current, the variant's own row (stock) read now. Not found
+/// when the variant or its product is gone.
+pub async fn for_variant(ctx: &Ctx, variant_id: i64) -> DomainResult<(Product, Vec<i64>)> {
+    let row = store::get_variant(ctx.db.read(), variant_id)
+        .await
+        .map_err(store_err)?;
+    let content = CONTENT.load(std::sync::atomic::Ordering::Acquire);
+    let kept = {
+        let copies = ctx.catalog_cache.0.lock().expect("not poisoned");
+        copies
+            .get(&row.product_id)
+            .filter(|c| c.content == content && c.at.elapsed() < COPY_TTL)
+            .map(|c| c.product.clone())
+    };
+    let copy = match kept {
+        Some(c) if c.0.variants.iter().any(|v| v.row.id == variant_id) => c,
+        _ => {
+            let p = get(ctx, row.product_id).await?;
+            let collections = store::collections_of(ctx.db.read(), row.product_id).await?;
+            let copy = Arc::new((p, collections));
+            let mut copies = ctx.catalog_cache.0.lock().expect("not poisoned");
+            if copies.len() >= MAX_COPIES {
+                copies.clear();
+            }
+            copies.insert(
+                row.product_id,
+                Copy {
+                    content,
+                    at: std::time::Instant::now(),
+                    product: copy.clone(),
+                },
+            );
+            copy
+        }
+    };
+    let (mut p, collections) = (copy.0.clone(), copy.1.clone());
+    if let Some(v) = p.variants.iter_mut().find(|v| v.row.id == variant_id) {
+        v.row = row;
+    }
+    Ok((p, collections))
 }
 
 /// The job kind that brings one product's search document up to date.

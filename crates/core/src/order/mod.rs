@@ -482,7 +482,7 @@ pub async fn pay(ctx: &Ctx, order_id: i64, r: &Received, actor: &str) -> DomainR
         DomainError::Unavailable("failpoint order.pay.before_commit".into())
     ));
     tx.commit().await.map_err(StoreError::from)?;
-    crate::catalog::changed();
+    crate::catalog::stock_changed();
     Ok(Paid::Applied)
 }
 
@@ -536,7 +536,7 @@ pub async fn cancel(
     store::save_state(&mut tx, &o).await?;
     event::record(ctx, &mut tx, event::ORDER_CANCELLED, order_id, &summary(&o)).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    crate::catalog::changed();
+    crate::catalog::stock_changed();
     Ok(o)
 }
 
@@ -622,7 +622,7 @@ pub async fn release_hold(ctx: &Ctx, order_id: i64) -> DomainResult<bool> {
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        crate::catalog::changed();
+        crate::catalog::stock_changed();
     }
     Ok(done)
 }

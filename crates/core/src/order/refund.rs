@@ -199,7 +199,7 @@ pub async fn refund(ctx: &Ctx, order_id: i64, r: &Refund, actor: &str) -> Domain
     store::save_state(&mut tx, &o).await?;
     event::record(ctx, &mut tx, event::ORDER_REFUNDED, order_id, &summary(&o)).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    crate::catalog::changed();
+    crate::catalog::stock_changed();
     Ok(true)
 }
 

@@ -474,7 +474,7 @@ impl WechatTemplate {
 
 /// Read the 公众号 template settings.
 pub async fn load_wechat(ctx: &Ctx) -> DomainResult<WechatTemplate> {
-    Ok(yiren_store::settings::get(ctx.db.read(), WECHAT_KEY)
+    Ok(crate::settings::value(ctx, WECHAT_KEY)
         .await?
         .and_then(|v| serde_json::from_str(&v).ok())
         .unwrap_or_default())
@@ -604,7 +604,7 @@ const SETTINGS_KEY: &str = "reach";
 
 /// Read the settings.
 pub async fn load_settings(ctx: &Ctx) -> DomainResult<ReachSettings> {
-    Ok(yiren_store::settings::get(ctx.db.read(), SETTINGS_KEY)
+    Ok(crate::settings::value(ctx, SETTINGS_KEY)
         .await?
         .and_then(|v| serde_json::from_str(&v).ok())
         .unwrap_or_default())
