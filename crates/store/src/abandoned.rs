@@ -89,3 +89,29 @@ pub async fn prune<'e, E: Executor<'e, Database = Any>>(exec: E, before: i64) ->
         .await?
         .rows_affected())
 }
+
+/// A customer's started checkouts, newest first (their data export).
+pub async fn of_customer<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    customer_id: i64,
+) -> StoreResult<Vec<CheckoutRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM checkouts WHERE customer_id = $1 ORDER BY updated_at DESC, id"
+    ))
+    .bind(customer_id)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// Forget a customer's checkouts that never became an order (their account is deleted); those
+/// that did stay with the order (anonymised with it).
+pub async fn delete_unconverted_of<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    customer_id: i64,
+) -> StoreResult<u64> {
+    let r = sqlx::query("DELETE FROM checkouts WHERE customer_id = $1 AND order_id IS NULL")
+        .bind(customer_id)
+        .execute(exec)
+        .await?;
+    Ok(r.rows_affected())
+}

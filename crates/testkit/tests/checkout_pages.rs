@@ -286,6 +286,21 @@ both_engines! {
         assert!(!theirs.contains("#1001") && theirs.contains("还没有订单"), "{theirs}");
         let anon = app.client().get(app.url("/account/orders")).send().await.unwrap();
         assert_eq!(location(&anon), "/account/sign-in?next=%2Faccount%2Forders");
+        // Their data export holds the order, the saved cart and the checkouts they started.
+        me.post(app.url("/cart/add")).form(&[("variant_id", v.to_string()), ("quantity", "2".into())]).send().await.unwrap();
+        me.get(app.url("/checkout")).send().await.unwrap().text().await.unwrap();
+        let data: serde_json::Value = me.get(app.url("/account/data")).send().await.unwrap().json().await.unwrap();
+        assert_eq!((data["orders"][0]["number"].as_i64(), data["orders"][0]["total"].as_str(), data["orders"][0]["lines"][0]["quantity"].as_i64()), (Some(1001), Some("29.00"), Some(1)), "{data}");
+        assert_eq!(data["saved_cart"], serde_json::json!([{"variant_id": v, "quantity": 2}]));
+        let started = data["started_checkouts"].as_array().unwrap();
+        let mut placed: Vec<bool> = started.iter().map(|k| k["order_placed"].as_bool().unwrap()).collect();
+        placed.sort();
+        assert_eq!(placed, [false, true], "{data}");
+        // Deleting the account forgets the cart and the checkout that never became an order.
+        yiren_core::customer::delete_account(&app.state.ctx, mine.id).await.unwrap();
+        assert!(yiren_core::cart::saved(&app.state.ctx, mine.id).await.unwrap().is_empty());
+        let left = yiren_store::abandoned::of_customer(app.state.ctx.db.read(), mine.id).await.unwrap();
+        assert_eq!(left.iter().map(|k| k.order_id.is_some()).collect::<Vec<_>>(), [true]);
     }
 
     /// An unpaid order is reminded once, three quarters of the way to its expiry; a paid one is

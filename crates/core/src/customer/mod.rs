@@ -810,6 +810,31 @@ pub async fn export(ctx: &Ctx, customer_id: i64) -> DomainResult<serde_json::Val
     )
     .await?;
     let ts = |ms: i64| crate::clock::rfc3339(ms);
+    let mut orders = vec![];
+    let mut offset = 0;
+    loop {
+        let page = crate::order::list(ctx, Some(customer_id), 100, offset).await?;
+        for o in &page {
+            let lines = yiren_store::order::lines(ctx.db.read(), o.id).await?;
+            let m = |v: i64| crate::money::format(v, &o.currency);
+            orders.push(serde_json::json!({
+                "number": o.number, "email": o.email, "currency": o.currency, "total": m(o.total),
+                "payment": o.payment, "fulfilment": o.fulfilment, "cancelled": o.cancelled == 1,
+                "refunded": m(o.refunded), "address": serde_json::from_str::<serde_json::Value>(&o.address).ok(),
+                "note": o.note, "created_at": ts(o.created_at),
+                "lines": lines.iter().map(|l| serde_json::json!({
+                    "title": l.title, "variant_title": l.variant_title, "sku": l.sku,
+                    "quantity": l.quantity, "unit_price": m(l.unit_price),
+                })).collect::<Vec<_>>(),
+            }));
+        }
+        if page.len() < 100 {
+            break;
+        }
+        offset += 100;
+    }
+    let cart = crate::cart::saved(ctx, customer_id).await?;
+    let checkouts = yiren_store::abandoned::of_customer(ctx.db.read(), customer_id).await?;
     Ok(serde_json::json!({
         "format": "yiren.customer-export.v1",
         "exported_at": ts(ctx.now()),
@@ -851,6 +876,16 @@ pub async fn export(ctx: &Ctx, customer_id: i64) -> DomainResult<serde_json::Val
             "channel": m.channel, "summary": m.summary, "status": m.status,
             "created_at": ts(m.created_at), "sent_at": m.sent_at.map(ts),
         })).collect::<Vec<_>>(),
+        "orders": orders,
+        "saved_cart": cart.iter().map(|l| serde_json::json!({
+            "variant_id": l.variant_id, "quantity": l.quantity,
+        })).collect::<Vec<_>>(),
+        "started_checkouts": checkouts.iter().map(|k| serde_json::json!({
+            "email": k.email, "items": serde_json::from_str::<serde_json::Value>(&k.items).ok(),
+            "subtotal": crate::money::format(k.subtotal, &k.currency), "currency": k.currency,
+            "order_placed": k.order_id.is_some(), "started_at": ts(k.created_at),
+            "last_seen_at": ts(k.updated_at),
+        })).collect::<Vec<_>>(),
     }))
 }
 
@@ -883,6 +918,9 @@ pub async fn delete_account(ctx: &Ctx, customer_id: i64) -> DomainResult<()> {
         yiren_store::job::redact_mentioning(&mut *tx, &quoted, now).await?;
         yiren_store::throttle::delete_prefix(&mut *tx, &format!("cacct:{e}|")).await?;
     }
+    // The saved cart and checkouts that never became an order are theirs alone.
+    store::put_cart(&mut *tx, customer_id, "", now).await?;
+    yiren_store::abandoned::delete_unconverted_of(&mut *tx, customer_id).await?;
     store::set_second_factor(&mut *tx, customer_id, false, now).await?;
     store::anonymise(&mut *tx, customer_id, now).await?;
     tx.commit().await.map_err(StoreError::from)?;
