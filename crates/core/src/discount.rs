@@ -177,46 +177,12 @@ fn code_taken(e: StoreError) -> DomainError {
     }
 }
 
-/// Create a discount.
-pub async fn create(ctx: &Ctx, input: &DiscountInput) -> DomainResult<DiscountRow> {
+/// The input, checked, written over `base` (which keeps its id, uses and creation time).
+async fn row_of(ctx: &Ctx, input: &DiscountInput, base: DiscountRow) -> DomainResult<DiscountRow> {
     check(input)?;
     let code = code_of(input)?;
     check_targets(ctx, input).await?;
-    let now = ctx.now();
-    let row = DiscountRow {
-        id: ctx.new_id(),
-        code,
-        title: input.title.trim().to_string(),
-        kind: input.kind.clone(),
-        value: input.value,
-        buy: input.buy,
-        get: input.get,
-        applies: input.applies.clone(),
-        targets: serde_json::to_string(&input.targets).expect("serialisable"),
-        min_subtotal: input.min_subtotal,
-        starts_at: input.starts_at,
-        ends_at: input.ends_at,
-        usage_limit: input.usage_limit,
-        per_customer: input.per_customer,
-        used: 0,
-        status: status_of(input).into(),
-        created_at: now,
-        updated_at: now,
-    };
-    store::insert_discount(ctx.db.write(), &row)
-        .await
-        .map_err(code_taken)?;
-    Ok(row)
-}
-
-/// Change a discount. Its uses so far stay counted (and keep their amounts on their orders); a
-/// use limit below them is refused.
-pub async fn update(ctx: &Ctx, id: i64, input: &DiscountInput) -> DomainResult<DiscountRow> {
-    let old = get(ctx, id).await?;
-    check(input)?;
-    let code = code_of(input)?;
-    check_targets(ctx, input).await?;
-    let row = DiscountRow {
+    Ok(DiscountRow {
         code,
         title: input.title.trim().to_string(),
         kind: input.kind.clone(),
@@ -232,8 +198,29 @@ pub async fn update(ctx: &Ctx, id: i64, input: &DiscountInput) -> DomainResult<D
         per_customer: input.per_customer,
         status: status_of(input).into(),
         updated_at: ctx.now(),
-        ..old
+        ..base
+    })
+}
+
+/// Create a discount.
+pub async fn create(ctx: &Ctx, input: &DiscountInput) -> DomainResult<DiscountRow> {
+    let base = DiscountRow {
+        id: ctx.new_id(),
+        created_at: ctx.now(),
+        ..Default::default()
     };
+    let row = row_of(ctx, input, base).await?;
+    store::insert_discount(ctx.db.write(), &row)
+        .await
+        .map_err(code_taken)?;
+    Ok(row)
+}
+
+/// Change a discount. Its uses so far stay counted (and keep their amounts on their orders); a
+/// use limit below them is refused.
+pub async fn update(ctx: &Ctx, id: i64, input: &DiscountInput) -> DomainResult<DiscountRow> {
+    let old = get(ctx, id).await?;
+    let row = row_of(ctx, input, old).await?;
     if !store::update_discount(ctx.db.write(), &row)
         .await
         .map_err(code_taken)?

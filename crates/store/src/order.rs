@@ -85,7 +85,7 @@ const LINE_SELECT: &str =
      fulfilled, refunded_units, restocked";
 
 /// A discount: a code, or automatic (no code).
-#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+#[derive(Default, Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
 pub struct DiscountRow {
     pub id: i64,
     pub code: Option<String>,
