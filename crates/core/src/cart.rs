@@ -120,8 +120,7 @@ pub async fn add(
     if !(1..=MAX_QUANTITY).contains(&quantity) {
         return Err(DomainError::invalid("quantity", "cart.quantity_invalid"));
     }
-    let product_id = catalog::variant_product(ctx, variant_id).await?;
-    let p = catalog::get(ctx, product_id).await?;
+    let (p, _) = catalog::for_variant(ctx, variant_id).await?;
     let v = p
         .variants
         .iter()

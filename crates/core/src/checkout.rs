@@ -739,31 +739,28 @@ async fn place_once(
             unique_key: Some(format!("{kind}:{id}")),
         };
         let payload = serde_json::json!({ "order_id": id });
-        job::enqueue(
+        // Release the hold, remind, expire: one statement.
+        let remind = crate::order::remind_at(now, row.expires_at);
+        job::enqueue_many(
             ctx,
             &mut tx,
-            crate::order::RELEASE_KIND,
-            &payload,
-            at(row.hold_until, crate::order::RELEASE_KIND),
-        )
-        .await?;
-        job::enqueue(
-            ctx,
-            &mut tx,
-            crate::order::EXPIRE_KIND,
-            &payload,
-            at(row.expires_at, crate::order::EXPIRE_KIND),
-        )
-        .await?;
-        job::enqueue(
-            ctx,
-            &mut tx,
-            crate::order::REMIND_KIND,
-            &payload,
-            at(
-                crate::order::remind_at(now, row.expires_at),
-                crate::order::REMIND_KIND,
-            ),
+            &[
+                (
+                    crate::order::RELEASE_KIND,
+                    payload.clone(),
+                    at(row.hold_until, crate::order::RELEASE_KIND),
+                ),
+                (
+                    crate::order::EXPIRE_KIND,
+                    payload.clone(),
+                    at(row.expires_at, crate::order::EXPIRE_KIND),
+                ),
+                (
+                    crate::order::REMIND_KIND,
+                    payload,
+                    at(remind, crate::order::REMIND_KIND),
+                ),
+            ],
         )
         .await?;
     }

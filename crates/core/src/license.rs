@@ -464,8 +464,8 @@ pub async fn owned(ctx: &Ctx, id: i64) -> DomainResult<Owned> {
 /// What the owner may change on a sold key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyChange {
-    /// Off: every call with the key is refused (`disabled`); on again: usable.
-    pub enabled: bool,
+    /// Off: every call with the key is refused (`disabled`); on again: usable; none: as it is.
+    pub enabled: Option<bool>,
     /// Devices allowed (1 to 10,000); none: no limit.
     pub activation_limit: Option<i64>,
     /// When it stops working; none: never.

@@ -364,7 +364,7 @@ async fn render_order(
     if !ORDER_MAILS.contains(&kind) {
         return Ok(None);
     }
-    let o = match crate::order::get(ctx, order_id).await {
+    let o = match crate::order::for_message(ctx, order_id, kind == "shipped").await {
         Ok(o) => o,
         Err(crate::error::DomainError::NotFound) => return Ok(None),
         Err(e) => return Err(e),

@@ -190,6 +190,7 @@ pub async fn save(ctx: &Ctx, s: &SiteSettings) -> DomainResult<()> {
     let mut tx = ctx.db.begin().await?;
     save_in(&mut tx, s, ctx.now()).await?;
     tx.commit().await.map_err(yiren_store::StoreError::from)?;
+    store::note_write();
     crate::catalog::changed();
     Ok(())
 }

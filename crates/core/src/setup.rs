@@ -66,5 +66,6 @@ pub async fn complete(
     settings::save_in(&mut tx, &input.site, now).await?;
     let row = staff::get(&mut *tx, id).await?;
     tx.commit().await.map_err(yiren_store::StoreError::from)?;
+    yiren_store::settings::note_write();
     auth::start_session(ctx, row.into(), ip, user_agent).await
 }

@@ -62,6 +62,49 @@ pub async fn enqueue<'e, E: Executor<'e, Database = Any>>(
     Ok(r.rows_affected() == 1)
 }
 
+/// Insert several jobs in one statement (each skipped when its unique key exists); how many
+/// were created.
+pub async fn enqueue_many<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    jobs: &[NewJob<'_>],
+    now: i64,
+) -> StoreResult<u64> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<String> = (0..jobs.len())
+        .map(|i| {
+            let b = i * 6;
+            format!(
+                "(${}, ${}, ${}, 'queued', 0, ${}, ${}, ${}, ${n}, ${n})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                n = jobs.len() * 6 + 1
+            )
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, unique_key, created_at, updated_at) \
+         VALUES {} ON CONFLICT DO NOTHING",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for j in jobs {
+        q = q
+            .bind(j.id)
+            .bind(j.kind)
+            .bind(j.payload)
+            .bind(j.max_attempts)
+            .bind(j.run_at)
+            .bind(j.unique_key);
+    }
+    Ok(q.bind(now).execute(exec).await?.rows_affected())
+}
+
 /// Claim up to `limit` due jobs for `worker` with a lease ending at `lease_until`.
 pub async fn claim(
     db: &Db,

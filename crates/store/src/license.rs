@@ -269,24 +269,29 @@ pub async fn instances<'e, E: Executor<'e, Database = Any>>(
     .await?)
 }
 
-/// The owner's change to a sold key: turned off (`disabled`) or back on (`active` when devices
-/// hold it, else `inactive`), its device limit and its end. False when the key is not sold (or
-/// gone), or the limit is below the devices it is on now.
+/// The owner's change to a sold key: turned off (`disabled`), back on (`active` when devices
+/// hold it, else `inactive`) or left as it is (`enabled` none), its device limit and its end.
+/// False when the key is not sold (or gone), or the limit is below the devices it is on now.
 pub async fn update_sold(
     tx: &mut Tx,
     id: i64,
-    enabled: bool,
+    enabled: Option<bool>,
     activation_limit: Option<i64>,
     expires_at: Option<i64>,
 ) -> StoreResult<bool> {
     let r = sqlx::query(
         "UPDATE license_keys SET activation_limit = $1, expires_at = $2, \
-         status = CASE WHEN $3 = 0 THEN 'disabled' WHEN activations > 0 THEN 'active' ELSE 'inactive' END \
+         status = CASE WHEN $3 = 0 THEN 'disabled' WHEN $3 = 2 THEN status \
+         WHEN activations > 0 THEN 'active' ELSE 'inactive' END \
          WHERE id = $4 AND status <> 'available' AND ($5 = 0 OR activations <= $6)",
     )
     .bind(activation_limit)
     .bind(expires_at)
-    .bind(enabled as i64)
+    .bind(match enabled {
+        Some(false) => 0i64,
+        Some(true) => 1,
+        None => 2,
+    })
     .bind(id)
     .bind(activation_limit.is_some() as i64)
     .bind(activation_limit.unwrap_or(0))

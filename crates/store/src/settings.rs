@@ -8,6 +8,12 @@ use crate::StoreResult;
 /// they are old (see `yiren_core::settings::rows`).
 static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Count a settings write once more — after the commit of a transaction that wrote settings, so
+/// a copy read while it was still open is not taken for current.
+pub fn note_write() {
+    WRITES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
+
 /// How many settings writes this process has made.
 pub fn writes() -> u64 {
     WRITES.load(std::sync::atomic::Ordering::Acquire)

@@ -231,11 +231,14 @@ both_engines! {
         assert_eq!((s, v["license_key"]["status"].as_str()), (200, Some("disabled")));
         let (s, v) = call(&app, "validate", &[("license_key", &key)]).await;
         assert_eq!((s, &v["error_code"]), (400, &Value::from("license.disabled")));
+        // A change that does not name the status leaves it as it is.
         let (s, v) = put(serde_json::json!({"license_key": {"activation_limit": 3}}), token.clone()).await;
+        assert_eq!((s, v["license_key"]["status"].as_str()), (200, Some("disabled")));
+        let (s, v) = put(serde_json::json!({"license_key": {"status": "enabled", "activation_limit": 3}}), token.clone()).await;
         assert_eq!((s, v["license_key"]["status"].as_str()), (200, Some("active")));
         assert_eq!(call(&app, "validate", &[("license_key", &key)]).await.0, 200);
         let timeline = order::get(ctx, first).await.unwrap().events;
-        assert_eq!(timeline.iter().filter(|e| e.kind == "license_changed" && e.actor == format!("api:{OWNER}")).count(), 3);
+        assert_eq!(timeline.iter().filter(|e| e.kind == "license_changed" && e.actor == format!("api:{OWNER}")).count(), 4);
 
         // A device released by the owner frees its place; releasing it again is 404.
         let instance = a["instance"]["id"].as_str().unwrap().to_string();

@@ -304,8 +304,13 @@ both_engines! {
         // Turned off through the API, it stays off.
         change["discount"]["ends_at"] = Value::Null;
         change["discount"]["status"] = json!("disabled");
-        let (_, v) = send(M::PUT, api(&format!("/discounts/{id}")), Some(change), token.clone()).await;
+        let (_, v) = send(M::PUT, api(&format!("/discounts/{id}")), Some(change.clone()), token.clone()).await;
         assert_eq!(v["discount"]["status"], "disabled");
+        // A change that does not name the status leaves it as it is.
+        change["discount"].as_object_mut().unwrap().remove("status");
+        change["discount"]["title"] = json!("春茶（停）");
+        let (_, v) = send(M::PUT, api(&format!("/discounts/{id}")), Some(change), token.clone()).await;
+        assert_eq!((v["discount"]["status"].as_str(), v["discount"]["title"].as_str()), (Some("disabled"), Some("春茶（停）")));
         assert_eq!(send(M::POST, api("/orders"), Some(order("spring", "b@example.com")), token.clone()).await.0, 422);
 
         // Delete: refused while an order holds a use; an unused one goes.

@@ -67,6 +67,30 @@ pub async fn enqueue(
     Ok(store::enqueue(&mut **tx, &job, now).await?.then_some(id))
 }
 
+/// Queue several jobs in the caller's transaction with one statement (see [`enqueue`]); how
+/// many were created (a unique key already queued is skipped).
+pub async fn enqueue_many(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    jobs: &[(&str, serde_json::Value, EnqueueOptions)],
+) -> DomainResult<u64> {
+    let now = ctx.now();
+    let payloads: Vec<String> = jobs.iter().map(|(_, p, _)| p.to_string()).collect();
+    let rows: Vec<NewJob> = jobs
+        .iter()
+        .zip(&payloads)
+        .map(|((kind, _, opts), payload)| NewJob {
+            id: ctx.new_id(),
+            kind,
+            payload,
+            run_at: opts.run_at.unwrap_or(now),
+            max_attempts: opts.max_attempts.max(1),
+            unique_key: opts.unique_key.as_deref(),
+        })
+        .collect();
+    Ok(store::enqueue_many(&mut **tx, &rows, now).await?)
+}
+
 /// The states a job moves through.
 pub const STATES: [&str; 4] = ["queued", "running", "done", "dead"];
 

@@ -91,6 +91,23 @@ pub async fn get(ctx: &Ctx, id: i64) -> DomainResult<Order> {
     })
 }
 
+/// An order for a message about it: the row and lines, and the timeline only when `timeline`
+/// (the shipped mail names the carrier and tracking number); no transactions.
+pub(crate) async fn for_message(ctx: &Ctx, id: i64, timeline: bool) -> DomainResult<Order> {
+    let r = ctx.db.read();
+    let row = store::get(r, id).await.map_err(not_found)?;
+    Ok(Order {
+        lines: store::lines(r, id).await?,
+        events: if timeline {
+            store::events(r, id).await?
+        } else {
+            vec![]
+        },
+        transactions: vec![],
+        row,
+    })
+}
+
 /// Orders newest first; only one customer's when `customer_id` is given.
 pub async fn list(
     ctx: &Ctx,

@@ -98,7 +98,7 @@ pub struct DiscountInputJson {
     pub usage_limit: Option<i64>,
     #[serde(default)]
     pub usage_limit_per_customer: Option<i64>,
-    /// `active` (default) or `disabled`.
+    /// `active` or `disabled`; left out: active for a new discount, unchanged for an update.
     #[serde(default)]
     pub status: Option<String>,
 }
@@ -144,8 +144,12 @@ fn json_of(d: &DiscountRow, currency: &str) -> ApiDiscount {
     }
 }
 
-/// The request as the service's input.
-fn input_of(i: DiscountInputJson, currency: &str) -> Result<DiscountInput, ApiError> {
+/// The request as the service's input (`was_disabled`: the status kept when none is sent).
+fn input_of(
+    i: DiscountInputJson,
+    currency: &str,
+    was_disabled: bool,
+) -> Result<DiscountInput, ApiError> {
     let time = |v: Option<String>, field: &'static str| -> Result<Option<i64>, ApiError> {
         match v.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
@@ -162,7 +166,8 @@ fn input_of(i: DiscountInputJson, currency: &str) -> Result<DiscountInput, ApiEr
         _ => 0,
     };
     let disabled = match i.status.as_deref() {
-        None | Some("active") => false,
+        None => was_disabled,
+        Some("active") => false,
         Some("disabled") => true,
         Some(_) => return Err(ApiError::invalid("error.invalid").field("status")),
     };
@@ -257,7 +262,7 @@ pub async fn create_discount(
     // The body is read only once the token may do this (no 422 before the 403).
     let body = body.0?;
     let currency = state.settings().await.currency;
-    let input = input_of(body.discount, &currency)?;
+    let input = input_of(body.discount, &currency, false)?;
     let d = discount::create(&state.ctx, &input).await?;
     Ok((
         StatusCode::CREATED,
@@ -268,7 +273,7 @@ pub async fn create_discount(
 }
 
 /// Replace a discount's settings (its uses so far stay counted; a usage limit below them is
-/// refused).
+/// refused; without `status` it stays on or off as it was).
 #[utoipa::path(put, path = "/api/v1/discounts/{id}", tag = "discounts", params(("id" = i64, Path)),
     request_body = DiscountRequest,
     responses((status = 200, body = DiscountResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -282,7 +287,8 @@ pub async fn update_discount(
     // The body is read only once the token may do this (no 422 before the 403).
     let body = body.0?;
     let currency = state.settings().await.currency;
-    let input = input_of(body.discount, &currency)?;
+    let was_disabled = discount::get(&state.ctx, id).await?.status == "disabled";
+    let input = input_of(body.discount, &currency, was_disabled)?;
     let d = discount::update(&state.ctx, id, &input).await?;
     Ok(Json(DiscountResponse {
         discount: json_of(&d, &currency),

@@ -161,7 +161,7 @@ pub async fn get_license_key(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LicenseKeyInput {
-    /// `disabled` turns the key off; `enabled` (default) turns it back on.
+    /// `disabled` turns the key off; `enabled` turns it back on; left out: as it is.
     #[serde(default)]
     pub status: Option<String>,
     /// 1 to 10,000, not below the devices it is on now; null: no limit.
@@ -192,8 +192,9 @@ pub async fn update_license_key(
     // The body is read only once the token may do this (no 422 before the 403).
     let i = body.0?.license_key;
     let enabled = match i.status.as_deref() {
-        None | Some("enabled") | Some("active") | Some("inactive") => true,
-        Some("disabled") => false,
+        None => None,
+        Some("enabled") | Some("active") | Some("inactive") => Some(true),
+        Some("disabled") => Some(false),
         Some(_) => return Err(ApiError::invalid("error.invalid").field("status")),
     };
     let expires_at = match i.expires_at.as_deref().map(str::trim) {
