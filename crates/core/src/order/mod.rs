@@ -518,6 +518,36 @@ pub async fn confirm_manual(ctx: &Ctx, order_id: i64, actor: &str) -> DomainResu
     pay(ctx, order_id, &r, actor).await
 }
 
+/// The API's `capture`: the owner says a manual payment of `amount` (decimal text in the order's
+/// currency; none: the total) arrived. Only a manual order, only its whole total; once — a repeat
+/// is [`Paid::Duplicate`]. Returns the sale.
+pub async fn capture_manual(
+    ctx: &Ctx,
+    order_id: i64,
+    amount: Option<&str>,
+    actor: &str,
+) -> DomainResult<(Paid, TransactionRow)> {
+    let o = store::get(ctx.db.read(), order_id)
+        .await
+        .map_err(not_found)?;
+    if o.gateway != "manual" {
+        return Err(DomainError::invalid("kind", "order.not_manual"));
+    }
+    if let Some(a) = amount {
+        if crate::money::parse(a, &o.currency, "amount")? != o.total {
+            return Err(DomainError::invalid("amount", "order.amount_not_total"));
+        }
+    }
+    let paid = confirm_manual(ctx, order_id, actor).await?;
+    let reference = format!("confirm:{order_id}");
+    let sale = store::transactions(ctx.db.read(), order_id)
+        .await?
+        .into_iter()
+        .find(|t| t.kind == "sale" && t.reference == reference)
+        .ok_or(DomainError::NotFound)?;
+    Ok((paid, sale))
+}
+
 /// Cancel an order (owner, customer or expiry). Held stock goes back on sale; a paid order's
 /// units go back when `restock` is set; an unpaid order gives its discount uses back.
 pub async fn cancel(

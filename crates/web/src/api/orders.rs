@@ -717,30 +717,16 @@ pub async fn create_transaction(
     if t.kind != "capture" {
         return Err(ApiError::invalid("error.invalid").field("kind"));
     }
-    let o = order::get(&state.ctx, id).await?;
-    if o.row.gateway != "manual" {
-        return Err(ApiError::invalid("order.not_manual").field("kind"));
-    }
-    if let Some(a) = t.amount.as_deref() {
-        if money::parse(a, &o.row.currency, "amount")? != o.row.total {
-            return Err(ApiError::invalid("order.amount_not_total").field("amount"));
-        }
-    }
-    let status =
-        match order::confirm_manual(&state.ctx, id, &format!("api:{}", p.staff.email)).await? {
-            order::Paid::Applied => StatusCode::CREATED,
-            order::Paid::Duplicate => StatusCode::OK,
-        };
-    let o = order::get(&state.ctx, id).await?;
-    let sale = o
-        .transactions
-        .iter()
-        .find(|t| t.kind == "sale" && t.reference == format!("confirm:{id}"))
-        .ok_or_else(ApiError::not_found)?;
+    let actor = format!("api:{}", p.staff.email);
+    let (paid, sale) = order::capture_manual(&state.ctx, id, t.amount.as_deref(), &actor).await?;
+    let status = match paid {
+        order::Paid::Applied => StatusCode::CREATED,
+        order::Paid::Duplicate => StatusCode::OK,
+    };
     Ok((
         status,
         Json(TransactionResponse {
-            transaction: transaction_json(sale),
+            transaction: transaction_json(&sale),
         }),
     ))
 }
