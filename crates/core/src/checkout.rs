@@ -27,6 +27,9 @@ use crate::error::{DomainError, DomainResult};
 use crate::pricing::{self, Bps};
 use crate::{cart, catalog, discount, event, job, Ctx, Locale};
 
+mod placing;
+pub use placing::Queue;
+
 /// Settings key of [`Config`].
 const CONFIG_KEY: &str = "checkout.config";
 
@@ -534,8 +537,8 @@ fn check_submit(ctx: &Ctx, s: &Submit) -> DomainResult<(String, String)> {
 }
 
 /// Place the order: price it, hold its stock, count its discount uses, number it — one
-/// transaction, retried on a serialization failure or deadlock. Submitting the same token again
-/// returns the order it placed.
+/// transaction (shared with the orders placed at the same moment: see [`placing`]), retried on a
+/// serialization failure or deadlock. Submitting the same token again returns the order it placed.
 pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
     let (token, email) = check_submit(ctx, s)?;
     if let Some(o) = store::by_token(ctx.db.read(), &token).await? {
@@ -552,7 +555,15 @@ pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
     let cfg = config(ctx).await?;
     let mut attempt = 0u32;
     loop {
-        match place_once(ctx, s, (&token, &email), &q, &cfg).await {
+        let work = placing::Work {
+            ctx: ctx.clone(),
+            submit: s.clone(),
+            token: token.clone(),
+            email: email.clone(),
+            quote: q.clone(),
+            config: cfg.clone(),
+        };
+        match placing::place(work).await {
             Err(DomainError::Store(e)) if e.is_retryable() && attempt < 5 => {
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(5u64 << attempt)).await;
@@ -570,8 +581,11 @@ pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
     }
 }
 
-async fn place_once(
+/// Write one order in `tx` (the caller commits): its number, stock, discount uses, lines,
+/// timeline, messages, event and scheduled jobs.
+async fn place_in(
     ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
     s: &Submit,
     (token, email): (&str, &str),
     q: &Quote,
@@ -580,8 +594,7 @@ async fn place_once(
     let now = ctx.now();
     let id = ctx.new_id();
     let free = q.totals.total == 0;
-    let mut tx = ctx.db.begin().await?;
-    let number = store::next_number(&mut tx).await?;
+    let number = store::next_number(tx).await?;
     let reason = format!("order #{number}");
     // Stock, variant by variant in id order.
     let mut by_variant: BTreeMap<i64, i64> = BTreeMap::new();
@@ -590,8 +603,8 @@ async fn place_once(
     }
     for (vid, n) in &by_variant {
         let held = if free { 0 } else { *n };
-        let ok = crate::order::move_stock(ctx, &mut tx, *vid, -n, held, true, &reason, "checkout")
-            .await?;
+        let ok =
+            crate::order::move_stock(ctx, tx, *vid, -n, held, true, &reason, "checkout").await?;
         if ok.is_none() {
             return Err(DomainError::Conflict {
                 key: "checkout.sold_out",
@@ -605,13 +618,13 @@ async fn place_once(
     };
     let mut uses = vec![];
     for d in &q.discounts {
-        if !store::take_use(&mut tx, d.id, now).await? {
+        if !store::take_use(tx, d.id, now).await? {
             return Err(DomainError::Conflict {
                 key: "checkout.code_used_up",
             });
         }
         if let Some(limit) = d.per_customer {
-            if store::uses_by(&mut tx, d.id, &who).await? >= limit {
+            if store::uses_by(tx, d.id, &who).await? >= limit {
                 return Err(DomainError::Conflict {
                     key: "checkout.code_used_by_you",
                 });
@@ -697,25 +710,25 @@ async fn place_once(
             restocked: 0,
         })
         .collect();
-    store::insert(&mut tx, &row, &lines).await?;
+    store::insert(tx, &row, &lines).await?;
     if let Some(started) = &s.started {
-        yiren_store::abandoned::converted(&mut *tx, started, id).await?;
+        yiren_store::abandoned::converted(&mut **tx, started, id).await?;
     }
     if free {
-        crate::delivery::grant(ctx, &mut tx, &row).await?;
+        crate::delivery::grant(ctx, tx, &row).await?;
     }
     for (discount_id, amount) in uses {
-        store::add_use(&mut tx, discount_id, id, &who, amount, now).await?;
+        store::add_use(tx, discount_id, id, &who, amount, now).await?;
     }
     let actor = match s.customer_id {
         Some(c) => format!("customer:{c}"),
         None => "guest".into(),
     };
-    crate::order::log(ctx, &mut tx, id, "placed", &actor, serde_json::json!({
+    crate::order::log(ctx, tx, id, "placed", &actor, serde_json::json!({
         "total": row.total, "currency": row.currency, "discounts": q.discounts.iter().map(|d| d.code.clone().unwrap_or_else(|| d.title.clone())).collect::<Vec<_>>(),
     }))
     .await?;
-    crate::mail::order_mail(ctx, &mut tx, &row, "placed").await?;
+    crate::mail::order_mail(ctx, tx, &row, "placed").await?;
     let owner_news = crate::notify::OwnerEvent::NewOrder {
         order_id: id,
         confirm: !free && row.gateway == "manual",
@@ -723,10 +736,10 @@ async fn place_once(
         total: crate::money::display(row.total, &row.currency),
         email: row.email.clone(),
     };
-    crate::notify::emit(ctx, &mut tx, &owner_news, &id.to_string()).await?;
+    crate::notify::emit(ctx, tx, &owner_news, &id.to_string()).await?;
     event::record(
         ctx,
-        &mut tx,
+        tx,
         event::ORDER_CREATED,
         id,
         &crate::order::summary(&row),
@@ -743,7 +756,7 @@ async fn place_once(
         let remind = crate::order::remind_at(now, row.expires_at);
         job::enqueue_many(
             ctx,
-            &mut tx,
+            tx,
             &[
                 (
                     crate::order::RELEASE_KIND,
@@ -764,8 +777,6 @@ async fn place_once(
         )
         .await?;
     }
-    tx.commit().await.map_err(StoreError::from)?;
-    crate::catalog::stock_changed();
     Ok(row)
 }
 

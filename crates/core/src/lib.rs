@@ -73,6 +73,8 @@ pub struct Ctx {
     pub settings_cache: settings::Cache,
     /// Copies of products for pricing carts and checkouts (see [`catalog::for_variant`]).
     pub catalog_cache: catalog::Cache,
+    /// The orders waiting to be written together (see [`checkout::Queue`]).
+    pub placing: checkout::Queue,
 }
 
 impl Ctx {

@@ -366,3 +366,30 @@ impl Db {
         self.inner.read.close().await;
     }
 }
+
+/// A savepoint inside `tx`, so one piece of work among several in the same transaction can be
+/// undone alone ([`rollback_to_savepoint`]) or kept ([`release_savepoint`]). Same SQL on both
+/// engines; not nested.
+pub async fn savepoint(tx: &mut Tx) -> StoreResult<()> {
+    sqlx::query("SAVEPOINT one_of_many")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Keep what was written since [`savepoint`].
+pub async fn release_savepoint(tx: &mut Tx) -> StoreResult<()> {
+    sqlx::query("RELEASE SAVEPOINT one_of_many")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Undo what was written since [`savepoint`] (on PostgreSQL this also clears a failed
+/// statement's abort), and drop the savepoint.
+pub async fn rollback_to_savepoint(tx: &mut Tx) -> StoreResult<()> {
+    sqlx::query("ROLLBACK TO SAVEPOINT one_of_many")
+        .execute(&mut **tx)
+        .await?;
+    release_savepoint(tx).await
+}

@@ -99,6 +99,53 @@ both_engines! {
         app.stop().await;
     }
 
+    /// Orders submitted while the writer is busy are written together (SQLite; PostgreSQL writes
+    /// each alone): in one such commit a refused order (sold out, the same form twice) is undone
+    /// alone and the others are kept, and every answer is the one a lone order would get.
+    async fn orders_written_together_are_refused_or_kept_one_by_one(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let ctx = Arc::new(app.state.ctx.clone());
+        let v = product(&ctx, "together", Kind::Digital, &[("T", 500, 4)]).await[0];
+        // Hold the writer (on PostgreSQL: a transaction that blocks nobody).
+        let hold = ctx.db.begin().await.unwrap();
+        let spawn = |token: String, email: String| {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { checkout::place(&ctx, &submit(token, &email, &[(v, 1)])).await })
+        };
+        // The same form twice, then eight other shoppers, in this order.
+        let mut jobs = vec![spawn("same-form".into(), "twice@example.com".into())];
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        jobs.push(spawn("same-form".into(), "twice@example.com".into()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        for i in 0..8 {
+            jobs.push(spawn(format!("other-{i}"), format!("o{i}@example.com")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let shared_before = ctx.placing.shared_commits();
+        drop(hold);
+        let mut results = vec![];
+        for j in jobs {
+            results.push(j.await.unwrap());
+        }
+        let (first, again) = (results[0].as_ref().unwrap(), results[1].as_ref().unwrap());
+        assert_eq!(first.id, again.id, "the same form twice is one order");
+        let others = &results[2..];
+        let placed = others.iter().filter(|r| r.is_ok()).count();
+        let sold_out = others.iter().filter(|r| conflict_key(r) == Some("checkout.sold_out")).count();
+        assert_eq!((placed, sold_out), (3, 5), "{others:?}");
+        assert_eq!(stock(&ctx, v).await, (0, 4));
+        let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(ctx.db.read()).await.unwrap();
+        assert_eq!(orders, 4);
+        if engine == yiren_testkit::Engine::Sqlite {
+            // The first order waited alone for the writer; the nine behind it shared one commit.
+            assert_eq!(ctx.placing.shared_commits(), shared_before + 1);
+        } else {
+            assert_eq!(ctx.placing.shared_commits(), 0);
+        }
+        audit_clean(&ctx).await;
+        app.stop().await;
+    }
+
     /// INV-2: carts of 2–4 lines over three SKUs with 100 each, lines in random order, 64 at a
     /// time: no oversell, no deadlock reaching the caller, every unit accounted for.
     async fn carts_sharing_skus_never_oversell_or_deadlock(engine: Engine) {
