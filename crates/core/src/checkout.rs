@@ -581,11 +581,13 @@ pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
     }
 }
 
-/// Write one order in `tx` (the caller commits): its number, stock, discount uses, lines,
-/// timeline, messages, event and scheduled jobs.
+/// Write one order in `tx`: its number, stock and discount limits now; its rows (lines, ledger,
+/// uses, timeline, messages, event, scheduled jobs) added to `w`, which the caller runs before
+/// the commit — on SQLite they go to the database as one query.
 async fn place_in(
     ctx: &Ctx,
     tx: &mut yiren_store::Tx,
+    w: &mut yiren_store::Writes,
     s: &Submit,
     (token, email): (&str, &str),
     q: &Quote,
@@ -603,8 +605,8 @@ async fn place_in(
     }
     for (vid, n) in &by_variant {
         let held = if free { 0 } else { *n };
-        let ok =
-            crate::order::move_stock(ctx, tx, *vid, -n, held, true, &reason, "checkout").await?;
+        let ok = crate::order::move_stock_in(ctx, tx, w, *vid, -n, held, true, &reason, "checkout")
+            .await?;
         if ok.is_none() {
             return Err(DomainError::Conflict {
                 key: "checkout.sold_out",
@@ -710,25 +712,33 @@ async fn place_in(
             restocked: 0,
         })
         .collect();
-    store::insert(tx, &row, &lines).await?;
+    store::insert(w, &row, &lines);
     if let Some(started) = &s.started {
-        yiren_store::abandoned::converted(&mut **tx, started, id).await?;
+        yiren_store::abandoned::converted(w, started, id);
     }
     if free {
+        // Delivery reads the order's lines.
+        w.run(tx).await?;
         crate::delivery::grant(ctx, tx, &row).await?;
     }
     for (discount_id, amount) in uses {
-        store::add_use(tx, discount_id, id, &who, amount, now).await?;
+        store::add_use(w, discount_id, id, &who, amount, now);
     }
     let actor = match s.customer_id {
         Some(c) => format!("customer:{c}"),
         None => "guest".into(),
     };
-    crate::order::log(ctx, tx, id, "placed", &actor, serde_json::json!({
-        "total": row.total, "currency": row.currency, "discounts": q.discounts.iter().map(|d| d.code.clone().unwrap_or_else(|| d.title.clone())).collect::<Vec<_>>(),
-    }))
-    .await?;
-    crate::mail::order_mail(ctx, tx, &row, "placed").await?;
+    crate::order::log_into(
+        ctx,
+        w,
+        id,
+        "placed",
+        &actor,
+        serde_json::json!({
+            "total": row.total, "currency": row.currency, "discounts": q.discounts.iter().map(|d| d.code.clone().unwrap_or_else(|| d.title.clone())).collect::<Vec<_>>(),
+        }),
+    );
+    crate::mail::order_mail_into(ctx, w, &row, "placed");
     let owner_news = crate::notify::OwnerEvent::NewOrder {
         order_id: id,
         confirm: !free && row.gateway == "manual",
@@ -736,15 +746,14 @@ async fn place_in(
         total: crate::money::display(row.total, &row.currency),
         email: row.email.clone(),
     };
-    crate::notify::emit(ctx, tx, &owner_news, &id.to_string()).await?;
-    event::record(
+    crate::notify::emit_into(ctx, tx, w, &owner_news, &id.to_string()).await?;
+    event::record_into(
         ctx,
-        tx,
+        w,
         event::ORDER_CREATED,
         id,
         &crate::order::summary(&row),
-    )
-    .await?;
+    );
     if !free {
         let at = |run_at: i64, kind: &str| job::EnqueueOptions {
             run_at: Some(run_at),
@@ -754,9 +763,9 @@ async fn place_in(
         let payload = serde_json::json!({ "order_id": id });
         // Release the hold, remind, expire: one statement.
         let remind = crate::order::remind_at(now, row.expires_at);
-        job::enqueue_many(
+        job::enqueue_many_into(
             ctx,
-            tx,
+            w,
             &[
                 (
                     crate::order::RELEASE_KIND,
@@ -774,8 +783,7 @@ async fn place_in(
                     at(remind, crate::order::REMIND_KIND),
                 ),
             ],
-        )
-        .await?;
+        );
     }
     Ok(row)
 }

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 use yiren_store::event::{self as store, EventRow};
+use yiren_store::Writes;
 
 use crate::error::DomainResult;
 use crate::Ctx;
@@ -54,6 +55,19 @@ pub async fn record(
     subject_id: i64,
     payload: &impl Serialize,
 ) -> DomainResult<()> {
+    let mut w = Writes::new();
+    record_into(ctx, &mut w, topic, subject_id, payload);
+    Ok(w.run(tx).await?)
+}
+
+/// [`record`] added to `w`, which the caller runs in the change's transaction.
+pub fn record_into(
+    ctx: &Ctx,
+    w: &mut Writes,
+    topic: &'static str,
+    subject_id: i64,
+    payload: &impl Serialize,
+) {
     let row = EventRow {
         id: ctx.new_id(),
         topic: topic.into(),
@@ -61,7 +75,7 @@ pub async fn record(
         payload: serde_json::to_string(payload).unwrap_or_else(|_| "{}".into()),
         created_at: ctx.now(),
     };
-    Ok(store::insert(tx, &row).await?)
+    store::insert(w, &row);
 }
 
 /// Events after `since_id` (oldest first), optionally of one topic; at most 250.

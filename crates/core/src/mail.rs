@@ -69,33 +69,33 @@ pub async fn enqueue(
     cause: String,
     mail: &Outgoing,
 ) -> DomainResult<()> {
+    reach::enqueue(ctx, tx, &outgoing(cause, mail)).await?;
+    Ok(())
+}
+
+/// The message that delivers `mail`.
+fn outgoing(cause: String, mail: &Outgoing) -> reach::Outgoing {
     let summary = match &mail.message {
         Message::LoginCode { .. } => "sign-in code",
         Message::ConfirmEmail { .. } => "email confirmation code",
         Message::ConfirmSubscription { .. } => "subscription confirmation",
         Message::Order { .. } => "order",
     };
-    reach::enqueue(
-        ctx,
-        tx,
-        &reach::Outgoing {
-            cause,
-            channel: Channel::Email,
-            recipient: Recipient::Email {
-                address: mail.to.clone(),
-                customer_id: None,
-            },
-            locale: mail.locale,
-            content: Content::Mail {
-                message: mail.message.clone(),
-            },
-            summary: summary.into(),
-            run_at: None,
-            broadcast_id: None,
+    reach::Outgoing {
+        cause,
+        channel: Channel::Email,
+        recipient: Recipient::Email {
+            address: mail.to.clone(),
+            customer_id: None,
         },
-    )
-    .await?;
-    Ok(())
+        locale: mail.locale,
+        content: Content::Mail {
+            message: mail.message.clone(),
+        },
+        summary: summary.into(),
+        run_at: None,
+        broadcast_id: None,
+    }
 }
 
 async fn render_subscribe(
@@ -426,6 +426,21 @@ pub async fn order_mail(
     o: &yiren_store::order::OrderRow,
     kind: &str,
 ) -> DomainResult<()> {
+    reach::enqueue(ctx, tx, &order_message(o, kind)).await?;
+    Ok(())
+}
+
+/// [`order_mail`] added to `w`.
+pub fn order_mail_into(
+    ctx: &Ctx,
+    w: &mut yiren_store::Writes,
+    o: &yiren_store::order::OrderRow,
+    kind: &str,
+) {
+    reach::enqueue_into(ctx, w, &order_message(o, kind));
+}
+
+fn order_message(o: &yiren_store::order::OrderRow, kind: &str) -> reach::Outgoing {
     let mail = Outgoing {
         to: o.email.clone(),
         locale: Locale::parse(&o.locale).unwrap_or_default(),
@@ -434,7 +449,7 @@ pub async fn order_mail(
             kind: kind.to_string(),
         },
     };
-    enqueue(ctx, tx, format!("order:{}:{kind}", o.id), &mail).await
+    outgoing(format!("order:{}:{kind}", o.id), &mail)
 }
 
 /// A transactional message (no unsubscribe link) from template `base`.

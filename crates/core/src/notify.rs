@@ -301,6 +301,19 @@ pub async fn emit(
     event: &OwnerEvent,
     cause: &str,
 ) -> DomainResult<()> {
+    let mut w = yiren_store::Writes::new();
+    emit_into(ctx, tx, &mut w, event, cause).await?;
+    Ok(w.run(tx).await?)
+}
+
+/// [`emit`] with its messages added to `w` (the routes are read now, in `tx`).
+pub async fn emit_into(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    w: &mut yiren_store::Writes,
+    event: &OwnerEvent,
+    cause: &str,
+) -> DomainResult<()> {
     let all = crate::settings::rows_in(ctx, tx).await?;
     let n: NotifySettings = all
         .iter()
@@ -341,7 +354,7 @@ pub async fn emit(
             run_at: Some(run_at),
             broadcast_id: None,
         };
-        reach::enqueue(ctx, tx, &m).await?;
+        reach::enqueue_into(ctx, w, &m);
     }
     Ok(())
 }

@@ -50,17 +50,10 @@ pub async fn touch<'e, E: Executor<'e, Database = Any>>(
 }
 
 /// The checkout became this order (in the order's own transaction).
-pub async fn converted<'e, E: Executor<'e, Database = Any>>(
-    exec: E,
-    id: &str,
-    order_id: i64,
-) -> StoreResult<()> {
-    sqlx::query("UPDATE checkouts SET order_id = $1 WHERE id = $2 AND order_id IS NULL")
+pub fn converted(w: &mut crate::Writes, id: &str, order_id: i64) {
+    w.add("UPDATE checkouts SET order_id = $1 WHERE id = $2 AND order_id IS NULL")
         .bind(order_id)
-        .bind(id)
-        .execute(exec)
-        .await?;
-    Ok(())
+        .bind(id);
 }
 
 /// Checkouts that never became an order and were last seen before `before`, newest first.

@@ -367,9 +367,15 @@ impl Db {
     }
 }
 
+/// Whether `tx`'s engine runs a query of several statements with bound values in one round trip
+/// (SQLite; PostgreSQL prepares one statement per query). See [`crate::writes`].
+pub(crate) fn many_statements_per_query(tx: &Tx) -> bool {
+    tx.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME
+}
+
 /// A savepoint inside `tx`, so one piece of work among several in the same transaction can be
-/// undone alone ([`rollback_to_savepoint`]) or kept ([`release_savepoint`]). Same SQL on both
-/// engines; not nested.
+/// undone alone ([`rollback_to_savepoint`]) or kept ([`savepoint_again`]). Same SQL on both
+/// engines; not nested. The commit keeps whatever is left open.
 pub async fn savepoint(tx: &mut Tx) -> StoreResult<()> {
     sqlx::query("SAVEPOINT one_of_many")
         .execute(&mut **tx)
@@ -377,19 +383,18 @@ pub async fn savepoint(tx: &mut Tx) -> StoreResult<()> {
     Ok(())
 }
 
-/// Keep what was written since [`savepoint`].
-pub async fn release_savepoint(tx: &mut Tx) -> StoreResult<()> {
-    sqlx::query("RELEASE SAVEPOINT one_of_many")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// Keep what was written since [`savepoint`] and open the next one, added to `w` — so the
+/// piece's last writes and the next piece's savepoint go together.
+pub fn savepoint_again(w: &mut crate::Writes) {
+    w.add("RELEASE SAVEPOINT one_of_many");
+    w.add("SAVEPOINT one_of_many");
 }
 
 /// Undo what was written since [`savepoint`] (on PostgreSQL this also clears a failed
-/// statement's abort), and drop the savepoint.
+/// statement's abort); the savepoint stays open for the next piece.
 pub async fn rollback_to_savepoint(tx: &mut Tx) -> StoreResult<()> {
     sqlx::query("ROLLBACK TO SAVEPOINT one_of_many")
         .execute(&mut **tx)
         .await?;
-    release_savepoint(tx).await
+    Ok(())
 }

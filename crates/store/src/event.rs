@@ -3,7 +3,7 @@
 
 use sqlx::{Any, Executor};
 
-use crate::{StoreResult, Tx};
+use crate::StoreResult;
 
 /// One event.
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
@@ -17,18 +17,15 @@ pub struct EventRow {
 }
 
 /// Record an event inside the change's transaction.
-pub async fn insert(tx: &mut Tx, e: &EventRow) -> StoreResult<()> {
-    sqlx::query(
+pub fn insert(w: &mut crate::Writes, e: &EventRow) {
+    w.add(
         "INSERT INTO events (id, topic, subject_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(e.id)
     .bind(&e.topic)
     .bind(e.subject_id)
     .bind(&e.payload)
-    .bind(e.created_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .bind(e.created_at);
 }
 
 /// Events after `since_id`, oldest first, optionally of one topic.

@@ -6,7 +6,8 @@
 
 use sqlx::{Any, Executor};
 
-use crate::{Db, StoreResult, Tx};
+use crate::writes::Write;
+use crate::{Db, StoreResult, Writes};
 
 /// A job to store.
 #[derive(Debug, Clone)]
@@ -46,20 +47,27 @@ pub async fn enqueue<'e, E: Executor<'e, Database = Any>>(
     job: &NewJob<'_>,
     now: i64,
 ) -> StoreResult<bool> {
-    let r = sqlx::query(
+    let w = job_write(
         "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, unique_key, created_at, updated_at) \
          VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING",
-    )
-    .bind(job.id)
-    .bind(job.kind)
-    .bind(job.payload)
-    .bind(job.max_attempts)
-    .bind(job.run_at)
-    .bind(job.unique_key)
-    .bind(now)
-    .execute(exec)
-    .await?;
-    Ok(r.rows_affected() == 1)
+        job,
+        now,
+    );
+    Ok(w.execute(exec).await? == 1)
+}
+
+/// `sql` with the job's values bound as `$1`…`$7` (id, kind, payload, max attempts, run at,
+/// unique key, now).
+fn job_write(sql: &str, job: &NewJob<'_>, now: i64) -> Write {
+    let mut w = Write::new(sql);
+    w.bind(job.id)
+        .bind(job.kind)
+        .bind(job.payload)
+        .bind(job.max_attempts)
+        .bind(job.run_at)
+        .bind(job.unique_key)
+        .bind(now);
+    w
 }
 
 /// Insert several jobs in one statement (each skipped when its unique key exists); how many
@@ -72,26 +80,7 @@ pub async fn enqueue_many<'e, E: Executor<'e, Database = Any>>(
     if jobs.is_empty() {
         return Ok(0);
     }
-    let rows: Vec<String> = (0..jobs.len())
-        .map(|i| {
-            let b = i * 6;
-            format!(
-                "(${}, ${}, ${}, 'queued', 0, ${}, ${}, ${}, ${n}, ${n})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                n = jobs.len() * 6 + 1
-            )
-        })
-        .collect();
-    let sql = format!(
-        "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, unique_key, created_at, updated_at) \
-         VALUES {} ON CONFLICT DO NOTHING",
-        rows.join(", ")
-    );
+    let sql = many_sql(jobs.len());
     let mut q = sqlx::query(&sql);
     for j in jobs {
         q = q
@@ -103,6 +92,61 @@ pub async fn enqueue_many<'e, E: Executor<'e, Database = Any>>(
             .bind(j.unique_key);
     }
     Ok(q.bind(now).execute(exec).await?.rows_affected())
+}
+
+/// [`enqueue_many`] added to `w` (how many were created is not told).
+pub fn enqueue_many_into(w: &mut Writes, jobs: &[NewJob<'_>], now: i64) {
+    if jobs.is_empty() {
+        return;
+    }
+    let q = w.add(many_sql(jobs.len()));
+    for j in jobs {
+        q.bind(j.id)
+            .bind(j.kind)
+            .bind(j.payload)
+            .bind(j.max_attempts)
+            .bind(j.run_at)
+            .bind(j.unique_key);
+    }
+    q.bind(now);
+}
+
+/// The job inserted only when message `message_id` exists — it was just added to `w` by
+/// [`crate::reach::insert_message_into`], which does nothing when its cause was queued before.
+pub fn enqueue_for_message(w: &mut Writes, job: &NewJob<'_>, now: i64, message_id: i64) {
+    // (An INSERT … SELECT followed by ON CONFLICT needs the WHERE, or SQLite reads ON as a join.)
+    w.push(job_write(
+        "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, unique_key, created_at, updated_at) \
+         SELECT $1, $2, $3, 'queued', 0, $4, $5, $6, $7, $7 WHERE EXISTS (SELECT 1 FROM messages WHERE id = $8) \
+         ON CONFLICT DO NOTHING",
+        job,
+        now,
+    ))
+    .bind(message_id);
+}
+
+/// `INSERT` of `n` jobs: six values each, then `now`.
+fn many_sql(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let b = i * 6;
+            format!(
+                "(${}, ${}, ${}, 'queued', 0, ${}, ${}, ${}, ${n}, ${n})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                n = n * 6 + 1
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, unique_key, created_at, updated_at) \
+         VALUES {} ON CONFLICT DO NOTHING",
+        rows.join(", ")
+    )
 }
 
 /// Claim up to `limit` due jobs for `worker` with a lease ending at `lease_until`.
@@ -122,8 +166,8 @@ pub async fn claim(
         let ids: Vec<String> = running.iter().map(i64::to_string).collect();
         format!(" AND id NOT IN ({})", ids.join(","))
     };
+    // One statement: it commits on its own.
     db.retrying(|| async {
-        let mut tx = db.begin().await?;
         let sql = format!(
             "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
              WHERE id IN (SELECT id FROM jobs WHERE ((state = 'queued' AND run_at <= $3) \
@@ -136,16 +180,20 @@ pub async fn claim(
             .bind(lease_until)
             .bind(now)
             .bind(limit)
-            .fetch_all(&mut *tx)
+            .fetch_all(db.write())
             .await?;
-        tx.commit().await?;
         Ok(rows)
     })
     .await
 }
 
 /// Mark a job done (only if this worker still holds it).
-pub async fn complete(tx: &mut Tx, id: i64, worker: &str, now: i64) -> StoreResult<bool> {
+pub async fn complete<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+    worker: &str,
+    now: i64,
+) -> StoreResult<bool> {
     let r = sqlx::query(
         "UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, finished_at = $1, updated_at = $1 \
          WHERE id = $2 AND locked_by = $3 AND state = 'running'",
@@ -153,7 +201,7 @@ pub async fn complete(tx: &mut Tx, id: i64, worker: &str, now: i64) -> StoreResu
     .bind(now)
     .bind(id)
     .bind(worker)
-    .execute(&mut **tx)
+    .execute(exec)
     .await?;
     Ok(r.rows_affected() == 1)
 }

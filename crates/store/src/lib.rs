@@ -34,9 +34,11 @@ pub mod session;
 pub mod settings;
 pub mod staff;
 pub mod throttle;
+pub mod writes;
 
 pub use engine::{ConnectError, Db, Engine, Tx};
 pub use error::StoreError;
+pub use writes::Writes;
 
 /// Result of a store operation.
 pub type StoreResult<T> = Result<T, StoreError>;

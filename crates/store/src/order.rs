@@ -4,7 +4,7 @@
 
 use sqlx::{Any, Executor};
 
-use crate::{StoreResult, Tx};
+use crate::{StoreResult, Tx, Writes};
 
 /// An order as stored.
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
@@ -171,9 +171,10 @@ pub async fn next_number(tx: &mut Tx) -> StoreResult<i64> {
     .await?)
 }
 
-/// Insert an order with its lines; `Conflict` when its checkout token was used.
-pub async fn insert(tx: &mut Tx, o: &OrderRow, lines: &[LineRow]) -> StoreResult<()> {
-    sqlx::query(&format!(
+/// Add the writes of an order with its lines; running them is a `Conflict` when its checkout
+/// token was used.
+pub fn insert(w: &mut Writes, o: &OrderRow, lines: &[LineRow]) {
+    w.add(format!(
         "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
          $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)"
     ))
@@ -208,11 +209,9 @@ pub async fn insert(tx: &mut Tx, o: &OrderRow, lines: &[LineRow]) -> StoreResult
     .bind(&o.note)
     .bind(&o.tags)
     .bind(o.created_at)
-    .bind(o.updated_at)
-    .execute(&mut **tx)
-    .await?;
+    .bind(o.updated_at);
     for l in lines {
-        sqlx::query(&format!(
+        w.add(format!(
             "INSERT INTO order_lines ({LINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
              $11, $12, $13, $14, $15, $16)"
         ))
@@ -231,11 +230,8 @@ pub async fn insert(tx: &mut Tx, o: &OrderRow, lines: &[LineRow]) -> StoreResult
         .bind(l.tax)
         .bind(l.grams)
         .bind(l.requires_shipping)
-        .bind(l.tracked)
-        .execute(&mut **tx)
-        .await?;
+        .bind(l.tracked);
     }
-    Ok(())
 }
 
 /// One order.
@@ -478,8 +474,8 @@ pub async fn move_stock_state(tx: &mut Tx, id: i64, from: &str, to: &str) -> Sto
 }
 
 /// Add an entry to an order's timeline.
-pub async fn add_event(tx: &mut Tx, e: &EventRow) -> StoreResult<()> {
-    sqlx::query(
+pub fn add_event(w: &mut Writes, e: &EventRow) {
+    w.add(
         "INSERT INTO order_events (id, order_id, kind, actor, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(e.id)
@@ -487,10 +483,7 @@ pub async fn add_event(tx: &mut Tx, e: &EventRow) -> StoreResult<()> {
     .bind(&e.kind)
     .bind(&e.actor)
     .bind(&e.detail)
-    .bind(e.created_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .bind(e.created_at);
 }
 
 /// An order's timeline, oldest first.
@@ -515,10 +508,12 @@ pub async fn events<'e, E: Executor<'e, Database = Any>>(
 /// is tracked and may not oversell, the change is made only if the stock stays at zero or above.
 /// Returns the sellable stock after the change, or None when it was not made (sold out, or the
 /// variant is gone). One statement, so concurrent checkouts cannot both
-/// take the last unit on either engine; the table's CHECK constraint backs it up.
+/// take the last unit on either engine; the table's CHECK constraint backs it up. The ledger
+/// entry is added to `w`.
 #[allow(clippy::too_many_arguments)]
 pub async fn move_stock(
     tx: &mut Tx,
+    w: &mut Writes,
     id: i64,
     variant_id: i64,
     delta: i64,
@@ -544,7 +539,7 @@ pub async fn move_stock(
         return Ok(None);
     };
     if delta != 0 {
-        sqlx::query(
+        w.add(
             "INSERT INTO inventory_adjustments (id, variant_id, delta, quantity_after, reason, actor, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -554,9 +549,7 @@ pub async fn move_stock(
         .bind(after)
         .bind(reason)
         .bind(actor)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        .bind(now);
     }
     Ok(Some(after))
 }
@@ -676,25 +669,15 @@ pub async fn uses_by(tx: &mut Tx, id: i64, customer: &str) -> StoreResult<i64> {
 }
 
 /// Record that an order used a discount.
-pub async fn add_use(
-    tx: &mut Tx,
-    id: i64,
-    order_id: i64,
-    customer: &str,
-    amount: i64,
-    now: i64,
-) -> StoreResult<()> {
-    sqlx::query(
+pub fn add_use(w: &mut Writes, id: i64, order_id: i64, customer: &str, amount: i64, now: i64) {
+    w.add(
         "INSERT INTO discount_uses (discount_id, order_id, customer, amount, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id)
     .bind(order_id)
     .bind(customer)
     .bind(amount)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .bind(now);
 }
 
 /// Give back the discount uses of an order that was never paid; returns how many.

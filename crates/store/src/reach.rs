@@ -4,6 +4,7 @@
 
 use sqlx::{Any, Executor};
 
+use crate::writes::Write;
 use crate::{StoreError, StoreResult};
 
 // ---------------------------------------------------------------------------------------------
@@ -53,24 +54,32 @@ pub async fn insert_message<'e, E: Executor<'e, Database = Any>>(
     m: &NewMessage<'_>,
     now: i64,
 ) -> StoreResult<bool> {
-    let r = sqlx::query(
+    Ok(message_write(m, now).execute(exec).await? == 1)
+}
+
+/// [`insert_message`] added to `w` (whether it was new is not told: queue its job with
+/// [`crate::job::enqueue_for_message`]).
+pub fn insert_message_into(w: &mut crate::Writes, m: &NewMessage<'_>, now: i64) {
+    w.push(message_write(m, now));
+}
+
+fn message_write(m: &NewMessage<'_>, now: i64) -> Write {
+    let mut w = Write::new(
         "INSERT INTO messages (id, cause, channel, recipient, customer_id, broadcast_id, locale, content, summary, \
          status, attempts, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $10) \
          ON CONFLICT (cause, channel, recipient) DO NOTHING",
-    )
-    .bind(m.id)
-    .bind(m.cause)
-    .bind(m.channel)
-    .bind(m.recipient)
-    .bind(m.customer_id)
-    .bind(m.broadcast_id)
-    .bind(m.locale)
-    .bind(m.content)
-    .bind(m.summary)
-    .bind(now)
-    .execute(exec)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    );
+    w.bind(m.id)
+        .bind(m.cause)
+        .bind(m.channel)
+        .bind(m.recipient)
+        .bind(m.customer_id)
+        .bind(m.broadcast_id)
+        .bind(m.locale)
+        .bind(m.content)
+        .bind(m.summary)
+        .bind(now);
+    w
 }
 
 /// One message.

@@ -85,6 +85,18 @@ both_engines! {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert_eq!(sink.received().len(), 1, "delivered once");
         assert_eq!(got[0].to, vec!["retry@example.com".to_string()]);
+        // Each attempt's job was completed with the attempt's outcome (one transaction), and the
+        // worker did not complete or fail it again.
+        let mut states = vec![];
+        for _ in 0..100 {
+            states = mail_jobs(&app).await.into_iter().map(|j| j.state).collect::<Vec<_>>();
+            if states.iter().all(|s| s == "done") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(states, vec!["done", "done"]);
+        assert_eq!(messages(&app).await[0].status, "sent");
     }
 
     async fn a_refused_mailbox_is_logged_as_failed_and_never_mailed_again(engine: Engine) {

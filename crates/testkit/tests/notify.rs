@@ -167,6 +167,21 @@ both_engines! {
         };
         let o = yiren_core::checkout::place(ctx, &s).await.unwrap();
         yiren_core::checkout::place(ctx, &s).await.unwrap();
+        // The same event for the same cause again: no second message, and no job without one.
+        let count = |sql: &'static str| async move {
+            sqlx::query_scalar::<_, i64>(sql).fetch_one(ctx.db.read()).await.unwrap()
+        };
+        let jobs = "SELECT COUNT(*) FROM jobs WHERE kind = 'message.send'";
+        let owner_messages = "SELECT COUNT(*) FROM messages WHERE cause LIKE 'owner:new_order:%'";
+        let before = (count(jobs).await, count(owner_messages).await);
+        assert_eq!(before.1, 1);
+        let news = yiren_core::notify::OwnerEvent::NewOrder {
+            order_id: o.id, confirm: true, number: o.number, total: "¥199.00".into(), email: o.email.clone(),
+        };
+        let mut tx = ctx.db.begin().await.unwrap();
+        yiren_core::notify::emit(ctx, &mut tx, &news, &o.id.to_string()).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!((count(jobs).await, count(owner_messages).await), before);
         let got = wait_received(&fake, 1).await;
         let text = got[0].1["markdown"]["content"].as_str().unwrap().to_string();
         assert!(text.contains("#1001") && text.contains("¥199.00") && text.contains("fan@example.com"), "{text}");

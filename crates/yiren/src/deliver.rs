@@ -259,13 +259,15 @@ fn retry(error: String) -> Outcome {
 }
 
 impl MessageSend {
-    /// Deliver one message and record the outcome. `Err` only when the store failed (the job is
-    /// retried; messages already recorded are skipped then).
+    /// Deliver one message and record the outcome — with the job's completion when it is the
+    /// job's last (`last_of`). `Err` only when the store failed (the job is retried; messages
+    /// already recorded are skipped then).
     async fn deliver(
         &self,
         ctx: &Ctx,
         m: &MessageRow,
         session: &mut Option<Session>,
+        last_of: Option<&JobContext>,
     ) -> Result<(), JobError> {
         let outcome = match m.channel.as_str() {
             "email" => self.send_mail(ctx, m, session).await,
@@ -275,7 +277,7 @@ impl MessageSend {
                 error: format!("channel {other} is not configured"),
             },
         };
-        reach::finish(ctx, m, &outcome)
+        reach::finish(ctx, m, &outcome, last_of)
             .await
             .map_err(|e| JobError::transient(e.to_string()))
     }
@@ -285,6 +287,7 @@ impl MessageSend {
     async fn run_ids(
         &self,
         ctx: &Ctx,
+        job: &JobContext,
         ids: &[i64],
         session: &mut Option<Session>,
     ) -> Result<(), JobError> {
@@ -292,7 +295,10 @@ impl MessageSend {
         for (i, id) in ids.iter().enumerate() {
             match reach::prepare(ctx, *id).await.map_err(store_err)? {
                 Prepared::Skip => {}
-                Prepared::Send(m) => self.deliver(ctx, &m, session).await?,
+                Prepared::Send(m) => {
+                    let last_of = (i + 1 == ids.len()).then_some(job);
+                    self.deliver(ctx, &m, session, last_of).await?
+                }
                 Prepared::Defer(until_ms) if i == 0 => {
                     return Err(JobError::Defer {
                         until_ms,
@@ -327,7 +333,7 @@ impl JobHandler for MessageSend {
             let p: SendJob = serde_json::from_str(&job.payload)
                 .map_err(|e| JobError::permanent(format!("bad payload: {e}")))?;
             let mut session = None;
-            let result = self.run_ids(ctx, &p.ids, &mut session).await;
+            let result = self.run_ids(ctx, job, &p.ids, &mut session).await;
             if let Some(s) = session {
                 s.sender.close().await;
             }

@@ -25,9 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
-use yiren_store::engine::{release_savepoint, rollback_to_savepoint, savepoint};
+use yiren_store::engine::{rollback_to_savepoint, savepoint, savepoint_again};
 use yiren_store::order::OrderRow;
-use yiren_store::{Engine, StoreError};
+use yiren_store::{Engine, StoreError, Writes};
 
 use super::{place_in, Config, Quote, Submit};
 use crate::error::{DomainError, DomainResult};
@@ -47,10 +47,12 @@ pub(super) struct Work {
 }
 
 impl Work {
-    async fn write(&self, tx: &mut yiren_store::Tx) -> DomainResult<OrderRow> {
+    /// Write the order in `tx`, its inserts left in `w` for the caller to run.
+    async fn write(&self, tx: &mut yiren_store::Tx, w: &mut Writes) -> DomainResult<OrderRow> {
         place_in(
             &self.ctx,
             tx,
+            w,
             &self.submit,
             (&self.token, &self.email),
             &self.quote,
@@ -140,7 +142,9 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Pending>, shared_commits: Arc<Atomi
 /// One order in its own transaction.
 async fn alone(w: &Work) -> DomainResult<OrderRow> {
     let mut tx = w.ctx.db.begin().await?;
-    let row = w.write(&mut tx).await?;
+    let mut writes = Writes::new();
+    let row = w.write(&mut tx, &mut writes).await?;
+    writes.run(&mut tx).await?;
     tx.commit().await.map_err(StoreError::from)?;
     crate::catalog::stock_changed();
     Ok(row)
@@ -150,18 +154,24 @@ async fn alone(w: &Work) -> DomainResult<OrderRow> {
 async fn together(batch: &[Pending]) -> DomainResult<Vec<DomainResult<OrderRow>>> {
     let mut tx = batch[0].work.ctx.db.begin().await?;
     let mut answers = Vec::with_capacity(batch.len());
+    savepoint(&mut tx).await?;
     for p in batch {
-        savepoint(&mut tx).await?;
-        match p.work.write(&mut tx).await {
+        let mut w = Writes::new();
+        let written = match p.work.write(&mut tx, &mut w).await {
             Ok(row) => {
-                release_savepoint(&mut tx).await?;
-                answers.push(Ok(row));
+                // The order's inserts and the next order's savepoint: one round trip.
+                savepoint_again(&mut w);
+                w.run(&mut tx)
+                    .await
+                    .map(|()| row)
+                    .map_err(DomainError::from)
             }
-            Err(e) => {
-                rollback_to_savepoint(&mut tx).await?;
-                answers.push(Err(e));
-            }
+            Err(e) => Err(e),
+        };
+        if written.is_err() {
+            rollback_to_savepoint(&mut tx).await?;
         }
+        answers.push(written);
     }
     tx.commit().await.map_err(StoreError::from)?;
     crate::catalog::stock_changed();

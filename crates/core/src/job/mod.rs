@@ -12,6 +12,7 @@
 mod worker;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -76,9 +77,28 @@ pub async fn enqueue_many(
 ) -> DomainResult<u64> {
     let now = ctx.now();
     let payloads: Vec<String> = jobs.iter().map(|(_, p, _)| p.to_string()).collect();
-    let rows: Vec<NewJob> = jobs
-        .iter()
-        .zip(&payloads)
+    Ok(store::enqueue_many(&mut **tx, &new_jobs(ctx, jobs, &payloads, now), now).await?)
+}
+
+/// [`enqueue_many`] added to `w`.
+pub fn enqueue_many_into(
+    ctx: &Ctx,
+    w: &mut yiren_store::Writes,
+    jobs: &[(&str, serde_json::Value, EnqueueOptions)],
+) {
+    let now = ctx.now();
+    let payloads: Vec<String> = jobs.iter().map(|(_, p, _)| p.to_string()).collect();
+    store::enqueue_many_into(w, &new_jobs(ctx, jobs, &payloads, now), now);
+}
+
+fn new_jobs<'a>(
+    ctx: &Ctx,
+    jobs: &'a [(&'a str, serde_json::Value, EnqueueOptions)],
+    payloads: &'a [String],
+    now: i64,
+) -> Vec<NewJob<'a>> {
+    jobs.iter()
+        .zip(payloads)
         .map(|((kind, _, opts), payload)| NewJob {
             id: ctx.new_id(),
             kind,
@@ -87,8 +107,7 @@ pub async fn enqueue_many(
             max_attempts: opts.max_attempts.max(1),
             unique_key: opts.unique_key.as_deref(),
         })
-        .collect();
-    Ok(store::enqueue_many(&mut **tx, &rows, now).await?)
+        .collect()
 }
 
 /// The states a job moves through.
@@ -196,6 +215,29 @@ pub struct JobContext {
     pub attempt: i64,
     /// Attempts allowed before the job goes to the dead list.
     pub max_attempts: i64,
+    /// The worker holding the job's lease.
+    worker: String,
+    /// Set when the handler's own last transaction completed the job ([`JobContext::complete_in`]).
+    completed: Arc<AtomicBool>,
+}
+
+impl JobContext {
+    /// Mark the job done in `tx`, the handler's last transaction, so its outcome and the job's
+    /// completion commit together (one commit instead of two). Call [`JobContext::committed`]
+    /// once `tx` has committed; until then the worker completes the job itself as usual.
+    pub async fn complete_in(&self, tx: &mut yiren_store::Tx, now: i64) -> DomainResult<()> {
+        store::complete(&mut **tx, self.id, &self.worker, now).await?;
+        Ok(())
+    }
+
+    /// The transaction given to [`JobContext::complete_in`] has committed.
+    pub fn committed(&self) {
+        self.completed.store(true, Ordering::Release);
+    }
+
+    fn is_completed(&self) -> bool {
+        self.completed.load(Ordering::Acquire)
+    }
 }
 
 /// Performs one kind of job. Must be idempotent: the same job may run more than once.

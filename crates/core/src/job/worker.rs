@@ -2,6 +2,7 @@
 //! schedules; on shutdown stop claiming, let running jobs finish within a grace period, and give
 //! back any that did not.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +93,9 @@ pub struct Worker {
     registry: Registry,
     schedules: Vec<Schedule>,
     config: WorkerConfig,
+    /// Per schedule, the first time worth looking at its row again: until then a tick touches
+    /// no database (it runs after every job, and its transaction would take the SQLite writer).
+    not_before: std::sync::Mutex<HashMap<String, i64>>,
 }
 
 impl Worker {
@@ -107,6 +111,7 @@ impl Worker {
             registry,
             schedules,
             config,
+            not_before: Default::default(),
         }
     }
 
@@ -116,11 +121,22 @@ impl Worker {
         let now = self.ctx.now();
         let mut fired = 0;
         for s in &self.schedules {
+            let wait = self
+                .not_before
+                .lock()
+                .expect("not poisoned")
+                .get(&s.name)
+                .copied();
+            if wait.is_some_and(|t| t > now) {
+                continue;
+            }
             let mut tx = self.ctx.db.begin().await?;
             let next = store::schedule_next(&mut *tx, &s.name).await?;
             let Some(following) = s.next_after(now) else {
                 continue;
             };
+            // The row's time when it is still ahead, else the occurrence planned now.
+            let look_at = next.filter(|due| *due > now).unwrap_or(following);
             match next {
                 None => store::schedule_set(&mut *tx, &s.name, following).await?,
                 Some(due) if due <= now => {
@@ -140,6 +156,10 @@ impl Worker {
                 Some(_) => {}
             }
             tx.commit().await.map_err(yiren_store::StoreError::from)?;
+            self.not_before
+                .lock()
+                .expect("not poisoned")
+                .insert(s.name.clone(), look_at);
         }
         Ok(fired)
     }
@@ -267,6 +287,8 @@ impl Worker {
             payload: job.payload.clone(),
             attempt: job.attempts,
             max_attempts: job.max_attempts,
+            worker: worker.clone(),
+            completed: Default::default(),
         };
         let started = std::time::Instant::now();
         let outcome = if job.attempts > job.max_attempts {
@@ -286,14 +308,17 @@ impl Worker {
             .record(started.elapsed().as_secs_f64());
         let now = ctx.now();
         let result = match outcome {
+            // The handler's last transaction completed it (nothing after that can undo it).
+            _ if jc.is_completed() => {
+                metrics::counter!("yiren_jobs_completed_total", "kind" => job.kind.clone())
+                    .increment(1);
+                Ok(())
+            }
             Ok(()) => {
-                let r = async {
-                    let mut tx = ctx.db.begin().await?;
-                    store::complete(&mut tx, job.id, worker, now).await?;
-                    tx.commit().await?;
-                    Ok::<_, yiren_store::StoreError>(())
-                }
-                .await;
+                // One statement: it commits on its own.
+                let r = store::complete(ctx.db.write(), job.id, worker, now)
+                    .await
+                    .map(|_| ());
                 metrics::counter!("yiren_jobs_completed_total", "kind" => job.kind.clone())
                     .increment(1);
                 r

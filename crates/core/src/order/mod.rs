@@ -23,7 +23,7 @@ pub use refund::{
 use futures::future::BoxFuture;
 use serde::Serialize;
 use yiren_store::order::{self as store, EventRow, LineRow, OrderRow, TransactionRow};
-use yiren_store::{StoreError, Tx};
+use yiren_store::{StoreError, Tx, Writes};
 
 use crate::error::{DomainError, DomainResult};
 use crate::job::{JobContext, JobError, JobHandler};
@@ -197,6 +197,20 @@ pub(crate) async fn log(
     actor: &str,
     detail: serde_json::Value,
 ) -> DomainResult<()> {
+    let mut w = Writes::new();
+    log_into(ctx, &mut w, order_id, kind, actor, detail);
+    Ok(w.run(tx).await?)
+}
+
+/// [`log`] added to `w`.
+pub(crate) fn log_into(
+    ctx: &Ctx,
+    w: &mut Writes,
+    order_id: i64,
+    kind: &str,
+    actor: &str,
+    detail: serde_json::Value,
+) {
     let e = EventRow {
         id: ctx.new_id(),
         order_id,
@@ -205,7 +219,7 @@ pub(crate) async fn log(
         detail: detail.to_string(),
         created_at: ctx.now(),
     };
-    Ok(store::add_event(tx, &e).await?)
+    store::add_event(w, &e);
 }
 
 fn payment_of(s: &str) -> Payment {
@@ -312,8 +326,31 @@ pub(crate) async fn move_stock(
     reason: &str,
     actor: &str,
 ) -> DomainResult<Option<i64>> {
+    let mut w = Writes::new();
+    let after = move_stock_in(
+        ctx, tx, &mut w, variant_id, delta, reserved, guard, reason, actor,
+    )
+    .await?;
+    w.run(tx).await?;
+    Ok(after)
+}
+
+/// [`move_stock`] with its ledger entry added to `w` (the stock itself changes now).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn move_stock_in(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    w: &mut Writes,
+    variant_id: i64,
+    delta: i64,
+    reserved: i64,
+    guard: bool,
+    reason: &str,
+    actor: &str,
+) -> DomainResult<Option<i64>> {
     let after = store::move_stock(
         tx,
+        w,
         ctx.new_id(),
         variant_id,
         delta,

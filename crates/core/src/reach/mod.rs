@@ -152,6 +152,26 @@ pub async fn enqueue(
     Ok(Some(id))
 }
 
+/// [`enqueue`] added to `w`, for a caller writing many rows at once: the message and its job are
+/// written when `w` runs — the job only if the message was new.
+pub fn enqueue_into(ctx: &Ctx, w: &mut yiren_store::Writes, m: &Outgoing) {
+    let id = ctx.new_id();
+    let now = ctx.now();
+    let texts = Texts::of(m);
+    store::insert_message_into(w, &texts.row(id, m), now);
+    let payload = serde_json::to_string(&SendJob { ids: vec![id] }).unwrap_or_default();
+    let unique_key = format!("message:{id}");
+    let job = yiren_store::job::NewJob {
+        id: ctx.new_id(),
+        kind: KIND,
+        payload: &payload,
+        run_at: m.run_at.unwrap_or(now),
+        max_attempts: MAX_ATTEMPTS,
+        unique_key: Some(&unique_key),
+    };
+    yiren_store::job::enqueue_for_message(w, &job, now, id);
+}
+
 /// Write a message row only (no job yet): the caller queues [`send_job`]s for many at once.
 pub async fn insert(
     ctx: &Ctx,
@@ -159,23 +179,42 @@ pub async fn insert(
     m: &Outgoing,
 ) -> DomainResult<Option<i64>> {
     let id = ctx.new_id();
-    let content = serde_json::to_string(&m.content).unwrap_or_default();
-    let recipient = m.recipient.key();
-    let summary: String = m.summary.chars().take(200).collect();
-    let row = NewMessage {
-        id,
-        cause: &m.cause,
-        channel: m.channel.as_str(),
-        recipient: &recipient,
-        customer_id: m.recipient.customer_id(),
-        broadcast_id: m.broadcast_id,
-        locale: m.locale.tag(),
-        content: &content,
-        summary: &summary,
-    };
-    Ok(store::insert_message(&mut **tx, &row, ctx.now())
-        .await?
-        .then_some(id))
+    let now = ctx.now();
+    let texts = Texts::of(m);
+    let new = store::insert_message(&mut **tx, &texts.row(id, m), now).await?;
+    Ok(new.then_some(id))
+}
+
+/// The stored text columns of a message.
+struct Texts {
+    content: String,
+    recipient: String,
+    summary: String,
+}
+
+impl Texts {
+    fn of(m: &Outgoing) -> Self {
+        Texts {
+            content: serde_json::to_string(&m.content).unwrap_or_default(),
+            recipient: m.recipient.key(),
+            summary: m.summary.chars().take(200).collect(),
+        }
+    }
+
+    /// `m` as the row to store under `id`.
+    fn row<'a>(&'a self, id: i64, m: &'a Outgoing) -> NewMessage<'a> {
+        NewMessage {
+            id,
+            cause: &m.cause,
+            channel: m.channel.as_str(),
+            recipient: &self.recipient,
+            customer_id: m.recipient.customer_id(),
+            broadcast_id: m.broadcast_id,
+            locale: m.locale.tag(),
+            content: &self.content,
+            summary: &self.summary,
+        }
+    }
 }
 
 /// Queue one `message.send` job for `ids` (sent one after another by one worker).
@@ -293,8 +332,14 @@ pub enum Outcome {
 
 /// Record an attempt's outcome (one transaction): the status and attempt count, the suppression
 /// a bounce causes, and for a retry a new job at the backoff time (unless attempts ran out).
-/// Nothing happens when the message is no longer queued (already recorded).
-pub async fn finish(ctx: &Ctx, m: &MessageRow, outcome: &Outcome) -> DomainResult<()> {
+/// Nothing happens when the message is no longer queued (already recorded). `last_of`: the job
+/// this was the last message of, completed in the same transaction.
+pub async fn finish(
+    ctx: &Ctx,
+    m: &MessageRow,
+    outcome: &Outcome,
+    last_of: Option<&job::JobContext>,
+) -> DomainResult<()> {
     let now = ctx.now();
     let attempt = m.attempts + 1;
     let trim = |e: &str| e.chars().take(500).collect::<String>();
@@ -341,7 +386,13 @@ pub async fn finish(ctx: &Ctx, m: &MessageRow, outcome: &Outcome) -> DomainResul
     if matches!(outcome, Outcome::Bounced { .. }) {
         suppress::add_in(ctx, &mut tx, &m.recipient, "bounce").await?;
     }
+    if let Some(j) = last_of {
+        j.complete_in(&mut tx, now).await?;
+    }
     tx.commit().await.map_err(yiren_store::StoreError::from)?;
+    if let Some(j) = last_of {
+        j.committed();
+    }
     Ok(())
 }
 
