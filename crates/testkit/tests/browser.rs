@@ -40,12 +40,25 @@ async fn owner_signs_in(b: &fantoccini::Client, base: &str) {
     wait_for_text(b, "h1", "概览").await;
 }
 
+/// Type into the field named `name`, waiting up to 10 s for it (a loaded CI machine can still be
+/// rendering the page); a field that never comes fails with the page's address and source.
 async fn fill(b: &fantoccini::Client, name: &str, value: &str) {
-    let field = b
-        .find(Locator::Css(&format!("input[name={name}]")))
-        .await
-        .unwrap();
-    field.send_keys(value).await.unwrap();
+    let css = format!("input[name={name}]");
+    for _ in 0..100 {
+        if let Ok(field) = b.find(Locator::Css(&css)).await {
+            field.send_keys(value).await.unwrap();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{css} never appeared at {}; page: {}",
+        b.current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        b.source().await.unwrap_or_default()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
