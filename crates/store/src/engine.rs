@@ -373,27 +373,36 @@ pub(crate) fn many_statements_per_query(tx: &Tx) -> bool {
     tx.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME
 }
 
-/// A savepoint inside `tx`, so one piece of work among several in the same transaction can be
-/// undone alone ([`rollback_to_savepoint`]) or kept ([`savepoint_again`]). Same SQL on both
-/// engines; not nested. The commit keeps whatever is left open.
-pub async fn savepoint(tx: &mut Tx) -> StoreResult<()> {
-    sqlx::query("SAVEPOINT one_of_many")
+/// A savepoint `name` inside `tx`, so one piece of work among several in the same transaction
+/// can be undone alone ([`rollback_to_savepoint`]) or kept ([`release_savepoint`],
+/// [`savepoint_again`]). Same SQL on both engines; `name` is a constant of the caller's. The
+/// commit keeps whatever is left open.
+pub async fn savepoint(tx: &mut Tx, name: &str) -> StoreResult<()> {
+    sqlx::query(&format!("SAVEPOINT {name}"))
         .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
-/// Keep what was written since [`savepoint`] and open the next one, added to `w` — so the
-/// piece's last writes and the next piece's savepoint go together.
-pub fn savepoint_again(w: &mut crate::Writes) {
-    w.add("RELEASE SAVEPOINT one_of_many");
-    w.add("SAVEPOINT one_of_many");
+/// Keep what was written since [`savepoint`] `name`.
+pub async fn release_savepoint(tx: &mut Tx, name: &str) -> StoreResult<()> {
+    sqlx::query(&format!("RELEASE SAVEPOINT {name}"))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
-/// Undo what was written since [`savepoint`] (on PostgreSQL this also clears a failed
-/// statement's abort); the savepoint stays open for the next piece.
-pub async fn rollback_to_savepoint(tx: &mut Tx) -> StoreResult<()> {
-    sqlx::query("ROLLBACK TO SAVEPOINT one_of_many")
+/// Keep what was written since [`savepoint`] `name` and open it again, added to `w` — so a
+/// piece's last writes and the next piece's savepoint go together.
+pub fn savepoint_again(w: &mut crate::Writes, name: &str) {
+    w.add(format!("RELEASE SAVEPOINT {name}"));
+    w.add(format!("SAVEPOINT {name}"));
+}
+
+/// Undo what was written since [`savepoint`] `name` (on PostgreSQL this also clears a failed
+/// statement's abort); the savepoint stays open.
+pub async fn rollback_to_savepoint(tx: &mut Tx, name: &str) -> StoreResult<()> {
+    sqlx::query(&format!("ROLLBACK TO SAVEPOINT {name}"))
         .execute(&mut **tx)
         .await?;
     Ok(())

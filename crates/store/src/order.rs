@@ -857,33 +857,6 @@ pub async fn audit<'e, E: Executor<'e, Database = Any> + Copy>(
     Ok(out)
 }
 
-/// Mark a point inside `tx` to go back to with [`rollback_to`] (same SQL on both engines).
-pub async fn savepoint(tx: &mut Tx, name: &str) -> StoreResult<()> {
-    sqlx::query(&format!("SAVEPOINT {name}"))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Undo everything since [`savepoint`] `name`, keeping the transaction.
-pub async fn rollback_to(tx: &mut Tx, name: &str) -> StoreResult<()> {
-    sqlx::query(&format!("ROLLBACK TO SAVEPOINT {name}"))
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(&format!("RELEASE SAVEPOINT {name}"))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Keep everything since [`savepoint`] `name`.
-pub async fn release_savepoint(tx: &mut Tx, name: &str) -> StoreResult<()> {
-    sqlx::query(&format!("RELEASE SAVEPOINT {name}"))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// Change what a discount is, and whether it is on (not its uses or creation). False when it would put the use
 /// limit below the uses already counted (checked in the same statement, so a checkout taking a
 /// use at the same moment cannot slip past it).

@@ -33,6 +33,9 @@ use super::{place_in, Config, Quote, Submit};
 use crate::error::{DomainError, DomainResult};
 use crate::Ctx;
 
+/// The savepoint each order of a batch is written under.
+const EACH: &str = "one_order";
+
 /// The most orders one transaction writes.
 pub const MAX_BATCH: usize = 32;
 
@@ -154,13 +157,13 @@ async fn alone(w: &Work) -> DomainResult<OrderRow> {
 async fn together(batch: &[Pending]) -> DomainResult<Vec<DomainResult<OrderRow>>> {
     let mut tx = batch[0].work.ctx.db.begin().await?;
     let mut answers = Vec::with_capacity(batch.len());
-    savepoint(&mut tx).await?;
+    savepoint(&mut tx, EACH).await?;
     for p in batch {
         let mut w = Writes::new();
         let written = match p.work.write(&mut tx, &mut w).await {
             Ok(row) => {
                 // The order's inserts and the next order's savepoint: one round trip.
-                savepoint_again(&mut w);
+                savepoint_again(&mut w, EACH);
                 w.run(&mut tx)
                     .await
                     .map(|()| row)
@@ -169,7 +172,7 @@ async fn together(batch: &[Pending]) -> DomainResult<Vec<DomainResult<OrderRow>>
             Err(e) => Err(e),
         };
         if written.is_err() {
-            rollback_to_savepoint(&mut tx).await?;
+            rollback_to_savepoint(&mut tx, EACH).await?;
         }
         answers.push(written);
     }

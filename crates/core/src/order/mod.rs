@@ -399,7 +399,8 @@ async fn commit_stock(ctx: &Ctx, tx: &mut Tx, o: &mut OrderRow, actor: &str) -> 
         }
         "released" => {
             let reason = format!("order #{} paid after its hold", o.number);
-            store::savepoint(tx, "late_payment").await?;
+            const LATE: &str = "late_payment";
+            yiren_store::engine::savepoint(tx, LATE).await?;
             let mut all = true;
             for (v, n) in &units {
                 let ok = move_stock(ctx, tx, *v, -n, 0, true, &reason, actor).await?;
@@ -409,10 +410,10 @@ async fn commit_stock(ctx: &Ctx, tx: &mut Tx, o: &mut OrderRow, actor: &str) -> 
                 }
             }
             if all {
-                store::release_savepoint(tx, "late_payment").await?;
+                yiren_store::engine::release_savepoint(tx, LATE).await?;
                 o.stock = "committed".into();
             } else {
-                store::rollback_to(tx, "late_payment").await?;
+                yiren_store::engine::rollback_to_savepoint(tx, LATE).await?;
                 o.stock = "short".into();
                 o.refund_review = 1;
             }
