@@ -23,13 +23,12 @@ async fn wait_for_text(b: &fantoccini::Client, css: &str, text: &str) {
     );
 }
 
-/// Click `what`, waiting up to 10 s for it to be on the page (the page before may still be
-/// loading); an element that never comes fails with the page's address and source.
-async fn click(b: &fantoccini::Client, what: Locator<'_>) {
+/// The element `what`, waiting up to 10 s for it (a loaded CI machine can still be loading or
+/// rendering the page); an element that never comes fails with the page's address and source.
+async fn find(b: &fantoccini::Client, what: Locator<'_>) -> fantoccini::elements::Element {
     for _ in 0..100 {
         if let Ok(e) = b.find(what).await {
-            e.click().await.unwrap();
-            return;
+            return e;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -41,6 +40,10 @@ async fn click(b: &fantoccini::Client, what: Locator<'_>) {
             .unwrap_or_default(),
         b.source().await.unwrap_or_default()
     );
+}
+
+async fn click(b: &fantoccini::Client, what: Locator<'_>) {
+    find(b, what).await.click().await.unwrap();
 }
 
 async fn shot(b: &fantoccini::Client, name: &str) {
@@ -56,25 +59,14 @@ async fn owner_signs_in(b: &fantoccini::Client, base: &str) {
     wait_for_text(b, "h1", "概览").await;
 }
 
-/// Type into the field named `name`, waiting up to 10 s for it (a loaded CI machine can still be
-/// rendering the page); a field that never comes fails with the page's address and source.
+/// Type into the field named `name` (waited for, as [`find`] does).
 async fn fill(b: &fantoccini::Client, name: &str, value: &str) {
     let css = format!("input[name={name}]");
-    for _ in 0..100 {
-        if let Ok(field) = b.find(Locator::Css(&css)).await {
-            field.send_keys(value).await.unwrap();
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "{css} never appeared at {}; page: {}",
-        b.current_url()
-            .await
-            .map(|u| u.to_string())
-            .unwrap_or_default(),
-        b.source().await.unwrap_or_default()
-    );
+    find(b, Locator::Css(&css))
+        .await
+        .send_keys(value)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
