@@ -605,8 +605,20 @@ async fn place_in(
     }
     for (vid, n) in &by_variant {
         let held = if free { 0 } else { *n };
-        let ok = crate::order::move_stock_in(ctx, tx, w, *vid, -n, held, true, &reason, "checkout")
-            .await?;
+        let ok = crate::order::move_stock_in(
+            ctx,
+            tx,
+            w,
+            crate::order::StockMove {
+                variant_id: *vid,
+                delta: -n,
+                reserved: held,
+                guard: true,
+                reason: &reason,
+                actor: "checkout",
+            },
+        )
+        .await?;
         if ok.is_none() {
             return Err(DomainError::Conflict {
                 key: "checkout.sold_out",

@@ -503,26 +503,40 @@ pub async fn events<'e, E: Executor<'e, Database = Any>>(
 // ---------------------------------------------------------------------------------------------
 // Stock
 
-/// Change a variant's sellable stock by `delta` and its held stock by `reserved`, recording the
-/// sellable change in the inventory ledger under `reason`. When `guard` is set and the variant
-/// is tracked and may not oversell, the change is made only if the stock stays at zero or above.
-/// Returns the sellable stock after the change, or None when it was not made (sold out, or the
-/// variant is gone). One statement, so concurrent checkouts cannot both
-/// take the last unit on either engine; the table's CHECK constraint backs it up. The ledger
-/// entry is added to `w`.
-#[allow(clippy::too_many_arguments)]
+/// One change to a variant's stock (see [`move_stock`]).
+#[derive(Clone, Copy, Debug)]
+pub struct StockMove<'a> {
+    pub variant_id: i64,
+    /// Change to the sellable stock; recorded in the inventory ledger when not zero.
+    pub delta: i64,
+    /// Change to the held stock.
+    pub reserved: i64,
+    /// Make the change only if a tracked variant that may not oversell stays at zero or above.
+    pub guard: bool,
+    /// The ledger entry's reason and who made the change.
+    pub reason: &'a str,
+    pub actor: &'a str,
+}
+
+/// Apply a [`StockMove`], the ledger entry (id `id`) added to `w`. Returns the sellable stock
+/// after the change, or None when it was not made (sold out under the guard, or the variant is
+/// gone). One statement, so concurrent checkouts cannot both take the last unit on either
+/// engine; the table's CHECK constraint backs it up.
 pub async fn move_stock(
     tx: &mut Tx,
     w: &mut Writes,
     id: i64,
-    variant_id: i64,
-    delta: i64,
-    reserved: i64,
-    guard: bool,
-    reason: &str,
-    actor: &str,
+    m: &StockMove<'_>,
     now: i64,
 ) -> StoreResult<Option<i64>> {
+    let StockMove {
+        variant_id,
+        delta,
+        reserved,
+        guard,
+        reason,
+        actor,
+    } = *m;
     let after: Option<i64> = sqlx::query_scalar(
         "UPDATE variants SET inventory_quantity = inventory_quantity + $1, reserved = reserved + $2, \
          updated_at = $3 WHERE id = $4 AND ($5 = 0 OR track_inventory = 0 OR inventory_policy = 'continue' \

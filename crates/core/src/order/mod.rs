@@ -22,6 +22,7 @@ pub use refund::{
 
 use futures::future::BoxFuture;
 use serde::Serialize;
+pub(crate) use yiren_store::order::StockMove;
 use yiren_store::order::{self as store, EventRow, LineRow, OrderRow, TransactionRow};
 use yiren_store::{StoreError, Tx, Writes};
 
@@ -294,7 +295,19 @@ pub(crate) async fn restock_rest(
     for l in lines {
         let n = l.quantity - l.restocked;
         if let (1, Some(v), true) = (l.tracked, l.variant_id, n > 0) {
-            move_stock(ctx, tx, v, n, 0, false, reason, actor).await?;
+            move_stock(
+                ctx,
+                tx,
+                StockMove {
+                    variant_id: v,
+                    delta: n,
+                    reserved: 0,
+                    guard: false,
+                    reason,
+                    actor,
+                },
+            )
+            .await?;
             store::count_line(tx, o.id, l.position, 0, 0, n).await?;
         }
     }
@@ -315,52 +328,28 @@ async fn tracked_units(tx: &mut Tx, order_id: i64) -> DomainResult<Vec<(i64, i64
 
 /// Move a variant's stock (see [`store::move_stock`]); when the sellable stock crosses zero the
 /// product's search document is refreshed (its "in stock" filter). None: refused.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn move_stock(
     ctx: &Ctx,
     tx: &mut Tx,
-    variant_id: i64,
-    delta: i64,
-    reserved: i64,
-    guard: bool,
-    reason: &str,
-    actor: &str,
+    m: StockMove<'_>,
 ) -> DomainResult<Option<i64>> {
     let mut w = Writes::new();
-    let after = move_stock_in(
-        ctx, tx, &mut w, variant_id, delta, reserved, guard, reason, actor,
-    )
-    .await?;
+    let after = move_stock_in(ctx, tx, &mut w, m).await?;
     w.run(tx).await?;
     Ok(after)
 }
 
 /// [`move_stock`] with its ledger entry added to `w` (the stock itself changes now).
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn move_stock_in(
     ctx: &Ctx,
     tx: &mut Tx,
     w: &mut Writes,
-    variant_id: i64,
-    delta: i64,
-    reserved: i64,
-    guard: bool,
-    reason: &str,
-    actor: &str,
+    m: StockMove<'_>,
 ) -> DomainResult<Option<i64>> {
-    let after = store::move_stock(
-        tx,
-        w,
-        ctx.new_id(),
-        variant_id,
-        delta,
-        reserved,
-        guard,
-        reason,
-        actor,
-        ctx.now(),
-    )
-    .await?;
+    let after = store::move_stock(tx, w, ctx.new_id(), &m, ctx.now()).await?;
+    let StockMove {
+        variant_id, delta, ..
+    } = m;
     if let Some(a) = after {
         if delta != 0 && ((a <= 0) != (a - delta <= 0)) {
             let product = yiren_store::catalog::get_variant(&mut **tx, variant_id)
@@ -381,7 +370,19 @@ async fn release_in(ctx: &Ctx, tx: &mut Tx, o: &mut OrderRow, actor: &str) -> Do
     let reason = format!("order #{} released", o.number);
     for (v, n) in tracked_units(tx, o.id).await? {
         // A variant deleted since is simply gone.
-        move_stock(ctx, tx, v, n, -n, false, &reason, actor).await?;
+        move_stock(
+            ctx,
+            tx,
+            StockMove {
+                variant_id: v,
+                delta: n,
+                reserved: -n,
+                guard: false,
+                reason: &reason,
+                actor,
+            },
+        )
+        .await?;
     }
     Ok(true)
 }
@@ -393,7 +394,19 @@ async fn commit_stock(ctx: &Ctx, tx: &mut Tx, o: &mut OrderRow, actor: &str) -> 
     match o.stock.as_str() {
         "held" => {
             for (v, n) in &units {
-                move_stock(ctx, tx, *v, 0, -n, false, "", actor).await?;
+                move_stock(
+                    ctx,
+                    tx,
+                    StockMove {
+                        variant_id: *v,
+                        delta: 0,
+                        reserved: -n,
+                        guard: false,
+                        reason: "",
+                        actor,
+                    },
+                )
+                .await?;
             }
             o.stock = "committed".into();
         }
@@ -403,7 +416,19 @@ async fn commit_stock(ctx: &Ctx, tx: &mut Tx, o: &mut OrderRow, actor: &str) -> 
             yiren_store::engine::savepoint(tx, LATE).await?;
             let mut all = true;
             for (v, n) in &units {
-                let ok = move_stock(ctx, tx, *v, -n, 0, true, &reason, actor).await?;
+                let ok = move_stock(
+                    ctx,
+                    tx,
+                    StockMove {
+                        variant_id: *v,
+                        delta: -n,
+                        reserved: 0,
+                        guard: true,
+                        reason: &reason,
+                        actor,
+                    },
+                )
+                .await?;
                 if ok.is_none() {
                     all = false;
                     break;

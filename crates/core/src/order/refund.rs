@@ -16,6 +16,7 @@ use yiren_store::StoreError;
 
 use super::{
     log, move_stock, not_found, restock_rest, set_state, state, state_of, summary, LineUnits,
+    StockMove,
 };
 use crate::error::{DomainError, DomainResult};
 use crate::job::{self, EnqueueOptions, JobContext, JobError, JobHandler};
@@ -155,7 +156,19 @@ pub async fn refund(ctx: &Ctx, order_id: i64, r: &Refund, actor: &str) -> Domain
         let back =
             r.restock && o.stock == "committed" && l.tracked == 1 && l.restocked + k <= l.quantity;
         if let (true, Some(v)) = (back, l.variant_id) {
-            move_stock(ctx, &mut tx, v, *k, 0, false, &reason, actor).await?;
+            move_stock(
+                ctx,
+                &mut tx,
+                StockMove {
+                    variant_id: v,
+                    delta: *k,
+                    reserved: 0,
+                    guard: false,
+                    reason: &reason,
+                    actor,
+                },
+            )
+            .await?;
         }
         let restocked = if back && l.variant_id.is_some() {
             *k
