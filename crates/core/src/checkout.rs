@@ -530,7 +530,7 @@ fn check_submit(ctx: &Ctx, s: &Submit) -> DomainResult<(String, String)> {
     if s.note.chars().count() > 1000 {
         return Err(DomainError::invalid("note", "checkout.note_too_long"));
     }
-    if ctx.gateways.get(&s.gateway).is_none() {
+    if ctx.gateways.offered(&s.gateway).is_none() {
         return Err(DomainError::invalid("gateway", "checkout.gateway_unknown"));
     }
     Ok((token.to_string(), email))
@@ -547,7 +547,7 @@ pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
     let q = quote(ctx, s).await?;
     if !ctx
         .gateways
-        .get(&s.gateway)
+        .offered(&s.gateway)
         .is_some_and(|g| g.accepts(&q.currency))
     {
         return Err(DomainError::invalid("gateway", "checkout.gateway_currency"));

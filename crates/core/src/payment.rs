@@ -16,13 +16,18 @@
 //! events (target `security`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
 
 pub use futures::future::BoxFuture;
 
 use crate::error::{DomainError, DomainResult};
 use crate::order::{self, Paid, Received};
 use crate::Ctx;
+
+pub mod reconcile;
+pub mod settings;
 
 /// What a gateway needs to create a payment.
 #[derive(Debug, Clone)]
@@ -36,6 +41,8 @@ pub struct PaymentRequest {
     /// Where the customer comes back to, and where the gateway sends notifications.
     pub return_url: String,
     pub notify_url: String,
+    /// The paying customer's IP address (some gateways' APIs want it).
+    pub client_ip: String,
 }
 
 /// How the customer pays.
@@ -146,7 +153,7 @@ pub enum RefundResult {
 /// A payment gateway. Implementations are pure protocol: signing, verifying, formatting amounts.
 pub trait PaymentGateway: Send + Sync + 'static {
     /// Stable id, used in URLs (`/payments/{id}/notify`) and as the transaction's gateway.
-    fn id(&self) -> &'static str;
+    fn id(&self) -> &str;
     /// Currencies it accepts (ISO 4217).
     fn accepts(&self, currency: &str) -> bool;
     /// Create a payment for an order.
@@ -180,7 +187,7 @@ pub trait PaymentGateway: Send + Sync + 'static {
 pub struct Manual;
 
 impl PaymentGateway for Manual {
-    fn id(&self) -> &'static str {
+    fn id(&self) -> &str {
         "manual"
     }
     fn accepts(&self, _currency: &str) -> bool {
@@ -211,29 +218,174 @@ impl PaymentGateway for Manual {
     }
 }
 
-/// The gateways this server offers, by id. The manual gateway is always there.
+/// A setting a kind of gateway needs (the admin form is drawn from these).
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// Key in [`settings::GatewayConfig`]'s `fields` or `secrets`.
+    pub name: &'static str,
+    /// Write-only in admin, encrypted at rest (SEC-1).
+    pub secret: bool,
+    pub required: bool,
+    /// The value a new gateway starts with.
+    pub default: &'static str,
+    /// When not empty, the only values allowed.
+    pub choices: &'static [&'static str],
+}
+
+/// A kind of gateway the owner can configure (EPay, XorPay, ...).
+#[derive(Debug, Clone, Copy)]
+pub struct Kind {
+    /// `epay`, ...; message keys `payments.kind.{kind}`, `payments.field.{kind}.{field}`.
+    pub kind: &'static str,
+    pub fields: &'static [Field],
+}
+
+/// Makes gateways from the owner's settings; the binary supplies it (the implementations live in
+/// `yiren-pay`, which speaks to the outside world).
+pub trait GatewayFactory: Send + Sync + 'static {
+    /// The kinds it can make.
+    fn kinds(&self) -> &'static [Kind];
+    /// A gateway from a configuration whose required fields are filled; `Invalid` names what is
+    /// wrong.
+    fn build(&self, c: &settings::GatewayConfig) -> DomainResult<Arc<dyn PaymentGateway>>;
+}
+
+/// A gateway the checkout offers: its id and the name customers see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Offer {
+    pub id: String,
+    pub name: String,
+}
+
+/// The gateways this server knows, by id: the manual one, any fixed at start-up (tests' fakes),
+/// and those the owner configured in admin — rebuilt whenever the owner saves them. A configured
+/// gateway that is disabled still verifies notifications and answers queries for payments
+/// already started; only enabled ones are offered at checkout.
 #[derive(Clone)]
-pub struct Gateways(Arc<BTreeMap<&'static str, Arc<dyn PaymentGateway>>>);
+pub struct Gateways(Arc<Registry>);
+
+struct Registry {
+    fixed: Vec<Arc<dyn PaymentGateway>>,
+    factory: Option<Arc<dyn GatewayFactory>>,
+    live: RwLock<Arc<Live>>,
+}
+
+#[derive(Default)]
+struct Live {
+    by_id: BTreeMap<String, Arc<dyn PaymentGateway>>,
+    offered: Vec<Offer>,
+}
 
 impl Gateways {
-    /// The manual gateway plus `extra`.
+    /// The manual gateway plus `extra`, all offered; nothing configurable.
     pub fn new(extra: Vec<Arc<dyn PaymentGateway>>) -> Gateways {
-        let mut m: BTreeMap<&'static str, Arc<dyn PaymentGateway>> = BTreeMap::new();
-        m.insert("manual", Arc::new(Manual));
-        for g in extra {
-            m.insert(g.id(), g);
-        }
-        Gateways(Arc::new(m))
+        Gateways::with_factory(extra, None)
     }
 
-    /// The gateway with this id.
+    /// As [`Gateways::new`], with the factory that makes the owner's configured gateways.
+    pub fn with_factory(
+        extra: Vec<Arc<dyn PaymentGateway>>,
+        factory: Option<Arc<dyn GatewayFactory>>,
+    ) -> Gateways {
+        let mut fixed: Vec<Arc<dyn PaymentGateway>> = vec![Arc::new(Manual)];
+        fixed.extend(extra);
+        let g = Gateways(Arc::new(Registry {
+            fixed,
+            factory,
+            live: RwLock::new(Arc::default()),
+        }));
+        g.swap(BTreeMap::new(), vec![]);
+        g
+    }
+
+    fn swap(&self, configured: BTreeMap<String, Arc<dyn PaymentGateway>>, offered: Vec<Offer>) {
+        let mut by_id = configured;
+        let mut all = vec![];
+        for g in &self.0.fixed {
+            by_id.insert(g.id().to_string(), g.clone());
+            all.push(Offer {
+                id: g.id().to_string(),
+                name: String::new(),
+            });
+        }
+        all.extend(offered);
+        *self.0.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Live {
+            by_id,
+            offered: all,
+        });
+    }
+
+    fn live(&self) -> Arc<Live> {
+        self.0
+            .live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The gateway with this id (enabled or not).
     pub fn get(&self, id: &str) -> Option<Arc<dyn PaymentGateway>> {
-        self.0.get(id).cloned()
+        self.live().by_id.get(id).cloned()
+    }
+
+    /// The gateway with this id if the checkout offers it.
+    pub fn offered(&self, id: &str) -> Option<Arc<dyn PaymentGateway>> {
+        let live = self.live();
+        live.offered
+            .iter()
+            .any(|o| o.id == id)
+            .then(|| live.by_id.get(id).cloned())
+            .flatten()
+    }
+
+    /// What the checkout offers, manual first, then the owner's gateways in their order. The
+    /// manual gateway and fixed ones have an empty name (the page names them).
+    pub fn offers(&self) -> Vec<Offer> {
+        self.live().offered.clone()
     }
 
     /// Every id.
-    pub fn ids(&self) -> Vec<&'static str> {
-        self.0.keys().copied().collect()
+    pub fn ids(&self) -> Vec<String> {
+        self.live().by_id.keys().cloned().collect()
+    }
+
+    /// The kinds the owner can configure (none without a factory).
+    pub fn kinds(&self) -> &'static [Kind] {
+        self.0.factory.as_ref().map(|f| f.kinds()).unwrap_or(&[])
+    }
+
+    /// Make one gateway from its configuration (to check it before saving).
+    pub fn build(&self, c: &settings::GatewayConfig) -> DomainResult<Arc<dyn PaymentGateway>> {
+        let f = self
+            .0
+            .factory
+            .as_ref()
+            .ok_or(DomainError::invalid("kind", "payments.kind_unknown"))?;
+        f.build(c)
+    }
+
+    /// Replace the configured gateways with these (each built; one that cannot be built is left
+    /// out and logged, so one broken entry does not take the others down).
+    pub fn install(&self, configs: &[settings::GatewayConfig]) {
+        let mut by_id = BTreeMap::new();
+        let mut offered = vec![];
+        for c in configs {
+            match self.build(c) {
+                Ok(g) => {
+                    if c.enabled {
+                        offered.push(Offer {
+                            id: c.id.clone(),
+                            name: c.name.clone(),
+                        });
+                    }
+                    by_id.insert(c.id.clone(), g);
+                }
+                Err(e) => {
+                    tracing::error!(gateway = %c.id, error = %e, "payment gateway not usable; fix it in admin")
+                }
+            }
+        }
+        self.swap(by_id, offered);
     }
 }
 
@@ -245,16 +397,24 @@ impl Default for Gateways {
 
 impl std::fmt::Debug for Gateways {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.keys()).finish()
+        f.debug_list().entries(self.ids()).finish()
     }
 }
 
-/// Start paying an order (as just placed) with its gateway.
+/// Start paying an order with its gateway. The first answer is kept (`payment_starts`), so
+/// asking again — the order page, a second click — shows the same QR code or link instead of
+/// opening a second payment at the gateway.
 pub async fn start(
     ctx: &Ctx,
     o: &yiren_store::order::OrderRow,
     base_url: &str,
+    client_ip: &str,
 ) -> DomainResult<Instruction> {
+    if let Some(s) = yiren_store::payment::start(ctx.db.read(), o.id, &o.gateway).await? {
+        if let Some(i) = instruction_of(&s) {
+            return Ok(i);
+        }
+    }
     let gw = ctx
         .gateways
         .get(&o.gateway)
@@ -268,8 +428,104 @@ pub async fn start(
         description: format!("#{}", o.number),
         return_url: format!("{base_url}/orders/{}?key={key}", o.id),
         notify_url: format!("{base_url}/payments/{}/notify", gw.id()),
+        client_ip: client_ip.to_string(),
     };
-    gw.create(&req).await
+    let i = gw.create(&req).await?;
+    let (kind, payload) = match &i {
+        Instruction::Redirect { url } => ("redirect", url.clone()),
+        Instruction::Qr { payload } => ("qr", payload.clone()),
+        Instruction::Form { action, fields } => (
+            "form",
+            serde_json::json!({ "action": action, "fields": fields }).to_string(),
+        ),
+        Instruction::Manual => return Ok(i),
+    };
+    let row = yiren_store::payment::StartRow {
+        order_id: o.id,
+        gateway: o.gateway.clone(),
+        kind: kind.into(),
+        payload,
+        created_at: ctx.now(),
+    };
+    if !yiren_store::payment::put_start(ctx.db.write(), &row).await? {
+        // Two starts raced: the one recorded first is the one shown.
+        if let Some(s) = yiren_store::payment::start(ctx.db.write(), o.id, &o.gateway).await? {
+            if let Some(first) = instruction_of(&s) {
+                return Ok(first);
+            }
+        }
+    }
+    Ok(i)
+}
+
+/// The payment started for an order, if one was.
+pub async fn started(
+    ctx: &Ctx,
+    o: &yiren_store::order::OrderRow,
+) -> DomainResult<Option<Instruction>> {
+    Ok(yiren_store::payment::start(ctx.db.read(), o.id, &o.gateway)
+        .await?
+        .as_ref()
+        .and_then(instruction_of))
+}
+
+fn instruction_of(s: &yiren_store::payment::StartRow) -> Option<Instruction> {
+    match s.kind.as_str() {
+        "redirect" => Some(Instruction::Redirect {
+            url: s.payload.clone(),
+        }),
+        "qr" => Some(Instruction::Qr {
+            payload: s.payload.clone(),
+        }),
+        "form" => {
+            let v: serde_json::Value = serde_json::from_str(&s.payload).ok()?;
+            Some(Instruction::Form {
+                action: v["action"].as_str()?.to_string(),
+                fields: serde_json::from_value(v["fields"].clone()).ok()?,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// What recording a gateway's word about a payment came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Recorded now, or already (a duplicate).
+    Recorded,
+    /// The gateway says it is not paid (yet): nothing to record.
+    NotPaid,
+    /// Parked on the order's timeline (amount or currency mismatch, a state that does not allow
+    /// it): retrying cannot change it.
+    Parked(&'static str),
+    /// No such order.
+    UnknownOrder,
+    /// Not recorded (the store failed); worth trying again.
+    Failed(String),
+}
+
+/// Record what a gateway said about a payment — from a notification, the customer's return, or
+/// a query — through the one path: idempotent on the gateway's reference, amount and currency
+/// checked against the order (PAY-1, PAY-6).
+pub async fn settle(ctx: &Ctx, gw: &dyn PaymentGateway, v: &Verified, actor: &str) -> Settled {
+    let Ok(order_id) = v.order_ref.parse::<i64>() else {
+        return Settled::UnknownOrder;
+    };
+    if v.outcome != Outcome::Paid {
+        return Settled::NotPaid;
+    }
+    let r = Received {
+        gateway: gw.id().to_string(),
+        reference: v.reference.clone(),
+        amount: v.amount,
+        currency: v.currency.clone(),
+    };
+    match order::pay(ctx, order_id, &r, actor).await {
+        Ok(Paid::Applied | Paid::Duplicate) => Settled::Recorded,
+        Err(DomainError::Conflict { key }) => Settled::Parked(key),
+        Err(DomainError::NotFound) => Settled::UnknownOrder,
+        Err(e) => Settled::Failed(e.to_string()),
+    }
 }
 
 /// The one notification handler. Verifies, records the payment (idempotent on the gateway's
@@ -283,39 +539,47 @@ pub async fn notify(ctx: &Ctx, gw: &dyn PaymentGateway, raw: &RawNotification) -
             return gw.nack(false);
         }
     };
-    let Ok(order_id) = v.order_ref.parse::<i64>() else {
-        tracing::warn!(target: "security", gateway = gw.id(), "payment notification for an unknown order");
-        return gw.nack(false);
-    };
-    if v.outcome != Outcome::Paid {
-        // Nothing to record yet: a pending or failed attempt leaves the order waiting.
-        return gw.ack();
-    }
-    let r = Received {
-        gateway: gw.id().to_string(),
-        reference: v.reference.clone(),
-        amount: v.amount,
-        currency: v.currency.clone(),
-    };
-    match order::pay(ctx, order_id, &r, &format!("gateway:{}", gw.id())).await {
-        Ok(Paid::Applied | Paid::Duplicate) => {
+    match settle(ctx, gw, &v, &format!("gateway:{}", gw.id())).await {
+        Settled::Recorded => {
             // PAY-5: committed, but the answer never reaches the gateway (it will retry).
             fail::fail_point!("payment.notify.after_commit", |_| gw.nack(true));
             gw.ack()
         }
-        // Parked on the order's timeline (amount or currency mismatch, a payment the order's
-        // state does not allow): retrying cannot change it.
-        Err(DomainError::Conflict { key }) => {
-            tracing::warn!(target: "security", gateway = gw.id(), order_id, reason = key, "payment notification parked");
+        // Nothing to record yet: a pending or failed attempt leaves the order waiting.
+        Settled::NotPaid => gw.ack(),
+        Settled::Parked(key) => {
+            tracing::warn!(target: "security", gateway = gw.id(), order = %v.order_ref, reason = key, "payment notification parked");
             gw.ack()
         }
-        Err(DomainError::NotFound) => {
+        Settled::UnknownOrder => {
             tracing::warn!(target: "security", gateway = gw.id(), "payment notification for an unknown order");
             gw.nack(false)
         }
-        Err(e) => {
-            tracing::error!(gateway = gw.id(), order_id, error = %e, "payment notification not recorded; the gateway will retry");
+        Settled::Failed(e) => {
+            tracing::error!(gateway = gw.id(), order = %v.order_ref, error = %e, "payment notification not recorded; the gateway will retry");
             gw.nack(true)
         }
     }
+}
+
+/// The customer came back from the gateway with its signed answer in the query string (some
+/// gateways sign the return like the notification): believed only if it verifies, and then
+/// recorded through the same path, so whichever of the return and the notification arrives
+/// first records the payment and the other changes nothing (PAY-4). Unsigned or forged returns
+/// change nothing (the order page's own `key` parameter is left out before verifying).
+pub async fn returned(ctx: &Ctx, gw: &dyn PaymentGateway, query: &str) -> Option<Settled> {
+    // The order page's own `key` is ours, not the gateway's: it is not part of what it signed.
+    let theirs: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "key"))
+        .finish();
+    if theirs.is_empty() {
+        return None;
+    }
+    let raw = RawNotification {
+        method: "GET".into(),
+        query: theirs,
+        ..Default::default()
+    };
+    let v = gw.verify(&raw, ctx.now()).ok()?;
+    Some(settle(ctx, gw, &v, &format!("return:{}", gw.id())).await)
 }

@@ -28,6 +28,7 @@ pub mod license;
 pub mod media;
 pub mod oidc;
 pub mod order;
+pub mod payment;
 pub mod reach;
 pub mod schema;
 pub mod session;

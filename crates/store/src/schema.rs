@@ -65,6 +65,8 @@ pub const TABLES: &[&str] = &[
     "campaigns",
     "customer_carts",
     "checkouts",
+    "payment_starts",
+    "payment_checks",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,

@@ -5,6 +5,7 @@
 //! drives headless Chromium.
 
 pub mod browser;
+pub mod fake_epay;
 pub mod fake_oauth;
 pub mod fake_pay;
 pub mod fake_push;

@@ -472,3 +472,72 @@ async fn a_guest_buys_a_digital_product_the_owner_confirms_and_the_guest_downloa
     assert_eq!(granted[0].downloads, 1);
     browser.close().await;
 }
+
+/// A guest pays through an EPay aggregator: the order page shows the aggregator's QR code; the
+/// customer pays on their phone (the fake aggregator takes the payment and notifies the shop);
+/// the page turns to "paid" by itself — the same page, never reloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_pays_by_epay_qr_and_the_order_page_turns_paid_without_a_reload() {
+    use std::collections::BTreeMap;
+    use yiren_core::catalog::Kind;
+    let app = yiren_testkit::TestApp::spawn(Engine::Sqlite).await;
+    let ctx = &app.state.ctx;
+    let fake = yiren_testkit::fake_epay::FakeEpay::start("1001", "browser-epay-key").await;
+    let gateway = yiren_core::payment::settings::GatewayConfig {
+        id: "epay".into(),
+        kind: "epay".into(),
+        name: "支付宝".into(),
+        enabled: true,
+        fields: BTreeMap::from([
+            ("base_url".into(), fake.base.clone()),
+            ("pid".into(), "1001".into()),
+            ("type".into(), "alipay".into()),
+            ("mode".into(), "api".into()),
+        ]),
+        secrets: BTreeMap::from([("key".into(), "browser-epay-key".into())]),
+    };
+    yiren_core::payment::settings::put(ctx, gateway)
+        .await
+        .unwrap();
+    yiren_testkit::product(ctx, "qrbook", Kind::Digital, &[("QB", 2_900, 100)]).await;
+    let browser = Browser::start().await;
+    let b = &browser.client;
+    let base = app.base.clone();
+
+    b.goto(&format!("{base}/products/qrbook")).await.unwrap();
+    click(b, Locator::Css("#add-to-cart button")).await;
+    wait_for_text(b, "main.cart", "qrbook").await;
+    click(b, Locator::Id("to-checkout")).await;
+    fill(b, "email", "scanner@example.com").await;
+    click(b, Locator::Css("input[name=gateway][value=epay]")).await;
+    click(b, Locator::Css("#checkout-form button[type=submit]")).await;
+    wait_for_text(b, "#order-status", "等待付款").await;
+    find(b, Locator::Css("#pay-qr svg")).await;
+    shot(b, "epay-order-qr.png").await;
+    // Marked, so a reload (which would forget the mark) is seen.
+    b.execute("window.__sameDocument = 42; return true;", vec![])
+        .await
+        .unwrap();
+
+    let order = yiren_core::order::list(ctx, None, 1, 0).await.unwrap()[0].id;
+    let trade = fake.trade(&order.to_string()).expect("mapi.php was asked");
+    fake.pay(&trade.trade_no);
+    wait_for_text(b, "#order-status", "已付款").await;
+    assert_eq!(
+        b.execute("return window.__sameDocument;", vec![])
+            .await
+            .unwrap(),
+        serde_json::json!(42),
+        "the page changed without a reload"
+    );
+    assert!(
+        b.find(Locator::Css("#pay-qr")).await.is_err(),
+        "the QR code is gone"
+    );
+    shot(b, "epay-order-paid.png").await;
+    assert_eq!(
+        fake.trade(&order.to_string()).unwrap().answers,
+        vec![(200, "success".to_string())]
+    );
+    browser.close().await;
+}

@@ -64,12 +64,14 @@ fn row(method: &str, path: &str) -> Option<Class> {
         "/assets/yiren.css"
         | "/assets/passkeys.js"
         | "/assets/media-order.js"
+        | "/assets/order-status.js"
         | "/healthz"
         | "/readyz"
         | "/media/{*key}" => Public,
         // Payment notifications: the gateway's signature is the credential (tests: payments.rs).
         "/payments/{gateway}/notify" => Public,
         "/orders/{id}" => Guarded("order page"),
+        "/orders/{id}/status" => Guarded("order status"),
         "/confirm-payment/{id}" => Guarded("confirm link"),
         "/downloads/{entitlement}/{file}" => Guarded("download"),
         "/setup/{token}" => Guarded("setup token"),
@@ -382,6 +384,13 @@ both_engines! {
             assert_eq!(get(c, p.clone()).await.status(), 404, "{p}");
         }
         checked.insert("order page");
+
+        // The order's status (the order page follows a payment with it): the same key.
+        assert_eq!(get(&anon, format!("/orders/{a_order}/status?key={key}")).await.status(), 200);
+        for (c, p) in [(&b, format!("/orders/{a_order}/status")), (&b, format!("/orders/{a_order}/status?key={}", order::access_key(ctx, b_order))), (&anon, format!("/orders/x/status?key={key}"))] {
+            assert_eq!(get(c, p.clone()).await.status(), 404, "{p}");
+        }
+        checked.insert("order status");
 
         // The owner's confirm link: only with the server's signature.
         for p in [format!("/confirm-payment/{a_order}"), format!("/confirm-payment/{a_order}?sig=00")] {

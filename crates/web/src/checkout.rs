@@ -6,8 +6,8 @@
 //! id), so order ids cannot be walked, and it is never cached or sent as a referrer. A signed-in
 //! customer's order is recorded as theirs (their order history at `/account/orders`).
 
-use axum::extract::{Extension, Path, Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{Extension, Path, Query, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get};
 use axum::Router;
@@ -18,7 +18,7 @@ use yiren_core::checkout::{self, Address, Submit};
 use yiren_core::{cart, money, order, payment, DomainError};
 
 use crate::cart::{field, form_of, keep, lines_of};
-use crate::security::MaybeCustomer;
+use crate::security::{ClientIp, MaybeCustomer};
 use crate::AppState;
 
 /// Checkout routes.
@@ -34,6 +34,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
                 )),
         )
         .route("/orders/{id}", get(order_page))
+        .route("/orders/{id}/status", get(order_status))
         .route(
             "/confirm-payment/{id}",
             get(confirm_page).post(confirm_submit),
@@ -152,6 +153,8 @@ async fn render(
             cart => Value::from_serialize(&priced),
             rates => rates,
             manual_ready => cfg.manual.ready(),
+            gateways => offers(state, &currency),
+            chosen => match field(form, "gateway") { "" => "manual", g => g },
             token => token,
             v => values,
             error => error.map(|k| t.t(k)),
@@ -170,6 +173,32 @@ async fn render(
     )
     .await;
     (jar, private(resp)).into_response()
+}
+
+/// The ways to pay the checkout offers for this currency: (id, label); the manual gateway is
+/// named by the page.
+fn offers(state: &AppState, currency: &str) -> Vec<Value> {
+    state
+        .ctx
+        .gateways
+        .offers()
+        .into_iter()
+        .filter(|o| {
+            state
+                .ctx
+                .gateways
+                .get(&o.id)
+                .is_some_and(|g| g.accepts(currency))
+        })
+        .map(|o| {
+            let name = if o.name.is_empty() {
+                o.id.clone()
+            } else {
+                o.name
+            };
+            context! { id => o.id, name => name }
+        })
+        .collect()
 }
 
 /// How an order stands, as its customer is told (message key): on the order page and in their
@@ -237,7 +266,12 @@ fn submission(form: &[(String, String)], lines: Vec<cart::Line>) -> Submit {
     }
 }
 
-async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
+async fn submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    req: Request,
+) -> Response {
     let base = crate::api::page::base_url(state.config.public_url.as_deref(), req.headers());
     let me = req
         .extensions()
@@ -280,7 +314,7 @@ async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
             // on the order page.
             let to = match (
                 o.payment.as_str(),
-                payment::start(&state.ctx, &o, &base).await,
+                payment::start(&state.ctx, &o, &base, &ip.to_string()).await,
             ) {
                 ("pending", Ok(payment::Instruction::Redirect { url })) => url,
                 ("pending", Err(e)) => {
@@ -328,16 +362,35 @@ async fn order_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<KeyQuery>,
+    RawQuery(raw): RawQuery,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
 ) -> Response {
     let not_found = || crate::templates::error_page(StatusCode::NOT_FOUND, "error.not_found");
     let Ok(id) = id.parse::<i64>() else {
         return not_found();
     };
-    let o = match order::by_access_key(&state.ctx, id, &q.key).await {
+    let mut o = match order::by_access_key(&state.ctx, id, &q.key).await {
         Ok(o) => o,
         Err(DomainError::NotFound) => return not_found(),
         Err(e) => return crate::admin::pages::domain_error_page(e),
     };
+    let online = o.row.gateway != "manual";
+    let gw = state.ctx.gateways.get(&o.row.gateway);
+    if let (true, Some(gw), Some(raw)) = (online, &gw, &raw) {
+        // Back from the gateway with its signed answer: recorded through the same path as the
+        // notification (whichever comes first records it; PAY-4).
+        if o.row.payment == "pending"
+            && payment::returned(&state.ctx, gw.as_ref(), raw)
+                .await
+                .is_some()
+        {
+            o = match order::get(&state.ctx, id).await {
+                Ok(o) => o,
+                Err(e) => return crate::admin::pages::domain_error_page(e),
+            };
+        }
+    }
     let cfg = match checkout::config(&state.ctx).await {
         Ok(c) => c,
         Err(e) => return crate::admin::pages::domain_error_page(e),
@@ -357,6 +410,24 @@ async fn order_page(
         Ok(g) => g,
         Err(e) => return crate::admin::pages::domain_error_page(e),
     };
+    // An online payment not made yet: the QR code or link the gateway gave (asked for once).
+    let pay = if awaiting && online && gw.is_some() {
+        let base_url = crate::api::page::base_url(state.config.public_url.as_deref(), &headers);
+        match payment::start(&state.ctx, r, &base_url, &ip.to_string()).await {
+            Ok(payment::Instruction::Qr { payload }) => Some(pay_ctx(qr_svg(&payload), None, None)),
+            Ok(payment::Instruction::Redirect { url }) => Some(pay_ctx(None, Some(url), None)),
+            Ok(payment::Instruction::Form { action, fields }) => {
+                Some(pay_ctx(None, None, Some((action, fields))))
+            }
+            Ok(payment::Instruction::Manual) => None,
+            Err(e) => {
+                tracing::warn!(order_id = r.id, error = %e, "could not start the payment");
+                Some(pay_ctx(None, None, None))
+            }
+        }
+    } else {
+        None
+    };
     let base = crate::admin::base_ctx(&state, "/orders", None, "").await;
     let resp = state.templates.render(
         "shop/order.html",
@@ -373,6 +444,8 @@ async fn order_page(
             shipped => shipped,
             granted => granted,
             manual => awaiting && r.gateway == "manual",
+            pay => pay,
+            status_url => format!("/orders/{}/status?key={}", r.id, q.key),
             instructions => cfg.manual.instructions.clone(),
             wechat_qr => awaiting.then(|| qr_svg(&cfg.manual.wechat)).flatten(),
             alipay_qr => awaiting.then(|| qr_svg(&cfg.manual.alipay)).flatten(),
@@ -380,6 +453,44 @@ async fn order_page(
         },
     );
     private(resp)
+}
+
+/// How the order page shows an online payment: a QR code, a link, or a form (none: the gateway
+/// could not be reached).
+fn pay_ctx(
+    qr: Option<String>,
+    link: Option<String>,
+    form: Option<(String, Vec<(String, String)>)>,
+) -> Value {
+    let unavailable = qr.is_none() && link.is_none() && form.is_none();
+    let (action, fields) = form.unzip();
+    context! { qr => qr, link => link, action => action, fields => fields, unavailable => unavailable }
+}
+
+/// `/orders/{id}/status?key=`: how the order stands, for the order page to follow a payment
+/// made on another device (the QR code) without a reload.
+async fn order_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<KeyQuery>,
+) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return crate::error::ApiError::not_found().into_response();
+    };
+    let o = match order::by_access_key(&state.ctx, id, &q.key).await {
+        Ok(o) => o,
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    };
+    let t = crate::locale::current();
+    let body = serde_json::json!({
+        "payment": o.row.payment,
+        "cancelled": o.row.cancelled != 0,
+        "status": t.t(status_key(&o.row)),
+    });
+    let mut resp = axum::Json(body).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 #[derive(Deserialize, Default)]

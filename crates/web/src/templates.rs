@@ -169,6 +169,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/admin/sign_in_methods.html"),
     ),
     (
+        "admin/payments.html",
+        include_str!("../templates/admin/payments.html"),
+    ),
+    (
         "admin/invites.html",
         include_str!("../templates/admin/invites.html"),
     ),

@@ -146,6 +146,10 @@ pub fn registry(
         yiren_core::campaign::REFUND_KIND,
         yiren_core::campaign::RefundBackers,
     );
+    r.register(
+        yiren_core::payment::reconcile::KIND,
+        yiren_core::payment::reconcile::Reconcile,
+    );
     r.register("maintenance.cleanup", yiren_core::job::Cleanup);
     r.register("diagnostic.ping", handlers::Ping { http });
     r.register(yiren_core::reach::KIND, sender);
@@ -189,7 +193,20 @@ pub async fn context(config: &Config, deps: Deps) -> anyhow::Result<Ctx> {
     context_with(config, db, deps)
 }
 
+/// The outbound HTTP client as the configuration sets it (`outbound.*`).
+pub fn outbound(config: &Config) -> anyhow::Result<HttpClient> {
+    Ok(HttpClient::new(OutboundPolicy {
+        allow_private: config.outbound.allow_private,
+        timeout: Duration::from_secs(config.outbound.timeout_secs.max(1)),
+        max_response_bytes: config.outbound.max_response_bytes,
+        ..Default::default()
+    })?)
+}
+
 fn context_with(config: &Config, db: Db, deps: Deps) -> anyhow::Result<Ctx> {
+    let factory = yiren_pay::Factory {
+        http: outbound(config)?,
+    };
     let keys = yiren_core::keys::Keys::load_or_create(&config.key_file(), &deps.rng)
         .with_context(|| format!("cannot read or create {}", config.key_file().display()))?;
     Ok(Ctx {
@@ -199,7 +216,10 @@ fn context_with(config: &Config, db: Db, deps: Deps) -> anyhow::Result<Ctx> {
         hasher: Hasher::default(),
         auth: AuthPolicy::default(),
         keys,
-        gateways: yiren_core::payment::Gateways::new(deps.gateways),
+        gateways: yiren_core::payment::Gateways::with_factory(
+            deps.gateways,
+            Some(Arc::new(factory)),
+        ),
         templates_dir: Some(Arc::new(config.data_dir.join("templates"))),
         settings_cache: Default::default(),
         catalog_cache: Default::default(),
@@ -225,6 +245,8 @@ impl App {
         }
         let ctx = context_with(config, db, deps)?;
         yiren_core::oidc::ensure_key(&ctx).await?;
+        // The owner's payment gateways, as saved in admin (rebuilt whenever they are saved).
+        yiren_core::payment::settings::install(&ctx).await?;
         let public_url = Some(config.server.public_url.clone()).filter(|u| !u.is_empty());
         let web = WebConfig {
             public_url: public_url.clone(),
@@ -233,12 +255,7 @@ impl App {
         };
         let themes = config.themes_dir();
         let templates = Templates::new(Some(themes));
-        let http = HttpClient::new(OutboundPolicy {
-            allow_private: config.outbound.allow_private,
-            timeout: Duration::from_secs(config.outbound.timeout_secs.max(1)),
-            max_response_bytes: config.outbound.max_response_bytes,
-            ..Default::default()
-        })?;
+        let http = outbound(config)?;
         let (search, fresh) = open_search(config)?;
         if fresh {
             // A new or outdated index is made again from the database in the background; search
@@ -296,6 +313,18 @@ impl App {
                     "campaigns",
                     "* * * * *",
                     yiren_core::campaign::SWEEP_KIND,
+                    serde_json::json!({}),
+                )
+                .map_err(anyhow::Error::msg)?,
+            );
+        }
+        // Built in: pending online payments are asked about every five minutes (PAY-7).
+        if !schedules.iter().any(|s| s.name == "payments") {
+            schedules.push(
+                Schedule::new(
+                    "payments",
+                    "*/5 * * * *",
+                    yiren_core::payment::reconcile::KIND,
                     serde_json::json!({}),
                 )
                 .map_err(anyhow::Error::msg)?,

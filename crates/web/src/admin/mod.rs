@@ -11,6 +11,7 @@ pub mod media;
 pub mod notify;
 pub mod orders;
 pub mod pages;
+pub mod payments;
 pub mod products;
 pub mod reach;
 
@@ -95,6 +96,9 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/products/{id}/files/{file}/delete",
     "/admin/products/{id}/license-keys",
     "/admin/checkout",
+    "/admin/payments",
+    "/admin/payments/{id}/delete",
+    "/admin/payments/reconcile",
     "/admin/discounts",
     "/admin/discounts/{id}",
     "/admin/discounts/{id}/active",
@@ -184,6 +188,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(orders::settings_page).post(orders::save_settings),
         )
         .route("/admin/checkouts", get(orders::abandoned))
+        .route("/admin/payments", get(payments::page).post(payments::save))
+        .route("/admin/payments/{id}/delete", post(payments::delete))
+        .route("/admin/payments/reconcile", post(payments::reconcile_now))
         .route(
             "/admin/discounts",
             get(orders::discounts_page).post(orders::create_discount),
@@ -382,6 +389,9 @@ pub const NOTICES: &[&str] = &[
     "reach.cancelled",
     "customer.tags_saved",
     "campaign.closed_notice",
+    "payments.saved",
+    "payments.deleted",
+    "payments.reconciled",
 ];
 
 /// Translate a notice key from the query, if it is one of [`NOTICES`].
