@@ -123,6 +123,17 @@ pub struct Ack {
     pub body: String,
 }
 
+impl Ack {
+    /// A plain-text answer (what most gateways read).
+    pub fn text(status: u16, body: &str) -> Ack {
+        Ack {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        }
+    }
+}
+
 /// A refund to send through the gateway that took the payment.
 #[derive(Debug, Clone)]
 pub struct RefundRequest {
@@ -200,18 +211,10 @@ impl PaymentGateway for Manual {
         Err(Rejected::Unsupported)
     }
     fn ack(&self) -> Ack {
-        Ack {
-            status: 200,
-            content_type: "text/plain; charset=utf-8",
-            body: "ok".into(),
-        }
+        Ack::text(200, "ok")
     }
     fn nack(&self, _retry: bool) -> Ack {
-        Ack {
-            status: 404,
-            content_type: "text/plain; charset=utf-8",
-            body: "not found".into(),
-        }
+        Ack::text(404, "not found")
     }
     fn query<'a>(&'a self, _order_ref: &'a str) -> BoxFuture<'a, DomainResult<Option<Verified>>> {
         Box::pin(async { Ok(None) })

@@ -286,19 +286,11 @@ impl PaymentGateway for Epay {
     }
 
     fn ack(&self) -> Ack {
-        Ack {
-            status: 200,
-            content_type: "text/plain; charset=utf-8",
-            body: "success".into(),
-        }
+        Ack::text(200, "success")
     }
 
     fn nack(&self, retry: bool) -> Ack {
-        Ack {
-            status: if retry { 503 } else { 400 },
-            content_type: "text/plain; charset=utf-8",
-            body: "fail".into(),
-        }
+        Ack::text(if retry { 503 } else { 400 }, "fail")
     }
 
     fn query<'a>(&'a self, order_ref: &'a str) -> BoxFuture<'a, DomainResult<Option<Verified>>> {

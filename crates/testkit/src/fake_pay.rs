@@ -235,19 +235,11 @@ impl PaymentGateway for FakePay {
     }
 
     fn ack(&self) -> Ack {
-        Ack {
-            status: 200,
-            content_type: "text/plain; charset=utf-8",
-            body: "success".into(),
-        }
+        Ack::text(200, "success")
     }
 
     fn nack(&self, retry: bool) -> Ack {
-        Ack {
-            status: if retry { 500 } else { 400 },
-            content_type: "text/plain; charset=utf-8",
-            body: "fail".into(),
-        }
+        Ack::text(if retry { 500 } else { 400 }, "fail")
     }
 
     fn query<'a>(&'a self, _order_ref: &'a str) -> BoxFuture<'a, DomainResult<Option<Verified>>> {

@@ -31,6 +31,15 @@ async fn ebook(app: &TestApp) -> i64 {
     .await[0]
 }
 
+/// A shop selling the ebook with the EPay gateway (in `mode`) configured against a new fake.
+async fn shop(engine: yiren_testkit::Engine, mode: &str) -> (TestApp, FakeEpay, i64) {
+    let app = TestApp::spawn(engine).await;
+    let fake = FakeEpay::start(PID, KEY).await;
+    configure(&app, &fake, mode).await;
+    let v = ebook(&app).await;
+    (app, fake, v)
+}
+
 /// The gateway as the owner would save it (core's own path; the admin form is tested below).
 async fn configure(app: &TestApp, fake: &FakeEpay, mode: &str) {
     let c = GatewayConfig {
@@ -125,10 +134,7 @@ both_engines! {
     /// however often the page is seen), the fake pays, notifies, reads `success`; the order is
     /// paid and delivered; the customer's signed return changes nothing more.
     async fn an_order_is_paid_through_an_epay_aggregator(engine: Engine) {
-        let app = TestApp::spawn(engine).await;
-        let fake = FakeEpay::start(PID, KEY).await;
-        configure(&app, &fake, "api").await;
-        let v = ebook(&app).await;
+        let (app, fake, v) = shop(engine, "api").await;
         let c = app.client();
         let form = {
             let c = app.client();
@@ -171,10 +177,7 @@ both_engines! {
     /// Page mode: the checkout sends the customer to submit.php with the signed parameters; the
     /// fake's cashier takes the payment and sends them back.
     async fn page_mode_sends_the_customer_to_the_cashier(engine: Engine) {
-        let app = TestApp::spawn(engine).await;
-        let fake = FakeEpay::start(PID, KEY).await;
-        configure(&app, &fake, "page").await;
-        let v = ebook(&app).await;
+        let (app, fake, v) = shop(engine, "page").await;
         let c = app.client();
         let (id, to) = buy(&app, &c, v, "epay").await;
         assert!(to.starts_with(&format!("{}submit.php?", fake.base)), "{to}");
@@ -196,10 +199,7 @@ both_engines! {
     /// the commit (PAY-5), the retry is acknowledged and changes nothing.
     async fn notifications_are_sent_again_until_acknowledged(engine: Engine) {
         let scenario = fail::FailScenario::setup();
-        let app = TestApp::spawn(engine).await;
-        let fake = FakeEpay::start(PID, KEY).await;
-        configure(&app, &fake, "api").await;
-        let v = ebook(&app).await;
+        let (app, fake, v) = shop(engine, "api").await;
         let (id, _) = buy(&app, &app.client(), v, "epay").await;
         fail::cfg("payment.notify.after_commit", "1*return").unwrap();
         fake.pay(&fake.trade(&id.to_string()).unwrap().trade_no);
@@ -212,10 +212,7 @@ both_engines! {
     /// PAY-2: forged notifications get `fail` and change nothing; PAY-6: a correctly signed one
     /// with the wrong amount is acknowledged (retrying cannot fix it) and parked, never paid.
     async fn forged_or_mismatched_epay_notifications_never_pay(engine: Engine) {
-        let app = TestApp::spawn(engine).await;
-        let fake = FakeEpay::start(PID, KEY).await;
-        configure(&app, &fake, "api").await;
-        let v = ebook(&app).await;
+        let (app, fake, v) = shop(engine, "api").await;
         let (id, _) = buy(&app, &app.client(), v, "epay").await;
         let t = fake.trade(&id.to_string()).unwrap();
         let good = fake.notification(&t.trade_no, &[], None);
@@ -269,10 +266,7 @@ both_engines! {
     /// PAY-3: a payment for an order cancelled meanwhile is recorded for a refund, not fulfilled;
     /// a duplicate after the payment, and a "waiting" event arriving after it, change nothing.
     async fn late_and_out_of_order_epay_events(engine: Engine) {
-        let app = TestApp::spawn(engine).await;
-        let fake = FakeEpay::start(PID, KEY).await;
-        configure(&app, &fake, "api").await;
-        let v = ebook(&app).await;
+        let (app, fake, v) = shop(engine, "api").await;
         let (id, _) = buy(&app, &app.client(), v, "epay").await;
         let t = fake.trade(&id.to_string()).unwrap();
         order::cancel(&app.state.ctx, id, "owner", true).await.unwrap();
@@ -296,11 +290,9 @@ both_engines! {
     /// PAY-4: 200 orders; for each, the customer's signed return and the notification arrive at
     /// the same moment: 200 payments, none recorded twice; a forged return changes nothing.
     async fn the_return_and_the_notification_racing_pay_once(engine: Engine) {
-        let app = Arc::new(TestApp::spawn(engine).await);
-        let fake = FakeEpay::start(PID, KEY).await;
-        configure(&app, &fake, "api").await;
+        let (app, fake, v) = shop(engine, "api").await;
+        let app = Arc::new(app);
         fake.set_notify(false);
-        let v = ebook(&app).await;
         let c = app.client();
         let (first, page) = buy(&app, &c, v, "epay").await;
         let t = fake.trade(&first.to_string()).unwrap();
