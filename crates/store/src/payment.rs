@@ -51,22 +51,32 @@ pub async fn put_start<'e, E: Executor<'e, Database = Any>>(
     Ok(r.rows_affected() == 1)
 }
 
+/// An order still waiting for an online gateway's payment.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct Awaiting {
+    pub id: i64,
+    pub gateway: String,
+    pub created_at: i64,
+    /// When reconciliation last asked about it.
+    pub last_checked: Option<i64>,
+}
+
 /// Orders still waiting for an online gateway's payment, placed between `from` and `to`
-/// (milliseconds), oldest first: (order id, gateway).
+/// (milliseconds), oldest first, with when each was last asked about.
 pub async fn awaiting<'e, E: Executor<'e, Database = Any>>(
     exec: E,
     from: i64,
     to: i64,
-    limit: i64,
-) -> StoreResult<Vec<(i64, String)>> {
+) -> StoreResult<Vec<Awaiting>> {
     Ok(sqlx::query_as(
-        "SELECT id, gateway FROM orders WHERE created_at >= $1 AND created_at < $2 \
-         AND payment = 'pending' AND cancelled = 0 AND gateway <> 'manual' \
-         ORDER BY created_at, id LIMIT $3",
+        "SELECT o.id, o.gateway, o.created_at, \
+         (SELECT MAX(c.checked_at) FROM payment_checks c WHERE c.order_id = o.id) AS last_checked \
+         FROM orders o WHERE o.created_at >= $1 AND o.created_at < $2 \
+         AND o.payment = 'pending' AND o.cancelled = 0 AND o.gateway <> 'manual' \
+         ORDER BY o.created_at, o.id",
     )
     .bind(from)
     .bind(to)
-    .bind(limit)
     .fetch_all(exec)
     .await?)
 }

@@ -4,8 +4,9 @@
 //! (`payment_checks`) for the owner's reconciliation report.
 //!
 //! Window: orders placed between [`LOOKBACK_MS`] and [`GRACE_MS`] ago. A notification normally
-//! arrives within seconds; after the grace the order is asked about at every run until it is
-//! paid, cancelled, or older than the lookback.
+//! arrives within seconds; after the grace an order is asked about again once a quarter of its
+//! age has passed since the last check (5 min, then ~6, ~8, ... up to 12 h apart: about 30 checks
+//! over the two days, not one per run), until it is paid, cancelled, or older than the lookback.
 
 use futures::future::BoxFuture;
 use yiren_store::payment::{self as store, CheckRow};
@@ -22,7 +23,7 @@ pub const GRACE_MS: i64 = 5 * 60_000;
 /// How far back pending orders are still asked about.
 pub const LOOKBACK_MS: i64 = 48 * 3_600_000;
 /// Orders asked about in one run at most (the rest wait for the next).
-const BATCH: i64 = 200;
+const BATCH: usize = 200;
 
 /// What one run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -31,12 +32,26 @@ pub struct Run {
     pub paid: usize,
 }
 
-/// Ask the gateways about pending orders; record what each said.
-pub async fn run(ctx: &Ctx) -> DomainResult<Run> {
+/// Ask the gateways about the pending orders that are due (every one in the window when `all`:
+/// the owner's "check now"); record what each said.
+pub async fn run(ctx: &Ctx, all: bool) -> DomainResult<Run> {
     let now = ctx.now();
-    let due = store::awaiting(ctx.db.read(), now - LOOKBACK_MS, now - GRACE_MS, BATCH).await?;
+    let due = store::awaiting(ctx.db.read(), now - LOOKBACK_MS, now - GRACE_MS)
+        .await?
+        .into_iter()
+        .filter(|o| {
+            all || o
+                .last_checked
+                .is_none_or(|last| now - last >= GRACE_MS.max((now - o.created_at) / 4))
+        })
+        .take(BATCH);
     let mut out = Run::default();
-    for (order_id, gateway) in due {
+    for store::Awaiting {
+        id: order_id,
+        gateway,
+        ..
+    } in due
+    {
         let Some(gw) = ctx.gateways.get(&gateway) else {
             continue;
         };
@@ -105,7 +120,7 @@ impl JobHandler for Reconcile {
         _job: &'a JobContext,
     ) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
-            run(ctx)
+            run(ctx, false)
                 .await
                 .map_err(|e| JobError::transient(e.to_string()))?;
             Ok(())

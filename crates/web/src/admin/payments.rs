@@ -142,13 +142,13 @@ pub async fn delete(
     }
 }
 
-/// Run the reconciliation now (it also runs every five minutes).
+/// Ask about every pending order now (the schedule spaces its checks out).
 pub async fn reconcile_now(
     State(state): State<AppState>,
     OwnerSession(_): OwnerSession,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Response {
-    match reconcile::run(&state.ctx).await {
+    match reconcile::run(&state.ctx, true).await {
         Ok(_) => Redirect::to("/admin/payments?notice=payments.reconciled").into_response(),
         Err(e) => domain_error_page(e),
     }
