@@ -82,6 +82,16 @@ impl RawNotification {
     }
 }
 
+/// A payment to ask a gateway about (reconciliation). Some gateways' queries answer with a
+/// status only: the payment was created with this amount, signed, and the gateway takes no
+/// other, so a "paid" answer is a payment of exactly this.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub order_ref: String,
+    pub amount: i64,
+    pub currency: String,
+}
+
 /// What the gateway says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -176,7 +186,7 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// The answer for a notification that was not accepted (the gateway may retry).
     fn nack(&self, retry: bool) -> Ack;
     /// Ask the gateway about a payment (reconciliation); None when it knows nothing yet.
-    fn query<'a>(&'a self, order_ref: &'a str) -> BoxFuture<'a, DomainResult<Option<Verified>>>;
+    fn query<'a>(&'a self, q: &'a Lookup) -> BoxFuture<'a, DomainResult<Option<Verified>>>;
     /// Whether [`PaymentGateway::refund`] sends money back; when not, a refund is recorded for
     /// the owner to send by hand.
     fn refunds(&self) -> bool {
@@ -216,7 +226,7 @@ impl PaymentGateway for Manual {
     fn nack(&self, _retry: bool) -> Ack {
         Ack::text(404, "not found")
     }
-    fn query<'a>(&'a self, _order_ref: &'a str) -> BoxFuture<'a, DomainResult<Option<Verified>>> {
+    fn query<'a>(&'a self, _q: &'a Lookup) -> BoxFuture<'a, DomainResult<Option<Verified>>> {
         Box::pin(async { Ok(None) })
     }
 }
@@ -461,17 +471,6 @@ pub async fn start(
     Ok(i)
 }
 
-/// The payment started for an order, if one was.
-pub async fn started(
-    ctx: &Ctx,
-    o: &yiren_store::order::OrderRow,
-) -> DomainResult<Option<Instruction>> {
-    Ok(yiren_store::payment::start(ctx.db.read(), o.id, &o.gateway)
-        .await?
-        .as_ref()
-        .and_then(instruction_of))
-}
-
 fn instruction_of(s: &yiren_store::payment::StartRow) -> Option<Instruction> {
     match s.kind.as_str() {
         "redirect" => Some(Instruction::Redirect {
@@ -511,12 +510,13 @@ pub enum Settled {
 /// a query — through the one path: idempotent on the gateway's reference, amount and currency
 /// checked against the order (PAY-1, PAY-6).
 pub async fn settle(ctx: &Ctx, gw: &dyn PaymentGateway, v: &Verified, actor: &str) -> Settled {
-    let Ok(order_id) = v.order_ref.parse::<i64>() else {
-        return Settled::UnknownOrder;
-    };
+    // Not a payment (pending, failed, or an event about something else): nothing to record.
     if v.outcome != Outcome::Paid {
         return Settled::NotPaid;
     }
+    let Ok(order_id) = v.order_ref.parse::<i64>() else {
+        return Settled::UnknownOrder;
+    };
     let r = Received {
         gateway: gw.id().to_string(),
         reference: v.reference.clone(),

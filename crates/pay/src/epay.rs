@@ -19,12 +19,11 @@
 //! - No refunds in the protocol's common core: a refund of an EPay payment is recorded for the
 //!   owner to send by hand.
 
-use md5::{Digest, Md5};
 use yiren_core::error::{DomainError, DomainResult};
 use yiren_core::money;
 use yiren_core::payment::settings::GatewayConfig;
 use yiren_core::payment::{
-    Ack, BoxFuture, Field, Instruction, Kind, Outcome, PaymentGateway, PaymentRequest,
+    Ack, BoxFuture, Field, Instruction, Kind, Lookup, Outcome, PaymentGateway, PaymentRequest,
     RawNotification, Rejected, Verified,
 };
 use yiren_providers::http::HttpClient;
@@ -86,24 +85,12 @@ pub struct Epay {
 impl Epay {
     /// From the owner's settings (required fields are filled by the time this is called).
     pub fn from_config(c: &GatewayConfig, http: HttpClient) -> DomainResult<Epay> {
-        let mut base = c.field("base_url").trim().to_string();
-        let ok = url::Url::parse(&base)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            && !base.contains(['?', '#']);
-        if !ok {
-            return Err(DomainError::invalid("base_url", "payments.url_invalid"));
-        }
-        if !base.ends_with('/') {
-            base.push('/');
-        }
+        let base = crate::base_url(c)?;
         let pid = c.field("pid").trim().to_string();
         if pid.is_empty() || pid.len() > 20 || !pid.bytes().all(|b| b.is_ascii_digit()) {
             return Err(DomainError::invalid("pid", "payments.epay_pid"));
         }
-        let key = c.secret("key").to_string();
-        if key.is_empty() {
-            return Err(DomainError::invalid("key", "payments.field_required"));
-        }
+        let key = crate::secret(c, "key")?;
         Ok(Epay {
             id: c.id.clone(),
             base,
@@ -141,15 +128,7 @@ impl Epay {
 
     async fn create_api(&self, req: &PaymentRequest) -> DomainResult<Instruction> {
         let url = format!("{}mapi.php", self.base);
-        let rb = self
-            .http
-            .request(reqwest::Method::POST, &url)
-            .map_err(unavailable)?
-            .form(&self.params(req));
-        let r = self.http.send(rb).await.map_err(unavailable)?;
-        let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|_| {
-            DomainError::Unavailable(format!("epay: mapi.php answered {} without JSON", r.status))
-        })?;
+        let v = crate::post_form_json(&self.http, "epay", &url, &self.params(req)).await?;
         if code(&v) != Some(1) {
             return Err(DomainError::Unavailable(format!(
                 "epay: mapi.php refused: {}",
@@ -176,7 +155,7 @@ impl Epay {
 }
 
 fn unavailable(e: impl std::fmt::Display) -> DomainError {
-    DomainError::Unavailable(format!("epay: {e}"))
+    crate::unavailable("epay", e)
 }
 
 /// `code` as a number (aggregators send `1` or `"1"`).
@@ -186,14 +165,7 @@ fn code(v: &serde_json::Value) -> Option<i64> {
         .or_else(|| v["code"].as_str().and_then(|s| s.trim().parse().ok()))
 }
 
-/// A field as text (numbers too).
-fn text(v: &serde_json::Value, k: &str) -> String {
-    match &v[k] {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    }
-}
+use crate::json_text as text;
 
 /// The protocol's signature over `params` (see the module's notes).
 pub fn sign(params: &[(String, String)], key: &str) -> String {
@@ -207,10 +179,7 @@ pub fn sign(params: &[(String, String)], key: &str) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&");
-    let mut h = Md5::new();
-    h.update(joined.as_bytes());
-    h.update(key.as_bytes());
-    hex::encode(h.finalize())
+    crate::md5_hex(&format!("{joined}{key}"))
 }
 
 impl PaymentGateway for Epay {
@@ -239,22 +208,8 @@ impl PaymentGateway for Epay {
 
     fn verify(&self, raw: &RawNotification, _now_ms: i64) -> Result<Verified, Rejected> {
         // GET as the protocol says; a POSTed form is read the same way (some aggregators post).
-        let encoded = if raw.query.is_empty() {
-            String::from_utf8_lossy(&raw.body).into_owned()
-        } else {
-            raw.query.clone()
-        };
-        let params: Vec<(String, String)> = serde_urlencoded::from_str(&encoded)
-            .map_err(|_| Rejected::Malformed("not a query string".into()))?;
-        if params.iter().any(|(k, v)| k.len() > 64 || v.len() > 1024) {
-            return Err(Rejected::Malformed("a parameter is too long".into()));
-        }
-        let mut names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
-        names.sort_unstable();
-        if names.windows(2).any(|w| w[0] == w[1]) {
-            return Err(Rejected::Malformed("a parameter appears twice".into()));
-        }
-        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let params = crate::notification_params(raw)?;
+        let get = |k: &str| crate::param(&params, k);
         let given = get("sign").ok_or(Rejected::Signature)?;
         if get("sign_type").is_some_and(|t| t != "MD5") {
             return Err(Rejected::Signature);
@@ -265,11 +220,7 @@ impl PaymentGateway for Epay {
         if get("pid") != Some(self.pid.as_str()) {
             return Err(Rejected::Merchant);
         }
-        let need = |k: &str| {
-            get(k)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| Rejected::Malformed(format!("no {k}")))
-        };
+        let need = |k: &str| crate::required(&params, k);
         let amount = money::parse(need("money")?, "CNY", "money")
             .map_err(|_| Rejected::Malformed("money is not an amount".into()))?;
         Ok(Verified {
@@ -293,7 +244,7 @@ impl PaymentGateway for Epay {
         Ack::text(if retry { 503 } else { 400 }, "fail")
     }
 
-    fn query<'a>(&'a self, order_ref: &'a str) -> BoxFuture<'a, DomainResult<Option<Verified>>> {
+    fn query<'a>(&'a self, q: &'a Lookup) -> BoxFuture<'a, DomainResult<Option<Verified>>> {
         Box::pin(async move {
             let url = format!("{}api.php", self.base);
             let rb = self
@@ -304,15 +255,9 @@ impl PaymentGateway for Epay {
                     ("act", "order"),
                     ("pid", &self.pid),
                     ("key", &self.key),
-                    ("out_trade_no", order_ref),
+                    ("out_trade_no", &q.order_ref),
                 ]);
-            let r = self.http.send(rb).await.map_err(unavailable)?;
-            let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|_| {
-                DomainError::Unavailable(format!(
-                    "epay: api.php answered {} without JSON",
-                    r.status
-                ))
-            })?;
+            let v = crate::read_json(&self.http, "epay", rb).await?;
             match code(&v) {
                 Some(1) => {}
                 Some(0) => return Ok(None),

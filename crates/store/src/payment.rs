@@ -56,6 +56,9 @@ pub async fn put_start<'e, E: Executor<'e, Database = Any>>(
 pub struct Awaiting {
     pub id: i64,
     pub gateway: String,
+    /// What the order asks for.
+    pub total: i64,
+    pub currency: String,
     pub created_at: i64,
     /// When reconciliation last asked about it.
     pub last_checked: Option<i64>,
@@ -69,7 +72,7 @@ pub async fn awaiting<'e, E: Executor<'e, Database = Any>>(
     to: i64,
 ) -> StoreResult<Vec<Awaiting>> {
     Ok(sqlx::query_as(
-        "SELECT o.id, o.gateway, o.created_at, \
+        "SELECT o.id, o.gateway, o.total, o.currency, o.created_at, \
          (SELECT MAX(c.checked_at) FROM payment_checks c WHERE c.order_id = o.id) AS last_checked \
          FROM orders o WHERE o.created_at >= $1 AND o.created_at < $2 \
          AND o.payment = 'pending' AND o.cancelled = 0 AND o.gateway <> 'manual' \

@@ -19,7 +19,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use yiren_core::error::{DomainError, DomainResult};
 use yiren_core::payment::{
-    Ack, BoxFuture, Instruction, Outcome, PaymentGateway, PaymentRequest, RawNotification,
+    Ack, BoxFuture, Instruction, Lookup, Outcome, PaymentGateway, PaymentRequest, RawNotification,
     RefundRequest, RefundResult, Rejected, Verified,
 };
 
@@ -242,7 +242,7 @@ impl PaymentGateway for FakePay {
         Ack::text(if retry { 500 } else { 400 }, "fail")
     }
 
-    fn query<'a>(&'a self, _order_ref: &'a str) -> BoxFuture<'a, DomainResult<Option<Verified>>> {
+    fn query<'a>(&'a self, _q: &'a Lookup) -> BoxFuture<'a, DomainResult<Option<Verified>>> {
         Box::pin(async { Ok(None) })
     }
 

@@ -5,11 +5,17 @@
 //! drives headless Chromium.
 
 pub mod browser;
+pub mod fake_alipay;
 pub mod fake_epay;
+pub mod fake_gateway;
 pub mod fake_oauth;
 pub mod fake_pay;
 pub mod fake_push;
+pub mod fake_stripe;
 pub mod fake_wechat;
+pub mod fake_xorpay;
+pub mod fake_xunhupay;
+pub mod gateway_suite;
 pub mod process;
 mod receiver;
 pub mod s3;

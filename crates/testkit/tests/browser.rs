@@ -489,7 +489,7 @@ async fn a_guest_pays_by_epay_qr_and_the_order_page_turns_paid_without_a_reload(
         name: "支付宝".into(),
         enabled: true,
         fields: BTreeMap::from([
-            ("base_url".into(), fake.base.clone()),
+            ("base_url".into(), fake.desk.base.clone()),
             ("pid".into(), "1001".into()),
             ("type".into(), "alipay".into()),
             ("mode".into(), "api".into()),
@@ -520,8 +520,10 @@ async fn a_guest_pays_by_epay_qr_and_the_order_page_turns_paid_without_a_reload(
         .unwrap();
 
     let order = yiren_core::order::list(ctx, None, 1, 0).await.unwrap()[0].id;
-    let trade = fake.trade(&order.to_string()).expect("mapi.php was asked");
-    fake.pay(&trade.trade_no);
+    fake.desk
+        .trade(&order.to_string())
+        .expect("mapi.php was asked");
+    yiren_testkit::fake_gateway::GatewayFake::pay(&fake, &order.to_string());
     wait_for_text(b, "#order-status", "已付款").await;
     assert_eq!(
         b.execute("return window.__sameDocument;", vec![])
@@ -536,8 +538,60 @@ async fn a_guest_pays_by_epay_qr_and_the_order_page_turns_paid_without_a_reload(
     );
     shot(b, "epay-order-paid.png").await;
     assert_eq!(
-        fake.trade(&order.to_string()).unwrap().answers,
+        fake.desk.trade(&order.to_string()).unwrap().answers,
         vec![(200, "success".to_string())]
     );
+    browser.close().await;
+}
+
+/// A guest pays through Stripe Checkout: the checkout sends the browser out to Stripe's hosted
+/// page (the fake), the customer pays there and is sent back to the order page, which shows the
+/// order paid once the signed webhook has arrived — whichever of the two comes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_pays_by_stripe_checkout_out_and_back() {
+    use yiren_core::catalog::Kind;
+    use yiren_testkit::fake_gateway::GatewayFake;
+    let app = yiren_testkit::TestApp::spawn(Engine::Sqlite).await;
+    let ctx = &app.state.ctx;
+    let fake = yiren_testkit::fake_stripe::FakeStripe::start().await;
+    yiren_testkit::gateway_suite::configure(&app, &fake).await;
+    yiren_testkit::product(ctx, "cardbook", Kind::Digital, &[("CB", 4_900, 100)]).await;
+    let browser = Browser::start().await;
+    let b = &browser.client;
+    let base = app.base.clone();
+
+    b.goto(&format!("{base}/products/cardbook")).await.unwrap();
+    click(b, Locator::Css("#add-to-cart button")).await;
+    wait_for_text(b, "main.cart", "cardbook").await;
+    click(b, Locator::Id("to-checkout")).await;
+    fill(b, "email", "card@example.com").await;
+    click(b, Locator::Css("input[name=gateway][value=stripe]")).await;
+    click(b, Locator::Css("#checkout-form button[type=submit]")).await;
+    // Out: Stripe's hosted page, with the amount the server computed.
+    wait_for_text(b, "#stripe-amount", "4900 cny").await;
+    assert!(b
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .starts_with(&fake.desk.base));
+    shot(b, "stripe-hosted.png").await;
+    click(b, Locator::Id("stripe-pay")).await;
+    // And back: the order page, paid.
+    wait_for_text(b, "#order-status", "已付款").await;
+    let url = b.current_url().await.unwrap();
+    assert!(
+        url.as_str().starts_with(&format!("{base}/orders/")),
+        "{url}"
+    );
+    shot(b, "stripe-order-paid.png").await;
+    let order = yiren_core::order::list(ctx, None, 1, 0).await.unwrap()[0].id;
+    assert_eq!(
+        fake.desk.wait_answers(&order.to_string(), 1).await[0].0,
+        200,
+        "the webhook was acknowledged"
+    );
+    let o = yiren_core::order::get(ctx, order).await.unwrap();
+    assert_eq!((o.row.payment.as_str(), o.transactions.len()), ("paid", 1));
     browser.close().await;
 }

@@ -49,13 +49,22 @@ pub async fn run(ctx: &Ctx, all: bool) -> DomainResult<Run> {
     for store::Awaiting {
         id: order_id,
         gateway,
+        total,
+        currency,
         ..
     } in due
     {
         let Some(gw) = ctx.gateways.get(&gateway) else {
             continue;
         };
-        let (outcome, detail) = match gw.query(&order_id.to_string()).await {
+        let (outcome, detail) = match gw
+            .query(&super::Lookup {
+                order_ref: order_id.to_string(),
+                amount: total,
+                currency,
+            })
+            .await
+        {
             Err(e) => ("error", e.to_string()),
             Ok(None) => ("unknown", String::new()),
             Ok(Some(v)) if v.order_ref != order_id.to_string() => {

@@ -135,6 +135,10 @@ pub async fn put(ctx: &Ctx, mut c: GatewayConfig) -> DomainResult<()> {
             if f.required && v.is_empty() {
                 return Err(DomainError::invalid(f.name, "payments.field_required"));
             }
+            // A 4096-bit private key in PEM is about 3.3 KB.
+            if v.len() > 8_000 {
+                return Err(DomainError::invalid(f.name, "payments.field_invalid"));
+            }
             secrets.insert(f.name.to_string(), v);
         } else {
             let mut v = c.field(f.name).trim().to_string();
@@ -147,7 +151,8 @@ pub async fn put(ctx: &Ctx, mut c: GatewayConfig) -> DomainResult<()> {
             if !f.choices.is_empty() && !f.choices.contains(&v.as_str()) {
                 return Err(DomainError::invalid(f.name, "payments.field_choice"));
             }
-            if v.chars().count() > 500 {
+            // Room for a public key (Alipay's, about 400 characters; 800 for 4096 bits).
+            if v.chars().count() > 4_000 {
                 return Err(DomainError::invalid(f.name, "payments.field_invalid"));
             }
             fields.insert(f.name.to_string(), v);
