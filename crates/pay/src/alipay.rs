@@ -322,9 +322,7 @@ impl PaymentGateway for Alipay {
 
     fn create<'a>(&'a self, req: &'a PaymentRequest) -> BoxFuture<'a, DomainResult<Instruction>> {
         Box::pin(async move {
-            if !self.accepts(&req.currency) {
-                return Err(DomainError::invalid("gateway", "checkout.gateway_currency"));
-            }
+            crate::only_cny(req)?;
             let mut biz = serde_json::json!({
                 "out_trade_no": req.order_ref,
                 "total_amount": money::format(req.amount, "CNY"),

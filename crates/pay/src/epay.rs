@@ -193,9 +193,7 @@ impl PaymentGateway for Epay {
 
     fn create<'a>(&'a self, req: &'a PaymentRequest) -> BoxFuture<'a, DomainResult<Instruction>> {
         Box::pin(async move {
-            if !self.accepts(&req.currency) {
-                return Err(DomainError::invalid("gateway", "checkout.gateway_currency"));
-            }
+            crate::only_cny(req)?;
             if self.api {
                 return self.create_api(req).await;
             }

@@ -5,7 +5,7 @@
 //! [`Factory`] makes them from the owner's settings.
 //!
 //! Gateways: `epay` (the 彩虹易支付 protocol that many aggregators speak), `xorpay` (XorPay, for
-//! individuals), `xunhupay` (虎皮椒), `alipay` (支付宝开放平台), `stripe` (Stripe Checkout).
+//! individuals), `xunhupay` (虎皮椒), `alipay` (支付宝开放平台), `wechatpay` (微信支付 APIv3), `stripe` (Stripe Checkout).
 
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ use yiren_providers::http::HttpClient;
 pub mod alipay;
 pub mod epay;
 pub mod stripe;
+pub mod wechatpay;
 pub mod xorpay;
 pub mod xunhupay;
 
@@ -29,6 +30,7 @@ static KINDS: &[Kind] = &[
     xorpay::KIND,
     xunhupay::KIND,
     alipay::KIND,
+    wechatpay::KIND,
     epay::KIND,
     stripe::KIND,
 ];
@@ -48,6 +50,10 @@ impl GatewayFactory for Factory {
             )?)),
             "stripe" => Ok(Arc::new(stripe::Stripe::from_config(c, self.http.clone())?)),
             "alipay" => Ok(Arc::new(alipay::Alipay::from_config(c, self.http.clone())?)),
+            "wechatpay" => Ok(Arc::new(wechatpay::Wechatpay::from_config(
+                c,
+                self.http.clone(),
+            )?)),
             _ => Err(DomainError::invalid("kind", "payments.kind_unknown")),
         }
     }
@@ -125,6 +131,15 @@ pub(crate) fn base_url(c: &GatewayConfig) -> DomainResult<String> {
         base.push('/');
     }
     Ok(base)
+}
+
+/// Refuse a payment in anything but yuan before anything is sent (the Chinese gateways' rule).
+pub(crate) fn only_cny(req: &yiren_core::payment::PaymentRequest) -> DomainResult<()> {
+    if req.currency == "CNY" {
+        Ok(())
+    } else {
+        Err(DomainError::invalid("gateway", "checkout.gateway_currency"))
+    }
 }
 
 /// A secret the settings must hold.

@@ -133,9 +133,7 @@ impl PaymentGateway for Xorpay {
 
     fn create<'a>(&'a self, req: &'a PaymentRequest) -> BoxFuture<'a, DomainResult<Instruction>> {
         Box::pin(async move {
-            if !self.accepts(&req.currency) {
-                return Err(DomainError::invalid("gateway", "checkout.gateway_currency"));
-            }
+            crate::only_cny(req)?;
             let url = format!("{}api/pay/{}", self.base, self.aid);
             let v = crate::post_form_json(&self.http, "xorpay", &url, &self.form(req)).await?;
             let status = json_text(&v, "status");

@@ -147,9 +147,7 @@ impl PaymentGateway for Xunhupay {
 
     fn create<'a>(&'a self, req: &'a PaymentRequest) -> BoxFuture<'a, DomainResult<Instruction>> {
         Box::pin(async move {
-            if !self.accepts(&req.currency) {
-                return Err(DomainError::invalid("gateway", "checkout.gateway_currency"));
-            }
+            crate::only_cny(req)?;
             let url = format!("{}payment/do.html", self.base);
             let v = crate::post_form_json(&self.http, "xunhupay", &url, &self.form(req)).await?;
             if json_text(&v, "errcode") != "0" {

@@ -15,7 +15,7 @@ use yiren_core::payment::{reconcile, settings::GatewayConfig};
 use yiren_core::{cart, checkout, order};
 
 use crate::fake_gateway::{GatewayFake, Notice};
-use crate::{field_of, location, product, Engine, TestApp};
+use crate::{field_of, location, product, text_of, Engine, TestApp};
 
 /// Write the suite's tests for a fake: `gateway_suite!(FakeEpay);`.
 #[macro_export]
@@ -78,14 +78,7 @@ pub async fn buy(app: &TestApp, c: &reqwest::Client, v: i64, gateway: &str) -> (
         .send()
         .await
         .unwrap();
-    let page = c
-        .get(app.url("/checkout"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text_of(c, app.url("/checkout")).await;
     assert!(
         page.contains(&format!("name=\"gateway\" value=\"{gateway}\"")),
         "{gateway} offered at checkout: {page}"
@@ -164,14 +157,7 @@ pub async fn pays_end_to_end<F: GatewayFake>(engine: Engine) {
     if to.starts_with('/') {
         assert!(to.starts_with(&format!("/orders/{id}?key=")), "{to}");
         for _ in 0..3 {
-            let page = c
-                .get(app.url(&to))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let page = text_of(&c, app.url(&to)).await;
             assert!(
                 page.contains("id=\"pay-qr\"") && page.contains("<svg") && page.contains("扫码"),
                 "a QR code on the order page: {page}"
@@ -229,7 +215,7 @@ pub async fn pays_end_to_end<F: GatewayFake>(engine: Engine) {
         back.starts_with(&app.url(&format!("/orders/{id}?key="))),
         "{back}"
     );
-    let page = c.get(&back).send().await.unwrap().text().await.unwrap();
+    let page = text_of(&c, &back).await;
     assert!(
         page.contains("已付款") && !page.contains("id=\"pay-qr\""),
         "{page}"
@@ -375,15 +361,7 @@ pub async fn the_return_and_the_notification_racing_pay_once<F: GatewayFake>(eng
             fake.notice(&first.to_string(), &[], Some("wrong"))
                 .encoded()
         );
-        assert!(c
-            .get(app.url(&forged))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-            .contains("等待付款"));
+        assert!(text_of(&c, app.url(&forged)).await.contains("等待付款"));
         assert_eq!(state(&app, first).await, pending());
     }
     // 199 more, placed and started through the services (the first went through the pages).
@@ -527,14 +505,7 @@ pub async fn reconciliation_records_a_lost_notification<F: GatewayFake>(engine: 
         reconcile::run(ctx, false).await.unwrap(),
         reconcile::Run::default()
     );
-    let page = owner
-        .get(app.url("/admin/payments"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text_of(&owner, app.url("/admin/payments")).await;
     assert!(
         page.contains("已支付（本次补记）: 1") && page.contains("尚未支付: 2"),
         "{page}"
@@ -549,14 +520,7 @@ pub async fn reconciliation_records_a_lost_notification<F: GatewayFake>(engine: 
         .await
         .unwrap();
     assert_eq!(location(&r), "/admin/payments?notice=payments.reconciled");
-    let page = owner
-        .get(app.url("/admin/payments"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text_of(&owner, app.url("/admin/payments")).await;
     assert!(page.contains("尚未支付: 3"), "{page}");
     // Past the lookback, no more.
     app.clock.advance(reconcile::LOOKBACK_MS);
@@ -599,14 +563,7 @@ pub async fn configured_in_admin_with_sealed_secrets<F: GatewayFake>(engine: Eng
         location(&post(form).await),
         "/admin/payments?notice=payments.saved"
     );
-    let page = owner
-        .get(app.url("/admin/payments"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text_of(&owner, app.url("/admin/payments")).await;
     let stored: String =
         sqlx::query_scalar("SELECT value FROM settings WHERE key = 'payment_gateways'")
             .fetch_one(app.state.ctx.db.read())

@@ -13,6 +13,7 @@ pub mod fake_pay;
 pub mod fake_push;
 pub mod fake_stripe;
 pub mod fake_wechat;
+pub mod fake_wechatpay;
 pub mod fake_xorpay;
 pub mod fake_xunhupay;
 pub mod gateway_suite;
@@ -536,6 +537,11 @@ pub fn setup_form<'a>(
         ("password", password),
         ("password_confirm", password),
     ]
+}
+
+/// The body of a GET to `url` on `c`, as text.
+pub async fn text_of(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
 }
 
 /// The `Location` header of a response ("" when none).

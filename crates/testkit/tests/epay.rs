@@ -7,7 +7,7 @@
 use yiren_testkit::fake_epay::{FakeEpay, KEY, PID};
 use yiren_testkit::fake_gateway::GatewayFake;
 use yiren_testkit::gateway_suite::{buy, configure, ebook, paid, state};
-use yiren_testkit::{both_engines, field_of, location, TestApp};
+use yiren_testkit::{both_engines, field_of, location, text_of, TestApp};
 
 yiren_testkit::gateway_suite!(FakeEpay);
 
@@ -45,7 +45,7 @@ both_engines! {
         let owner = app.setup_owner("owner@example.com", "correct horse battery staple").await;
         let fake = FakeEpay::start(PID, KEY).await;
         let csrf = app.csrf(&owner, "/admin/payments").await;
-        let page = owner.get(app.url("/admin/payments")).send().await.unwrap().text().await.unwrap();
+        let page = text_of(&owner, app.url("/admin/payments")).await;
         assert!(page.contains("易支付兼容聚合支付") && page.contains("name=\"s.key\""), "{page}");
         let post = |fields: Vec<(&'static str, String)>| {
             let owner = owner.clone();
@@ -74,7 +74,7 @@ both_engines! {
         }
         let r = post(full(KEY, &fake.desk.base, PID)).await;
         assert_eq!(location(&r), "/admin/payments?notice=payments.saved");
-        let page = owner.get(app.url("/admin/payments")).send().await.unwrap().text().await.unwrap();
+        let page = text_of(&owner, app.url("/admin/payments")).await;
         assert!(!page.contains(KEY), "the key is never shown again");
         assert!(page.contains("&#x2f;payments&#x2f;epay&#x2f;notify"), "the notification URL: {page}");
         let stored: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'payment_gateways'")
@@ -93,7 +93,7 @@ both_engines! {
         assert_eq!(location(&post(off).await), "/admin/payments?notice=payments.saved");
         let c = app.client();
         c.post(app.url("/cart/add")).form(&[("variant_id", v.to_string()), ("quantity", "1".into())]).send().await.unwrap();
-        let form = c.get(app.url("/checkout")).send().await.unwrap().text().await.unwrap();
+        let form = text_of(&c, app.url("/checkout")).await;
         assert!(!form.contains("value=\"epay\""), "{form}");
         let token = field_of(&form, "token");
         let r = c.post(app.url("/checkout")).form(&[("token", token.as_str()), ("email", "b@example.com"), ("gateway", "epay")]).send().await.unwrap();
