@@ -46,6 +46,7 @@ pub struct Book {
     schedule: Vec<Duration>,
     notify: bool,
     money_sent: Option<String>,
+    endpoint: String,
     next: u64,
     /// Every request's endpoint, in order.
     pub requests: Vec<String>,
@@ -218,6 +219,17 @@ impl Desk {
             .iter()
             .filter(|r| *r == endpoint)
             .count()
+    }
+
+    /// The webhook endpoint the owner registered in the gateway's dashboard (gateways that do
+    /// not take a notification URL with each payment).
+    pub fn set_endpoint(&self, url: &str) {
+        self.book().endpoint = url.to_string();
+    }
+
+    /// See [`Desk::set_endpoint`].
+    pub fn endpoint(&self) -> String {
+        self.book().endpoint.clone()
     }
 
     /// The delays before each notification attempt.
@@ -394,9 +406,15 @@ pub trait GatewayFake: Clone + Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// The owner's settings pointing at this fake: (fields, secrets).
     fn settings(&self) -> (BTreeMap<String, String>, BTreeMap<String, String>);
-    /// The owner registers the shop's notification URL at the gateway (gateways that take it
-    /// from their dashboard rather than from each payment).
-    fn set_endpoint(&self, _url: &str) {}
+    /// The owner registers the shop's notification URL at the gateway (used by gateways that
+    /// take it from their dashboard rather than with each payment).
+    fn set_endpoint(&self, url: &str) {
+        self.desk().set_endpoint(url);
+    }
+    /// Whether reconciliation can ask the gateway about an order.
+    fn queries(&self) -> bool {
+        true
+    }
     /// The endpoint that creates a payment (to count that it is asked once).
     fn create_endpoint(&self) -> &'static str;
     /// The endpoint reconciliation asks.

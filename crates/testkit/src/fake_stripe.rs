@@ -42,7 +42,6 @@ pub struct Refund {
 #[derive(Clone)]
 pub struct FakeStripe {
     pub desk: Desk,
-    endpoint: Arc<Mutex<String>>,
     refunds: Arc<Mutex<Vec<Refund>>>,
 }
 
@@ -124,9 +123,8 @@ impl FakeStripe {
 
 impl GatewayFake for FakeStripe {
     async fn start() -> FakeStripe {
-        let endpoint = Arc::new(Mutex::new(String::new()));
         let refunds = Arc::new(Mutex::new(vec![]));
-        let (e, r) = (endpoint.clone(), refunds.clone());
+        let r = refunds.clone();
         let desk = Desk::open(
             SECRET_KEY,
             WEBHOOK_SECRET,
@@ -137,19 +135,11 @@ impl GatewayFake for FakeStripe {
                     .route("/v1/payment_intents/search", get(search))
                     .route("/v1/refunds", axum::routing::post(refund))
                     .route("/pay/{session}", get(hosted).post(hosted_pay))
-                    .with_state(FakeStripe {
-                        desk,
-                        endpoint: e,
-                        refunds: r,
-                    })
+                    .with_state(FakeStripe { desk, refunds: r })
             },
         )
         .await;
-        FakeStripe {
-            desk,
-            endpoint,
-            refunds,
-        }
+        FakeStripe { desk, refunds }
     }
 
     fn desk(&self) -> &Desk {
@@ -166,10 +156,6 @@ impl GatewayFake for FakeStripe {
             BTreeMap::from([("base_url".into(), self.desk.base.clone())]),
             BTreeMap::from([("secret_key".into(), key), ("webhook_secret".into(), whsec)]),
         )
-    }
-
-    fn set_endpoint(&self, url: &str) {
-        *self.endpoint.lock().unwrap() = url.to_string();
     }
 
     fn create_endpoint(&self) -> &'static str {
@@ -387,7 +373,7 @@ async fn create(
         order_ref: get("metadata[yiren_order]"),
         merchant: key,
         money: amount,
-        notify_url: fake.endpoint.lock().unwrap().clone(),
+        notify_url: fake.desk.endpoint(),
         return_url: get("success_url"),
         via: "v1/checkout/sessions",
         sent,

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod fake_alipay;
 pub mod fake_epay;
 pub mod fake_gateway;
+pub mod fake_lemonsqueezy;
 pub mod fake_oauth;
 pub mod fake_pay;
 pub mod fake_push;
