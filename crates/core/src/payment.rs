@@ -90,6 +90,9 @@ pub struct Lookup {
     pub order_ref: String,
     pub amount: i64,
     pub currency: String,
+    /// What the gateway answered when the payment was started (the redirect URL or QR payload),
+    /// for gateways that can only be asked by their own id (PayPal's order id is in its URL).
+    pub started: Option<String>,
 }
 
 /// What the gateway says happened.
@@ -123,6 +126,10 @@ pub enum Rejected {
     Stale,
     #[error("this gateway sends no notifications")]
     Unsupported,
+    /// It could not be checked now (the gateway's verification service did not answer): the
+    /// gateway is asked to send it again.
+    #[error("cannot be checked now: {0}")]
+    Unavailable(String),
 }
 
 /// The exact answer a gateway expects.
@@ -181,6 +188,27 @@ pub trait PaymentGateway: Send + Sync + 'static {
     fn create<'a>(&'a self, req: &'a PaymentRequest) -> BoxFuture<'a, DomainResult<Instruction>>;
     /// Check a notification from the raw request.
     fn verify(&self, raw: &RawNotification, now_ms: i64) -> Result<Verified, Rejected>;
+    /// Check a notification, for gateways whose check needs a call (PayPal verifies by asking
+    /// PayPal, and takes an approved payment then); the others check it in place.
+    fn verify_notification<'a>(
+        &'a self,
+        raw: &'a RawNotification,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Verified, Rejected>> {
+        Box::pin(async move { self.verify(raw, now_ms) })
+    }
+    /// The customer came back with `query` (the gateway's part of the return URL) after
+    /// [`PaymentGateway::verify`] did not believe it as a signed answer: some gateways take the
+    /// payment now (PayPal's capture). `started` is what the gateway answered when the payment
+    /// was started. None when there is nothing to do.
+    fn complete<'a>(
+        &'a self,
+        query: &'a str,
+        started: Option<&'a str>,
+    ) -> BoxFuture<'a, DomainResult<Option<Verified>>> {
+        let _ = (query, started);
+        Box::pin(async { Ok(None) })
+    }
     /// The answer that stops the gateway's retries.
     fn ack(&self) -> Ack;
     /// The answer for a notification that was not accepted (the gateway may retry).
@@ -535,8 +563,12 @@ pub async fn settle(ctx: &Ctx, gw: &dyn PaymentGateway, v: &Verified, actor: &st
 /// reference), and only then returns the acknowledgement; anything not committed gets the
 /// gateway's failure answer so it tries again.
 pub async fn notify(ctx: &Ctx, gw: &dyn PaymentGateway, raw: &RawNotification) -> Ack {
-    let v = match gw.verify(raw, ctx.now()) {
+    let v = match gw.verify_notification(raw, ctx.now()).await {
         Ok(v) => v,
+        Err(Rejected::Unavailable(why)) => {
+            tracing::warn!(gateway = gw.id(), reason = %why, "payment notification not checked now; the gateway will retry");
+            return gw.nack(true);
+        }
         Err(why) => {
             tracing::warn!(target: "security", gateway = gw.id(), reason = %why, "payment notification rejected");
             return gw.nack(false);
@@ -570,7 +602,12 @@ pub async fn notify(ctx: &Ctx, gw: &dyn PaymentGateway, raw: &RawNotification) -
 /// recorded through the same path, so whichever of the return and the notification arrives
 /// first records the payment and the other changes nothing (PAY-4). Unsigned or forged returns
 /// change nothing (the order page's own `key` parameter is left out before verifying).
-pub async fn returned(ctx: &Ctx, gw: &dyn PaymentGateway, query: &str) -> Option<Settled> {
+pub async fn returned(
+    ctx: &Ctx,
+    gw: &dyn PaymentGateway,
+    order_id: i64,
+    query: &str,
+) -> Option<Settled> {
     // The order page's own `key` is ours, not the gateway's: it is not part of what it signed.
     let theirs: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "key"))
@@ -580,9 +617,26 @@ pub async fn returned(ctx: &Ctx, gw: &dyn PaymentGateway, query: &str) -> Option
     }
     let raw = RawNotification {
         method: "GET".into(),
-        query: theirs,
+        query: theirs.clone(),
         ..Default::default()
     };
-    let v = gw.verify(&raw, ctx.now()).ok()?;
+    let v = match gw.verify(&raw, ctx.now()) {
+        Ok(v) => v,
+        Err(_) => {
+            let started = yiren_store::payment::start(ctx.db.read(), order_id, gw.id())
+                .await
+                .ok()
+                .flatten()
+                .map(|s| s.payload);
+            match gw.complete(&theirs, started.as_deref()).await {
+                Ok(Some(v)) => v,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::warn!(gateway = gw.id(), order = order_id, error = %e, "payment not completed on return; reconciliation will ask again");
+                    return None;
+                }
+            }
+        }
+    };
     Some(settle(ctx, gw, &v, &format!("return:{}", gw.id())).await)
 }

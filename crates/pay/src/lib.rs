@@ -5,7 +5,7 @@
 //! [`Factory`] makes them from the owner's settings.
 //!
 //! Gateways: `epay` (the 彩虹易支付 protocol that many aggregators speak), `xorpay` (XorPay, for
-//! individuals), `xunhupay` (虎皮椒), `alipay` (支付宝开放平台), `wechatpay` (微信支付 APIv3), `stripe` (Stripe Checkout), `lemonsqueezy` (Lemon Squeezy).
+//! individuals), `xunhupay` (虎皮椒), `alipay` (支付宝开放平台), `wechatpay` (微信支付 APIv3), `stripe` (Stripe Checkout), `paypal` (PayPal Checkout), `lemonsqueezy` (Lemon Squeezy).
 
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ use yiren_providers::http::HttpClient;
 pub mod alipay;
 pub mod epay;
 pub mod lemonsqueezy;
+pub mod paypal;
 pub mod stripe;
 pub mod wechatpay;
 pub mod xorpay;
@@ -34,6 +35,7 @@ static KINDS: &[Kind] = &[
     wechatpay::KIND,
     epay::KIND,
     stripe::KIND,
+    paypal::KIND,
     lemonsqueezy::KIND,
 ];
 
@@ -51,6 +53,7 @@ impl GatewayFactory for Factory {
                 self.http.clone(),
             )?)),
             "stripe" => Ok(Arc::new(stripe::Stripe::from_config(c, self.http.clone())?)),
+            "paypal" => Ok(Arc::new(paypal::Paypal::from_config(c, self.http.clone())?)),
             "lemonsqueezy" => Ok(Arc::new(lemonsqueezy::LemonSqueezy::from_config(
                 c,
                 self.http.clone(),

@@ -62,6 +62,8 @@ pub struct Awaiting {
     pub created_at: i64,
     /// When reconciliation last asked about it.
     pub last_checked: Option<i64>,
+    /// What the gateway answered when the payment was started (`payment_starts.payload`).
+    pub started: Option<String>,
 }
 
 /// Orders still waiting for an online gateway's payment, placed between `from` and `to`
@@ -73,7 +75,9 @@ pub async fn awaiting<'e, E: Executor<'e, Database = Any>>(
 ) -> StoreResult<Vec<Awaiting>> {
     Ok(sqlx::query_as(
         "SELECT o.id, o.gateway, o.total, o.currency, o.created_at, \
-         (SELECT MAX(c.checked_at) FROM payment_checks c WHERE c.order_id = o.id) AS last_checked \
+         (SELECT MAX(c.checked_at) FROM payment_checks c WHERE c.order_id = o.id) AS last_checked, \
+         (SELECT s.payload FROM payment_starts s WHERE s.order_id = o.id AND s.gateway = o.gateway) \
+         AS started \
          FROM orders o WHERE o.created_at >= $1 AND o.created_at < $2 \
          AND o.payment = 'pending' AND o.cancelled = 0 AND o.gateway <> 'manual' \
          ORDER BY o.created_at, o.id",

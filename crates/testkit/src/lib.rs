@@ -11,6 +11,7 @@ pub mod fake_gateway;
 pub mod fake_lemonsqueezy;
 pub mod fake_oauth;
 pub mod fake_pay;
+pub mod fake_paypal;
 pub mod fake_push;
 pub mod fake_stripe;
 pub mod fake_wechat;

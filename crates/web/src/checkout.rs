@@ -381,7 +381,7 @@ async fn order_page(
         // Back from the gateway with its signed answer: recorded through the same path as the
         // notification (whichever comes first records it; PAY-4).
         if o.row.payment == "pending"
-            && payment::returned(&state.ctx, gw.as_ref(), raw)
+            && payment::returned(&state.ctx, gw.as_ref(), id, raw)
                 .await
                 .is_some()
         {

@@ -51,6 +51,7 @@ pub async fn run(ctx: &Ctx, all: bool) -> DomainResult<Run> {
         gateway,
         total,
         currency,
+        started,
         ..
     } in due
     {
@@ -62,6 +63,7 @@ pub async fn run(ctx: &Ctx, all: bool) -> DomainResult<Run> {
                 order_ref: order_id.to_string(),
                 amount: total,
                 currency,
+                started,
             })
             .await
         {
