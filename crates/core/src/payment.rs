@@ -95,6 +95,20 @@ pub struct Lookup {
     pub started: Option<String>,
 }
 
+impl Lookup {
+    /// The answer of a gateway whose query names a status only: the payment this order was
+    /// created with, keyed by the order id (for gateways that key a payment by it).
+    pub fn status_only(&self, outcome: Outcome) -> Verified {
+        Verified {
+            order_ref: self.order_ref.clone(),
+            reference: self.order_ref.clone(),
+            amount: self.amount,
+            currency: self.currency.clone(),
+            outcome,
+        }
+    }
+}
+
 /// What the gateway says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

@@ -97,9 +97,14 @@ fn unavailable(e: impl std::fmt::Display) -> DomainError {
 fn der_of(text: &str) -> Option<Vec<u8>> {
     // `-----BEGIN …-----` and `-----END …-----` are dropped wherever they are (a PEM pasted into
     // a one-line field loses its line breaks); what is left is the base64 body.
+    // A marker is `BEGIN <label>` / `END <label>` between the dashes; base64 has no spaces, so
+    // a body that happens to contain the letters "END" is not taken for one.
     let body: String = text
         .split("-----")
-        .filter(|part| !part.contains("BEGIN") && !part.contains("END"))
+        .filter(|part| {
+            let p = part.trim();
+            !(p.starts_with("BEGIN ") || p.starts_with("END "))
+        })
         .flat_map(|part| part.chars())
         .filter(|c| !c.is_whitespace())
         .collect();
@@ -531,6 +536,19 @@ mod tests {
             assert!(!rsa2_verify(&public, "a=1&b=2", "not base64!"));
         }
         assert!(public_key(&pem_public).is_some());
+        // A body whose base64 text happens to hold "END" or "BEGI" (about one key in 150) is
+        // still read.
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode("ENDABEGI")
+            .unwrap();
+        assert_eq!(
+            der_of("-----BEGIN X-----\nENDABEGI\n-----END X-----"),
+            Some(raw.clone())
+        );
+        assert_eq!(
+            der_of("-----BEGIN X-----ENDABEGI-----END X-----"),
+            Some(raw)
+        );
         assert!(private_key("not a key").is_none() && public_key("bm90IGEga2V5").is_none());
         let small = PKey::from_rsa(Rsa::generate(1024).unwrap()).unwrap();
         let small = String::from_utf8(small.private_key_to_pem_pkcs8().unwrap()).unwrap();

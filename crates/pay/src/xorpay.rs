@@ -203,13 +203,7 @@ impl PaymentGateway for Xorpay {
                 "expire" => Outcome::Failed,
                 other => return Err(unavailable(format!("api/query2: {other}"))),
             };
-            Ok(Some(Verified {
-                order_ref: q.order_ref.clone(),
-                reference: q.order_ref.clone(),
-                amount: q.amount,
-                currency: q.currency.clone(),
-                outcome,
-            }))
+            Ok(Some(q.status_only(outcome)))
         })
     }
 }

@@ -218,13 +218,7 @@ impl PaymentGateway for Xunhupay {
                 "CD" => Outcome::Failed,
                 other => return Err(unavailable(format!("payment/query.html status {other:?}"))),
             };
-            Ok(Some(Verified {
-                order_ref: q.order_ref.clone(),
-                reference: q.order_ref.clone(),
-                amount: q.amount,
-                currency: q.currency.clone(),
-                outcome,
-            }))
+            Ok(Some(q.status_only(outcome)))
         })
     }
 }

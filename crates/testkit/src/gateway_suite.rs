@@ -608,3 +608,47 @@ pub async fn configured_in_admin_with_sealed_secrets<F: GatewayFake>(engine: Eng
         "the gateway accepted the signature"
     );
 }
+
+/// Refund `amount` of a paid order through its gateway as the owner would, and wait until the
+/// gateway's answer is recorded (the job sends it, or this does, whichever comes first; once
+/// either way). The refund's transaction.
+pub async fn refund_through_gateway(
+    app: &TestApp,
+    id: i64,
+    amount: i64,
+) -> yiren_store::order::TransactionRow {
+    let ctx = &app.state.ctx;
+    let r = order::Refund {
+        amount,
+        key: format!("refund-{id}-{amount}"),
+        restock: false,
+        reason: "returned".into(),
+        lines: vec![],
+    };
+    assert!(order::refund(ctx, id, &r, "owner").await.unwrap());
+    let refund = || async {
+        order::get(ctx, id)
+            .await
+            .unwrap()
+            .transactions
+            .into_iter()
+            .find(|t| t.kind == "refund")
+            .unwrap()
+    };
+    let t = refund().await;
+    let _ = order::send_refund(ctx, t.id).await.unwrap();
+    for _ in 0..200 {
+        if refund().await.status == "done" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let t = refund().await;
+    assert_eq!(t.status, "done", "{t:?}");
+    assert_eq!(
+        order::send_refund(ctx, t.id).await.unwrap(),
+        order::Sent::Nothing,
+        "sent once"
+    );
+    t
+}

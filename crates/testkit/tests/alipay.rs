@@ -3,10 +3,9 @@
 //! suite — 当面付's QR code on the order page, signed answers checked, notifications until exactly
 //! `success`, PAY-2..7 and SEC-1 — then page pay and refunds through the API.
 
-use yiren_core::order;
 use yiren_testkit::fake_alipay::FakeAlipay;
 use yiren_testkit::fake_gateway::GatewayFake;
-use yiren_testkit::gateway_suite::{buy, ebook, paid, state};
+use yiren_testkit::gateway_suite::{buy, ebook, paid, refund_through_gateway, state};
 use yiren_testkit::{both_engines, location, TestApp};
 
 yiren_testkit::gateway_suite!(FakeAlipay);
@@ -41,16 +40,7 @@ both_engines! {
         assert_eq!(fake.desk.wait_answers(&id.to_string(), 1).await, vec![(200, "success".to_string())]);
         assert_eq!(state(&app, id).await, paid());
 
-        let ctx = &app.state.ctx;
-        let r = order::Refund { amount: 1_990, key: "r1".into(), restock: false, reason: "late".into(), lines: vec![] };
-        assert!(order::refund(ctx, id, &r, "owner").await.unwrap());
-        let refund = order::get(ctx, id).await.unwrap().transactions.into_iter().find(|t| t.kind == "refund").unwrap();
-        let _ = order::send_refund(ctx, refund.id).await.unwrap();
-        for _ in 0..200 {
-            if order::get(ctx, id).await.unwrap().transactions.iter().any(|t| t.kind == "refund" && t.status == "done") { break; }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let refund = refund_through_gateway(&app, id, 1_990).await;
         assert_eq!(fake.refunds(), vec![(refund.id.to_string(), "19.90".to_string())]);
-        assert_eq!(order::send_refund(ctx, refund.id).await.unwrap(), order::Sent::Nothing);
     }
 }

@@ -5,11 +5,10 @@
 //! reconciliation, captured once, PAY-2..7 and SEC-1 — then refunds through the API and a return
 //! naming another PayPal order.
 
-use yiren_core::order;
 use yiren_testkit::both_engines;
 use yiren_testkit::fake_gateway::GatewayFake;
 use yiren_testkit::fake_paypal::FakePaypal;
-use yiren_testkit::gateway_suite::{buy, paid, pending, shop, state};
+use yiren_testkit::gateway_suite::{buy, paid, pending, refund_through_gateway, shop, state};
 
 yiren_testkit::gateway_suite!(FakePaypal);
 
@@ -18,7 +17,6 @@ both_engines! {
     /// a partial refund goes through PayPal once per refund id.
     async fn returns_capture_only_their_own_order_and_refunds_go_through_paypal(engine: Engine) {
         let (app, fake, v) = shop::<FakePaypal>(engine).await;
-        let ctx = &app.state.ctx;
         fake.desk.set_notify(false);
         let c = app.client();
         let (first, to1) = buy(&app, &c, v, "paypal").await;
@@ -37,14 +35,7 @@ both_engines! {
         assert_eq!(state(&app, first).await, paid());
         assert_eq!(fake.desk.count("capture"), 1);
 
-        let r = order::Refund { amount: 1_000, key: "r1".into(), restock: false, reason: "sorry".into(), lines: vec![] };
-        assert!(order::refund(ctx, first, &r, "owner").await.unwrap());
-        let refund = order::get(ctx, first).await.unwrap().transactions.into_iter().find(|t| t.kind == "refund").unwrap();
-        let _ = order::send_refund(ctx, refund.id).await.unwrap();
-        for _ in 0..200 {
-            if order::get(ctx, first).await.unwrap().transactions.iter().any(|t| t.kind == "refund" && t.status == "done") { break; }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let refund = refund_through_gateway(&app, first, 1_000).await;
         assert_eq!(fake.refunds(), vec![(format!("yiren-refund-{}", refund.id), "10.00".to_string())]);
     }
 }

@@ -9,7 +9,9 @@ use yiren_core::order;
 use yiren_testkit::both_engines;
 use yiren_testkit::fake_gateway::GatewayFake;
 use yiren_testkit::fake_stripe::{FakeStripe, WEBHOOK_SECRET};
-use yiren_testkit::gateway_suite::{buy, deliver, paid, pending, shop, state};
+use yiren_testkit::gateway_suite::{
+    buy, deliver, paid, pending, refund_through_gateway, shop, state,
+};
 
 yiren_testkit::gateway_suite!(FakeStripe);
 
@@ -64,19 +66,10 @@ both_engines! {
         fake.pay(&id.to_string());
         fake.desk.wait_answers(&id.to_string(), 1).await;
         assert_eq!(state(&app, id).await, paid());
-        let r = order::Refund { amount: 3_000, key: "refund-1".into(), restock: false, reason: "damaged".into(), lines: vec![] };
-        assert!(order::refund(ctx, id, &r, "owner").await.unwrap());
-        let refund = order::get(ctx, id).await.unwrap().transactions.into_iter().find(|t| t.kind == "refund").unwrap();
-        // The job sends it (or this does, whichever comes first); either way once.
-        let _ = order::send_refund(ctx, refund.id).await.unwrap();
-        for _ in 0..200 {
-            if order::get(ctx, id).await.unwrap().transactions.iter().any(|t| t.kind == "refund" && t.status == "done") { break; }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let refund = refund_through_gateway(&app, id, 3_000).await;
         let refunds = fake.refunds();
         assert_eq!(refunds.len(), 1, "{refunds:?}");
         assert_eq!((refunds[0].amount, refunds[0].idempotency_key.clone()), (3_000, format!("yiren-refund-{}", refund.id)));
-        assert_eq!(order::send_refund(ctx, refund.id).await.unwrap(), order::Sent::Nothing);
         // The same request again, as after a timeout: the same refund, none added.
         let gw = ctx.gateways.get("stripe").unwrap();
         let o = order::get(ctx, id).await.unwrap();

@@ -4,31 +4,21 @@
 //! encrypted notifications acknowledged with 204, PAY-2..7 (signature headers, replays, probes,
 //! the wrong APIv3 key) and SEC-1 — then refunds through the API, once per refund id.
 
-use yiren_core::order;
 use yiren_testkit::both_engines;
 use yiren_testkit::fake_gateway::GatewayFake;
 use yiren_testkit::fake_wechatpay::FakeWechatpay;
-use yiren_testkit::gateway_suite::{buy, paid, shop, state};
+use yiren_testkit::gateway_suite::{buy, paid, refund_through_gateway, shop, state};
 
 yiren_testkit::gateway_suite!(FakeWechatpay);
 
 both_engines! {
     async fn refunds_go_through_wechat_pay_once(engine: Engine) {
         let (app, fake, v) = shop::<FakeWechatpay>(engine).await;
-        let ctx = &app.state.ctx;
         let (id, _) = buy(&app, &app.client(), v, "wechatpay").await;
         fake.pay(&id.to_string());
         fake.desk.wait_answers(&id.to_string(), 1).await;
         assert_eq!(state(&app, id).await, paid());
-        let r = order::Refund { amount: 2_500, key: "r1".into(), restock: false, reason: "size".into(), lines: vec![] };
-        assert!(order::refund(ctx, id, &r, "owner").await.unwrap());
-        let refund = order::get(ctx, id).await.unwrap().transactions.into_iter().find(|t| t.kind == "refund").unwrap();
-        let _ = order::send_refund(ctx, refund.id).await.unwrap();
-        for _ in 0..200 {
-            if order::get(ctx, id).await.unwrap().transactions.iter().any(|t| t.kind == "refund" && t.status == "done") { break; }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let refund = refund_through_gateway(&app, id, 2_500).await;
         assert_eq!(fake.refunds(), vec![(refund.id.to_string(), 2_500)]);
-        assert_eq!(order::send_refund(ctx, refund.id).await.unwrap(), order::Sent::Nothing);
     }
 }
