@@ -287,6 +287,45 @@ pub struct Field {
     pub choices: &'static [&'static str],
 }
 
+impl Field {
+    /// A setting the owner fills in, shown in admin; a new gateway starts with `default`.
+    pub const fn text(name: &'static str, default: &'static str) -> Field {
+        Field {
+            name,
+            secret: false,
+            required: true,
+            default,
+            choices: &[],
+        }
+    }
+
+    /// A secret: write-only in admin, sealed at rest.
+    pub const fn secret(name: &'static str) -> Field {
+        Field {
+            name,
+            secret: true,
+            required: true,
+            default: "",
+            choices: &[],
+        }
+    }
+
+    /// One of `choices`, starting at `default`.
+    pub const fn choice(
+        name: &'static str,
+        default: &'static str,
+        choices: &'static [&'static str],
+    ) -> Field {
+        Field {
+            name,
+            secret: false,
+            required: true,
+            default,
+            choices,
+        }
+    }
+}
+
 /// A kind of gateway the owner can configure (EPay, XorPay, ...).
 #[derive(Debug, Clone, Copy)]
 pub struct Kind {

@@ -40,41 +40,11 @@ use crate::{json_text, param, required};
 pub const KIND: Kind = Kind {
     kind: "alipay",
     fields: &[
-        Field {
-            name: "gateway_url",
-            secret: false,
-            required: true,
-            default: "https://openapi.alipay.com/gateway.do",
-            choices: &[],
-        },
-        Field {
-            name: "app_id",
-            secret: false,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "private_key",
-            secret: true,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "alipay_public_key",
-            secret: false,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "product",
-            secret: false,
-            required: true,
-            default: "precreate",
-            choices: &["precreate", "page", "wap"],
-        },
+        Field::text("gateway_url", "https://openapi.alipay.com/gateway.do"),
+        Field::text("app_id", ""),
+        Field::secret("private_key"),
+        Field::text("alipay_public_key", ""),
+        Field::choice("product", "precreate", &["precreate", "page", "wap"]),
     ],
 };
 

@@ -32,41 +32,15 @@ use yiren_providers::http::HttpClient;
 pub const KIND: Kind = Kind {
     kind: "epay",
     fields: &[
-        Field {
-            name: "base_url",
-            secret: false,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "pid",
-            secret: false,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "key",
-            secret: true,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "type",
-            secret: false,
-            required: true,
-            default: "alipay",
-            choices: &["alipay", "wxpay", "qqpay", "bank", "jdpay"],
-        },
-        Field {
-            name: "mode",
-            secret: false,
-            required: true,
-            default: "api",
-            choices: &["api", "page"],
-        },
+        Field::text("base_url", ""),
+        Field::text("pid", ""),
+        Field::secret("key"),
+        Field::choice(
+            "type",
+            "alipay",
+            &["alipay", "wxpay", "qqpay", "bank", "jdpay"],
+        ),
+        Field::choice("mode", "api", &["api", "page"]),
     ],
 };
 

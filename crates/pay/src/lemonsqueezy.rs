@@ -33,48 +33,12 @@ use crate::json_text;
 pub const KIND: Kind = Kind {
     kind: "lemonsqueezy",
     fields: &[
-        Field {
-            name: "base_url",
-            secret: false,
-            required: true,
-            default: "https://api.lemonsqueezy.com/",
-            choices: &[],
-        },
-        Field {
-            name: "api_key",
-            secret: true,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "signing_secret",
-            secret: true,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "store_id",
-            secret: false,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "variant_id",
-            secret: false,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "currency",
-            secret: false,
-            required: true,
-            default: "USD",
-            choices: &[],
-        },
+        Field::text("base_url", "https://api.lemonsqueezy.com/"),
+        Field::secret("api_key"),
+        Field::secret("signing_secret"),
+        Field::text("store_id", ""),
+        Field::text("variant_id", ""),
+        Field::text("currency", "USD"),
     ],
 };
 

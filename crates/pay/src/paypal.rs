@@ -41,34 +41,10 @@ use crate::json_text;
 pub const KIND: Kind = Kind {
     kind: "paypal",
     fields: &[
-        Field {
-            name: "base_url",
-            secret: false,
-            required: true,
-            default: "https://api-m.paypal.com/",
-            choices: &[],
-        },
-        Field {
-            name: "client_id",
-            secret: false,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "client_secret",
-            secret: true,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "webhook_id",
-            secret: false,
-            required: true,
-            default: "",
-            choices: &[],
-        },
+        Field::text("base_url", "https://api-m.paypal.com/"),
+        Field::text("client_id", ""),
+        Field::secret("client_secret"),
+        Field::text("webhook_id", ""),
     ],
 };
 

@@ -39,27 +39,9 @@ use crate::json_text;
 pub const KIND: Kind = Kind {
     kind: "stripe",
     fields: &[
-        Field {
-            name: "base_url",
-            secret: false,
-            required: true,
-            default: "https://api.stripe.com/",
-            choices: &[],
-        },
-        Field {
-            name: "secret_key",
-            secret: true,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "webhook_secret",
-            secret: true,
-            required: true,
-            default: "",
-            choices: &[],
-        },
+        Field::text("base_url", "https://api.stripe.com/"),
+        Field::secret("secret_key"),
+        Field::secret("webhook_secret"),
     ],
 };
 

@@ -36,34 +36,10 @@ use crate::{json_text, md5_hex, param, required};
 pub const KIND: Kind = Kind {
     kind: "xorpay",
     fields: &[
-        Field {
-            name: "base_url",
-            secret: false,
-            required: true,
-            default: "https://xorpay.com/",
-            choices: &[],
-        },
-        Field {
-            name: "aid",
-            secret: false,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "secret",
-            secret: true,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "pay_type",
-            secret: false,
-            required: true,
-            default: "native",
-            choices: &["native", "alipay"],
-        },
+        Field::text("base_url", "https://xorpay.com/"),
+        Field::text("aid", ""),
+        Field::secret("secret"),
+        Field::choice("pay_type", "native", &["native", "alipay"]),
     ],
 };
 

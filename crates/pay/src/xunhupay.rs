@@ -34,27 +34,9 @@ use crate::{json_text, md5_hex, param, required};
 pub const KIND: Kind = Kind {
     kind: "xunhupay",
     fields: &[
-        Field {
-            name: "base_url",
-            secret: false,
-            required: true,
-            default: "https://api.xunhupay.com/",
-            choices: &[],
-        },
-        Field {
-            name: "appid",
-            secret: false,
-            required: true,
-            default: "",
-            choices: &[],
-        },
-        Field {
-            name: "appsecret",
-            secret: true,
-            required: true,
-            default: "",
-            choices: &[],
-        },
+        Field::text("base_url", "https://api.xunhupay.com/"),
+        Field::text("appid", ""),
+        Field::secret("appsecret"),
     ],
 };
 

@@ -272,17 +272,9 @@ impl GatewayFake for FakeAlipay {
         (200, "success")
     }
 
-    fn nack(&self) -> (u16, &'static str) {
-        (400, "fail")
-    }
-
     fn acked(_status: u16, body: &str) -> bool {
         // Exactly the seven bytes.
         body == "success"
-    }
-
-    fn signed_return(&self) -> bool {
-        false
     }
 }
 

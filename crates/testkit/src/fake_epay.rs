@@ -243,10 +243,6 @@ impl GatewayFake for FakeEpay {
         (200, "success")
     }
 
-    fn nack(&self) -> (u16, &'static str) {
-        (400, "fail")
-    }
-
     fn acked(_status: u16, body: &str) -> bool {
         body.contains("success")
     }

@@ -427,7 +427,9 @@ pub trait GatewayFake: Clone + Send + Sync + 'static {
     fn not_paid(&self, order_ref: &str) -> Option<Notice>;
     /// Forged classes particular to this protocol (added to [`GatewayFake::forgeries`]' common
     /// ones).
-    fn forged(&self, order_ref: &str) -> Vec<(&'static str, Notice)>;
+    fn forged(&self, _order_ref: &str) -> Vec<(&'static str, Notice)> {
+        vec![]
+    }
     fn names(&self) -> Names;
     /// Every forged class (PAY-2); for a protocol that signs parameters, the common ones and
     /// [`GatewayFake::forged`].
@@ -445,11 +447,15 @@ pub trait GatewayFake: Clone + Send + Sync + 'static {
     /// What a notification accepted is answered.
     fn ack(&self) -> (u16, &'static str);
     /// What a forged notification is answered.
-    fn nack(&self) -> (u16, &'static str);
+    fn nack(&self) -> (u16, &'static str) {
+        (400, "fail")
+    }
     /// Whether an answer stops this gateway's retries.
     fn acked(status: u16, body: &str) -> bool;
     /// Whether the customer's return carries the signed answer (then a forged one is tried).
-    fn signed_return(&self) -> bool;
+    fn signed_return(&self) -> bool {
+        false
+    }
 
     /// The customer pays: the trade is marked paid and the notifications start. Returns the URL
     /// the customer is sent back to (with the signed answer when the protocol signs it).

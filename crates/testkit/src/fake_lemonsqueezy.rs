@@ -129,10 +129,6 @@ impl GatewayFake for FakeLemonSqueezy {
         Some(self.notice(order_ref, &[("status", "pending")], None))
     }
 
-    fn forged(&self, _order_ref: &str) -> Vec<(&'static str, Notice)> {
-        vec![]
-    }
-
     fn forgeries(&self, order_ref: &str) -> Vec<(&'static str, Notice)> {
         let good = self.notice(order_ref, &[], None);
         let sig = good.headers[1].1.clone();
@@ -217,16 +213,8 @@ impl GatewayFake for FakeLemonSqueezy {
         (200, "ok")
     }
 
-    fn nack(&self) -> (u16, &'static str) {
-        (400, "fail")
-    }
-
     fn acked(status: u16, _body: &str) -> bool {
         status == 200
-    }
-
-    fn signed_return(&self) -> bool {
-        false
     }
 }
 

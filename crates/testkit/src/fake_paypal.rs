@@ -193,10 +193,6 @@ impl GatewayFake for FakePaypal {
         Some(self.event("PAYMENT.CAPTURE.PENDING", c, None))
     }
 
-    fn forged(&self, _order_ref: &str) -> Vec<(&'static str, Notice)> {
-        vec![]
-    }
-
     fn forgeries(&self, order_ref: &str) -> Vec<(&'static str, Notice)> {
         let good = self.approved(order_ref, None);
         let header = |k: &str, v: Option<&str>| {
@@ -289,16 +285,8 @@ impl GatewayFake for FakePaypal {
         (200, "ok")
     }
 
-    fn nack(&self) -> (u16, &'static str) {
-        (400, "fail")
-    }
-
     fn acked(status: u16, _body: &str) -> bool {
         (200..300).contains(&status)
-    }
-
-    fn signed_return(&self) -> bool {
-        false
     }
 
     /// The customer approves: PayPal sends them back with the order's token and tells the

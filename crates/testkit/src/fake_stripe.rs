@@ -176,10 +176,6 @@ impl GatewayFake for FakeStripe {
         Some(self.notice(order_ref, &[("payment_status", "unpaid")], None))
     }
 
-    fn forged(&self, _order_ref: &str) -> Vec<(&'static str, Notice)> {
-        vec![]
-    }
-
     fn forgeries(&self, order_ref: &str) -> Vec<(&'static str, Notice)> {
         let (_, whsec) = self.desk.merchant();
         let now = now_s();
@@ -297,16 +293,8 @@ impl GatewayFake for FakeStripe {
         (200, "{\"received\":true}")
     }
 
-    fn nack(&self) -> (u16, &'static str) {
-        (400, "fail")
-    }
-
     fn acked(status: u16, _body: &str) -> bool {
         (200..300).contains(&status)
-    }
-
-    fn signed_return(&self) -> bool {
-        false
     }
 
     fn pay(&self, order_ref: &str) -> String {

@@ -260,10 +260,6 @@ impl GatewayFake for FakeWechatpay {
         Some(self.notice(order_ref, &[("trade_state", "NOTPAY")], None))
     }
 
-    fn forged(&self, _order_ref: &str) -> Vec<(&'static str, Notice)> {
-        vec![]
-    }
-
     fn forgeries(&self, order_ref: &str) -> Vec<(&'static str, Notice)> {
         let now = now_s();
         let good = self.event(order_ref, &[], APIV3_KEY, now, None);
@@ -394,10 +390,6 @@ impl GatewayFake for FakeWechatpay {
 
     fn acked(status: u16, _body: &str) -> bool {
         status == 200 || status == 204
-    }
-
-    fn signed_return(&self) -> bool {
-        false
     }
 }
 

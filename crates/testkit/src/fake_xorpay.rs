@@ -201,16 +201,8 @@ impl GatewayFake for FakeXorpay {
         (200, "ok")
     }
 
-    fn nack(&self) -> (u16, &'static str) {
-        (400, "fail")
-    }
-
     fn acked(status: u16, _body: &str) -> bool {
         status == 200
-    }
-
-    fn signed_return(&self) -> bool {
-        false
     }
 }
 

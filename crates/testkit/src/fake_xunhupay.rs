@@ -220,16 +220,8 @@ impl GatewayFake for FakeXunhupay {
         (200, "success")
     }
 
-    fn nack(&self) -> (u16, &'static str) {
-        (400, "fail")
-    }
-
     fn acked(_status: u16, body: &str) -> bool {
         body.trim() == "success"
-    }
-
-    fn signed_return(&self) -> bool {
-        false
     }
 }
 
