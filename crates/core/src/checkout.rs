@@ -317,13 +317,36 @@ pub struct Submit {
     /// The browser's started checkout (`core::abandoned`) this order completes: marked converted
     /// in the order's own transaction.
     pub started: Option<String>,
+    /// The order comes from one of the owner's apps (`core::checkout_app`): recorded with it.
+    pub app: Option<AppPlacement>,
 }
+
+/// An order an app sends its customer to pay for: the app, its own reference, and — when the app
+/// names an amount rather than a product — the one custom line (no discounts, shipping or tax:
+/// the app set the price, checked against its signature).
+#[derive(Debug, Clone, Default)]
+pub struct AppPlacement {
+    pub app_id: i64,
+    pub app_ref: String,
+    pub custom: Option<CustomLine>,
+}
+
+/// A line that is not a catalog product: a title and an amount in the shop currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomLine {
+    pub title: String,
+    pub amount: i64,
+}
+
+/// The kind recorded on a custom line.
+pub const CUSTOM_KIND: &str = "custom";
 
 /// One line of a quote.
 #[derive(Debug, Clone, Serialize)]
 pub struct QuoteLine {
-    pub variant_id: i64,
-    pub product_id: i64,
+    /// None for a custom line.
+    pub variant_id: Option<i64>,
+    pub product_id: Option<i64>,
     pub kind: String,
     pub title: String,
     pub variant_title: String,
@@ -353,6 +376,9 @@ pub struct Quote {
 
 /// Price a checkout from the catalog as it is now; writes nothing.
 pub async fn quote(ctx: &Ctx, s: &Submit) -> DomainResult<Quote> {
+    if let Some(c) = s.app.as_ref().and_then(|a| a.custom.as_ref()) {
+        return custom_quote(ctx, c).await;
+    }
     if s.lines.is_empty() {
         return Err(DomainError::invalid("lines", "checkout.empty"));
     }
@@ -416,8 +442,8 @@ pub async fn quote(ctx: &Ctx, s: &Submit) -> DomainResult<Quote> {
             requires_shipping: v.row.requires_shipping == 1,
         });
         lines.push(QuoteLine {
-            variant_id: vid,
-            product_id: pid,
+            variant_id: Some(vid),
+            product_id: Some(pid),
             kind: p.row.kind.clone(),
             title: p.text(s.locale).title,
             variant_title: p.variant_title(v, s.locale),
@@ -515,6 +541,45 @@ pub async fn quote(ctx: &Ctx, s: &Submit) -> DomainResult<Quote> {
     })
 }
 
+/// The quote of one custom line: its amount is the total.
+async fn custom_quote(ctx: &Ctx, c: &CustomLine) -> DomainResult<Quote> {
+    let currency = crate::settings::load(ctx).await?.currency;
+    if !(1..=crate::money::MAX_MINOR).contains(&c.amount) {
+        return Err(DomainError::invalid("amount", "apps.amount_invalid"));
+    }
+    let line = pricing::Line {
+        product_id: 0,
+        collections: vec![],
+        unit_price: c.amount,
+        quantity: 1,
+        grams: 0,
+        requires_shipping: false,
+    };
+    let totals = pricing::price(&[line], &[], None, None)?;
+    Ok(Quote {
+        currency,
+        lines: vec![QuoteLine {
+            variant_id: None,
+            product_id: None,
+            kind: CUSTOM_KIND.into(),
+            title: c.title.clone(),
+            variant_title: String::new(),
+            sku: String::new(),
+            quantity: 1,
+            unit_price: c.amount,
+            grams: 0,
+            requires_shipping: false,
+            tracked: false,
+        }],
+        totals,
+        discounts: vec![],
+        rates: vec![],
+        shipping: None,
+        needs_shipping: false,
+        tax_inclusive: false,
+    })
+}
+
 /// The token and the (lower-case) email, checked.
 fn check_submit(ctx: &Ctx, s: &Submit) -> DomainResult<(String, String)> {
     let token = s.token.trim();
@@ -601,7 +666,9 @@ async fn place_in(
     // Stock, variant by variant in id order.
     let mut by_variant: BTreeMap<i64, i64> = BTreeMap::new();
     for l in q.lines.iter().filter(|l| l.tracked) {
-        *by_variant.entry(l.variant_id).or_insert(0) += l.quantity;
+        if let Some(v) = l.variant_id {
+            *by_variant.entry(v).or_insert(0) += l.quantity;
+        }
     }
     for (vid, n) in &by_variant {
         let held = if free { 0 } else { *n };
@@ -705,8 +772,8 @@ async fn place_in(
         .map(|(i, (l, lt))| LineRow {
             order_id: id,
             position: i as i64 + 1,
-            variant_id: Some(l.variant_id),
-            product_id: Some(l.product_id),
+            variant_id: l.variant_id,
+            product_id: l.product_id,
             kind: l.kind.clone(),
             title: l.title.clone(),
             variant_title: l.variant_title.clone(),
@@ -725,6 +792,17 @@ async fn place_in(
         })
         .collect();
     store::insert(w, &row, &lines);
+    if let Some(app) = &s.app {
+        yiren_store::checkout_app::insert_order_into(
+            w,
+            &yiren_store::checkout_app::AppOrderRow {
+                order_id: id,
+                app_id: app.app_id,
+                app_ref: app.app_ref.clone(),
+                created_at: now,
+            },
+        );
+    }
     if let Some(started) = &s.started {
         yiren_store::abandoned::converted(w, started, id);
     }

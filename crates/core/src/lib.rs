@@ -15,6 +15,7 @@ pub mod campaign;
 pub mod cart;
 pub mod catalog;
 pub mod checkout;
+pub mod checkout_app;
 pub mod clock;
 pub mod customer;
 pub mod delivery;

@@ -125,6 +125,19 @@ pub fn enqueue_for_message(w: &mut Writes, job: &NewJob<'_>, now: i64, message_i
     .bind(message_id);
 }
 
+/// The job inserted only when order `order_id` was placed through one of the owner's apps (its
+/// news goes to the app's webhook), decided by the statement itself: the caller reads nothing.
+pub fn enqueue_for_app_order(w: &mut Writes, job: &NewJob<'_>, now: i64, order_id: i64) {
+    w.push(job_write(
+        "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, unique_key, created_at, updated_at) \
+         SELECT $1, $2, $3, 'queued', 0, $4, $5, $6, $7, $7 WHERE EXISTS (SELECT 1 FROM app_orders WHERE order_id = $8) \
+         ON CONFLICT DO NOTHING",
+        job,
+        now,
+    ))
+    .bind(order_id);
+}
+
 /// `INSERT` of `n` jobs: six values each, then `now`.
 fn many_sql(n: usize) -> String {
     let rows: Vec<String> = (0..n)

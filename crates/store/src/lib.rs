@@ -16,6 +16,7 @@ pub mod abandoned;
 pub mod api_token;
 pub mod campaign;
 pub mod catalog;
+pub mod checkout_app;
 pub mod customer;
 pub mod delivery;
 pub mod dump;

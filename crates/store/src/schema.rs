@@ -67,6 +67,8 @@ pub const TABLES: &[&str] = &[
     "checkouts",
     "payment_starts",
     "payment_checks",
+    "checkout_apps",
+    "app_orders",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,

@@ -417,6 +417,11 @@ const GET_ROUTES: &[&str] = &[
     "/api/v1/collections",
     "/api/v1/collections/1",
     "/api/v1/events",
+    "/admin/checkout-apps",
+    "/pay/1",
+    "/pay/x?ref=a&amount=1&currency=CNY&title=t&ts=1&sig=00",
+    "/api/v1/app-orders/1",
+    "/api/v1/app-orders/x",
 ];
 
 both_engines! {

@@ -595,3 +595,117 @@ async fn a_guest_pays_by_stripe_checkout_out_and_back() {
     assert_eq!((o.row.payment.as_str(), o.transactions.len()), ("paid", 1));
     browser.close().await;
 }
+
+/// One of the owner's apps sends its customer to the shared checkout (收银台) with a signed
+/// request; the customer pays by the EPay QR code; the order page, seeing the payment, takes the
+/// browser back to the app, whose page checks the signed order id it was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_customer_pays_by_qr_and_the_browser_returns_to_the_app() {
+    use hmac::Mac;
+    use std::collections::BTreeMap;
+    let app = yiren_testkit::TestApp::spawn(Engine::Sqlite).await;
+    let ctx = &app.state.ctx;
+    let fake = yiren_testkit::fake_epay::FakeEpay::start("1001", "browser-epay-key").await;
+    let gateway = yiren_core::payment::settings::GatewayConfig {
+        id: "epay".into(),
+        kind: "epay".into(),
+        name: "支付宝".into(),
+        enabled: true,
+        fields: BTreeMap::from([
+            ("base_url".into(), fake.desk.base.clone()),
+            ("pid".into(), "1001".into()),
+            ("type".into(), "alipay".into()),
+            ("mode".into(), "api".into()),
+        ]),
+        secrets: BTreeMap::from([("key".into(), "browser-epay-key".into())]),
+    };
+    yiren_core::payment::settings::put(ctx, gateway)
+        .await
+        .unwrap();
+    // The app: a page at /paid that shows whether the signed return is genuine.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_base = format!("http://{}", listener.local_addr().unwrap());
+    let (created, secret) = yiren_core::checkout_app::create(
+        ctx,
+        &yiren_core::checkout_app::AppInput {
+            name: "课程站".into(),
+            return_url: format!("{app_base}/paid"),
+            webhook_url: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+    let key = secret.clone();
+    let mac = move |text: &str| {
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        m.update(text.as_bytes());
+        hex::encode(m.finalize().into_bytes())
+    };
+    let check = mac.clone();
+    let paid_page = move |axum::extract::RawQuery(q): axum::extract::RawQuery| {
+        let check = check.clone();
+        async move {
+            let p: BTreeMap<String, String> =
+                url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+                    .into_owned()
+                    .collect();
+            let text = ["order_id", "ref", "status", "ts"]
+                .iter()
+                .map(|k| format!("{k}={}", p.get(*k).cloned().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join("&");
+            let verdict = if p.get("sig") == Some(&check(&text)) {
+                format!("verified {} {}", p["status"], p["ref"])
+            } else {
+                "forged".to_string()
+            };
+            axum::response::Html(format!("<p id=\"app-result\">{verdict}</p>"))
+        }
+    };
+    let router = axum::Router::new().route("/paid", axum::routing::get(paid_page));
+    tokio::spawn(async move { axum::serve(listener, router).await.ok() });
+
+    let ts = (yiren_core::Clock::now_ms(&app.clock) / 1000).to_string();
+    let mut params = vec![
+        ("amount", "1990".to_string()),
+        ("currency", "CNY".to_string()),
+        ("ref", "course-7".to_string()),
+        ("title", "Rust 入门课".to_string()),
+        ("ts", ts),
+    ];
+    let text = params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    params.push(("sig", mac(&text)));
+    let link = format!(
+        "{}/pay/{}?{}",
+        app.base,
+        created.id,
+        serde_urlencoded::to_string(&params).unwrap()
+    );
+    let browser = Browser::start().await;
+    let b = &browser.client;
+    b.goto(&link).await.unwrap();
+    wait_for_text(b, "#pay-item", "Rust 入门课").await;
+    wait_for_text(b, "#pay-amount", "19.90").await;
+    fill(b, "email", "learner@example.com").await;
+    click(b, Locator::Css("input[name=gateway][value=epay]")).await;
+    shot(b, "app-checkout.png").await;
+    click(b, Locator::Css("#pay-form button[type=submit]")).await;
+    wait_for_text(b, "#order-status", "等待付款").await;
+    find(b, Locator::Css("#pay-qr svg")).await;
+    let order = yiren_core::order::list(ctx, None, 1, 0).await.unwrap()[0].id;
+    yiren_testkit::fake_gateway::GatewayFake::pay(&fake, &order.to_string());
+    // Back in the app, with a return it can verify.
+    wait_for_text(b, "#app-result", "verified paid course-7").await;
+    let url = b.current_url().await.unwrap();
+    assert!(
+        url.as_str()
+            .starts_with(&format!("{app_base}/paid?order_id={order}&")),
+        "{url}"
+    );
+    shot(b, "app-returned.png").await;
+    browser.close().await;
+}

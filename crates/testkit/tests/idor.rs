@@ -75,6 +75,10 @@ fn row(method: &str, path: &str) -> Option<Class> {
         "/confirm-payment/{id}" => Guarded("confirm link"),
         "/downloads/{entitlement}/{file}" => Guarded("download"),
         "/setup/{token}" => Guarded("setup token"),
+        // The owner's apps' checkout: the app's signature is the credential (tests:
+        // checkout_apps.rs); their API: the app's id and secret.
+        "/pay/{app}" => Guarded("app signature"),
+        "/api/v1/app-orders/{id}" => Guarded("app credentials"),
         // Signing in and up: nothing of anyone's until signed in.
         "/account/sign-in"
         | "/account/code"
@@ -470,6 +474,39 @@ both_engines! {
             assert_eq!(r.status(), 404, "{p}");
         }
         checked.insert("licence key");
+
+        // The app checkout: a request the app did not sign opens nothing and places nothing.
+        let (app_id, secret) = match yiren_core::checkout_app::create(ctx, &yiren_core::checkout_app::AppInput { name: "A's app".into(), return_url: "https://a.example/back".into(), webhook_url: String::new() }).await {
+            Ok((a, s)) => (a.id, s),
+            Err(e) => panic!("{e}"),
+        };
+        let now = yiren_core::Clock::now_ms(&app.clock) / 1000;
+        let unsigned = format!("/pay/{app_id}?ref=r1&amount=100&currency=CNY&title=t&ts={now}");
+        assert_eq!(get(&b, unsigned.clone()).await.status(), 403);
+        assert_eq!(get(&b, format!("{unsigned}&sig=00")).await.status(), 403);
+        let r = b.post(app.url(&format!("/pay/{app_id}"))).header("origin", app.url("")).form(&[("p.ref", "r1"), ("p.amount", "100"), ("p.currency", "CNY"), ("p.title", "t"), ("p.ts", &now.to_string()), ("email", "b@example.com")]).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        assert!(yiren_store::checkout_app::by_ref(ctx.db.read(), app_id, "r1").await.unwrap().is_none());
+        checked.insert("app signature");
+
+        // The apps' API: no credentials 401; a customer's cookie or the owner's session is not
+        // one; another app sees none of A's app's orders.
+        let mut params = vec![("ref".to_string(), "r2".to_string()), ("amount".to_string(), "100".to_string()), ("currency".to_string(), "CNY".to_string()), ("title".to_string(), "t".to_string()), ("ts".to_string(), now.to_string())];
+        let req = yiren_core::checkout_app::check_request(ctx, app_id, &{ let s = yiren_core::checkout_app::sign(&secret, &params); params.push(("sig".into(), s)); params.clone() }, yiren_core::Locale::ZhCn).await.unwrap();
+        let placed = yiren_core::checkout_app::place(ctx, &req, &yiren_core::checkout_app::Payer { email: "a@example.com".into(), customer_id: Some(a_id), gateway: "manual".into(), locale: yiren_core::Locale::ZhCn }).await.unwrap().id;
+        let (other, other_secret) = match yiren_core::checkout_app::create(ctx, &yiren_core::checkout_app::AppInput { name: "B's app".into(), return_url: "https://b.example/back".into(), webhook_url: String::new() }).await {
+            Ok((a, s)) => (a.id, s),
+            Err(e) => panic!("{e}"),
+        };
+        let p = format!("/api/v1/app-orders/{placed}");
+        for c in [&anon, &a, &b, &owner] {
+            assert_eq!(get(c, p.clone()).await.status(), 401, "{p}");
+        }
+        let r = anon.get(app.url(&p)).basic_auth(other, Some(&other_secret)).send().await.unwrap();
+        assert_eq!(r.status(), 404);
+        let r = anon.get(app.url(&p)).basic_auth(app_id, Some(&secret)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        checked.insert("app credentials");
 
         assert_eq!(guards, checked, "every guarded row has its check");
     }

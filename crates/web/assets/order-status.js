@@ -14,6 +14,8 @@
           status.textContent = o.status;
           status.setAttribute("data-payment", o.payment);
           pay.remove();
+          // An order one of the shop's apps sent: back to the app, which shows the rest.
+          if (o.return_url) window.location.assign(o.return_url);
           return;
         }
         setTimeout(check, 2000);

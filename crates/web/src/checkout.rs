@@ -59,7 +59,7 @@ const FIELDS: [&str; 13] = [
     "note",
 ];
 
-fn private(mut resp: Response) -> Response {
+pub(crate) fn private(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
@@ -177,7 +177,7 @@ async fn render(
 
 /// The ways to pay the checkout offers for this currency: (id, label); the manual gateway is
 /// named by the page.
-fn offers(state: &AppState, currency: &str) -> Vec<Value> {
+pub(crate) fn offers(state: &AppState, currency: &str) -> Vec<Value> {
     state
         .ctx
         .gateways
@@ -263,6 +263,7 @@ fn submission(form: &[(String, String)], lines: Vec<cart::Line>) -> Submit {
             g => g.to_string(),
         },
         started: None,
+        app: None,
     }
 }
 
@@ -391,6 +392,14 @@ async fn order_page(
             };
         }
     }
+    // An app's order that is settled goes back to the app, with its signed order id.
+    if o.row.payment != "pending" || o.row.cancelled == 1 {
+        match yiren_core::checkout_app::return_url(&state.ctx, &o.row).await {
+            Ok(Some(url)) => return private(Redirect::to(&url).into_response()),
+            Ok(None) => {}
+            Err(e) => return crate::admin::pages::domain_error_page(e),
+        }
+    }
     let cfg = match checkout::config(&state.ctx).await {
         Ok(c) => c,
         Err(e) => return crate::admin::pages::domain_error_page(e),
@@ -482,10 +491,20 @@ async fn order_status(
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
     let t = crate::locale::current();
+    // An app's order, once settled: where the page sends the customer back to.
+    let back = if o.row.payment != "pending" || o.row.cancelled == 1 {
+        match yiren_core::checkout_app::return_url(&state.ctx, &o.row).await {
+            Ok(u) => u,
+            Err(e) => return crate::error::ApiError::from(e).into_response(),
+        }
+    } else {
+        None
+    };
     let body = serde_json::json!({
         "payment": o.row.payment,
         "cancelled": o.row.cancelled != 0,
         "status": t.t(status_key(&o.row)),
+        "return_url": back,
     });
     let mut resp = axum::Json(body).into_response();
     resp.headers_mut()

@@ -6,6 +6,7 @@
 pub mod account;
 pub mod admin;
 pub mod api;
+pub mod app_checkout;
 pub mod assets;
 pub mod cart;
 pub mod checkout;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(storefront::routes())
         .merge(cart::routes(state.clone()))
         .merge(checkout::routes(state.clone()))
+        .merge(app_checkout::routes(state.clone()))
         .merge(setup::routes())
         .merge(account::routes(state.clone()))
         .merge(oidc::routes(state.clone()))

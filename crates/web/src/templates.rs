@@ -62,6 +62,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "shop/order.html",
         include_str!("../templates/shop/order.html"),
     ),
+    ("shop/pay.html", include_str!("../templates/shop/pay.html")),
     (
         "shop/home.html",
         include_str!("../templates/shop/home.html"),
@@ -171,6 +172,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     (
         "admin/payments.html",
         include_str!("../templates/admin/payments.html"),
+    ),
+    (
+        "admin/checkout_apps.html",
+        include_str!("../templates/admin/checkout_apps.html"),
     ),
     (
         "admin/invites.html",

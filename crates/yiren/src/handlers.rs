@@ -253,3 +253,54 @@ impl JobHandler for DeleteFiles {
         })
     }
 }
+
+/// `apps.notify`: post an app order's news to the app's webhook URL, signed with the app's secret
+/// (`Yiren-Signature: t=…,v1=…`). A 2xx is delivered; anything else is tried again on the
+/// backoff schedule (a 4xx too: the app may be mid-deploy), then the dead list shows it with a
+/// retry button. The body reflects the order as it stands when sent.
+pub struct AppNotify {
+    /// The guarded client.
+    pub http: HttpClient,
+}
+
+impl JobHandler for AppNotify {
+    fn run<'a>(&'a self, ctx: &'a Ctx, job: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            let hook = match yiren_core::checkout_app::webhook(ctx, &job.payload).await {
+                Ok(Some(h)) => h,
+                // No webhook URL: nothing to send.
+                Ok(None) => return Ok(()),
+                Err(yiren_core::DomainError::NotFound) => {
+                    return Err(JobError::permanent("the order or app is gone"))
+                }
+                Err(e) => return Err(JobError::transient(e.to_string())),
+            };
+            let rb = self
+                .http
+                .request(reqwest::Method::POST, &hook.url)
+                .map_err(|e| JobError::permanent(e.to_string()))?
+                .header("content-type", "application/json")
+                .header("yiren-signature", &hook.signature)
+                .header("yiren-event-id", &hook.event_id)
+                .body(hook.body);
+            match self.http.send(rb).await {
+                Ok(r) if (200..300).contains(&r.status) => Ok(()),
+                Ok(r) => {
+                    let after = r
+                        .headers
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i64>().ok());
+                    Err(JobError::Transient {
+                        message: format!("the app answered {}", r.status),
+                        retry_after_ms: after.map(|s| s * 1000),
+                    })
+                }
+                Err(e @ (OutboundError::Forbidden(_) | OutboundError::BadUrl(_))) => {
+                    Err(JobError::permanent(e.to_string()))
+                }
+                Err(e) => Err(JobError::transient(e.to_string())),
+            }
+        })
+    }
+}

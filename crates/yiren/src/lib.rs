@@ -151,6 +151,10 @@ pub fn registry(
         yiren_core::payment::reconcile::Reconcile,
     );
     r.register("maintenance.cleanup", yiren_core::job::Cleanup);
+    r.register(
+        yiren_core::checkout_app::NOTIFY_KIND,
+        handlers::AppNotify { http: http.clone() },
+    );
     r.register("diagnostic.ping", handlers::Ping { http });
     r.register(yiren_core::reach::KIND, sender);
     r.register(

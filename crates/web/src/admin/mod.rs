@@ -2,6 +2,7 @@
 //! settings, staff accounts, the signed-in account, API tokens. Server-rendered, no JavaScript.
 
 pub mod apps;
+pub mod checkout_apps;
 pub mod collections;
 pub mod customers;
 pub mod import;
@@ -99,6 +100,11 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/payments",
     "/admin/payments/{id}/delete",
     "/admin/payments/reconcile",
+    "/admin/checkout-apps",
+    "/admin/checkout-apps/{id}",
+    "/admin/checkout-apps/{id}/secret",
+    "/admin/checkout-apps/{id}/disable",
+    "/admin/checkout-apps/{id}/enable",
     "/admin/discounts",
     "/admin/discounts/{id}",
     "/admin/discounts/{id}/active",
@@ -191,6 +197,23 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/payments", get(payments::page).post(payments::save))
         .route("/admin/payments/{id}/delete", post(payments::delete))
         .route("/admin/payments/reconcile", post(payments::reconcile_now))
+        .route(
+            "/admin/checkout-apps",
+            get(checkout_apps::page).post(checkout_apps::create),
+        )
+        .route("/admin/checkout-apps/{id}", post(checkout_apps::update))
+        .route(
+            "/admin/checkout-apps/{id}/secret",
+            post(checkout_apps::rotate_secret),
+        )
+        .route(
+            "/admin/checkout-apps/{id}/disable",
+            post(checkout_apps::disable),
+        )
+        .route(
+            "/admin/checkout-apps/{id}/enable",
+            post(checkout_apps::enable),
+        )
         .route(
             "/admin/discounts",
             get(orders::discounts_page).post(orders::create_discount),

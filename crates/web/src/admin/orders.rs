@@ -221,6 +221,10 @@ async fn render_order(
             .collect(),
         Err(e) => return domain_error_page(e),
     };
+    let via_app = match yiren_core::checkout_app::of_order(&state.ctx, id).await {
+        Ok(a) => a.map(|(app, x)| context! { name => app.name, reference => x.app_ref }),
+        Err(e) => return domain_error_page(e),
+    };
     let base = base_ctx(state, "/admin/orders", Some(s), &s.csrf_token).await;
     let state_now = order::state_of(r);
     let mut token = [0u8; 16];
@@ -237,7 +241,7 @@ async fn render_order(
             lines => lines, events => events, payments => payments, granted => granted,
             subtotal => m(r.subtotal), discount => (r.discount > 0).then(|| m(r.discount)),
             shipping => m(r.shipping - r.shipping_discount), tax => (r.tax > 0).then(|| m(r.tax)), tax_inclusive => r.tax_inclusive == 1,
-            total => m(r.total), gateway => r.gateway.clone(),
+            total => m(r.total), gateway => r.gateway.clone(), via_app => via_app,
             can_confirm => order::state::apply(&state_now, &order::state::Event::Paid { amount: r.total }).is_ok(),
             can_cancel => order::state::apply(&state_now, &order::state::Event::Cancel).is_ok(),
             can_refund => r.captured > r.refunded && matches!(r.payment.as_str(), "paid" | "partially_refunded"),

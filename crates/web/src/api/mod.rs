@@ -3,6 +3,7 @@
 //! language, cursor pagination with a `Link` header, `Idempotency-Key` on POST, and an OpenAPI 3.1
 //! document generated from this code at `/api/v1/openapi.json`.
 
+pub mod app_orders;
 pub mod collections;
 pub mod customers;
 pub mod discounts;
@@ -57,6 +58,7 @@ use crate::AppState;
         discounts::update_discount, discounts::delete_discount,
         license_keys::list_license_keys, license_keys::get_license_key,
         license_keys::update_license_key, license_keys::release_instance,
+        app_orders::get_app_order,
     ),
     components(schemas(
         extract::ErrorBody, extract::ErrorDetail, extract::CountResponse,
@@ -92,6 +94,7 @@ use crate::AppState;
         discounts::DiscountInputJson, discounts::DiscountRequest,
         license_keys::ApiLicenseKey, license_keys::LicenseKeyResponse, license_keys::LicenseKeyListResponse,
         license_keys::LicenseKeyInput, license_keys::LicenseKeyRequest,
+        app_orders::AppOrder, app_orders::AppOrderResponse,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -106,6 +109,10 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "app_basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
     }
 }
@@ -245,6 +252,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/licenses/activate", post(licenses::activate))
         .route("/licenses/validate", post(licenses::validate))
         .route("/licenses/deactivate", post(licenses::deactivate))
+        .route("/app-orders/{id}", get(app_orders::get_app_order))
         .merge(authed)
         .fallback(|| async { crate::error::ApiError::not_found() })
 }

@@ -467,6 +467,7 @@ pub async fn create_order(
         note: i.note,
         gateway: i.gateway.unwrap_or_else(|| "manual".into()),
         started: None,
+        app: None,
     };
     if let Some(c) = s.customer_id {
         yiren_core::customer::get(&state.ctx, c)
