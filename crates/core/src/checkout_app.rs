@@ -571,21 +571,28 @@ pub async fn return_url(ctx: &Ctx, order: &OrderRow) -> DomainResult<Option<Stri
 
 /// An app order as the app sees it (the API's answer and the webhook's `data`).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppOrder {
-    /// The Yiren order id (text: JavaScript numbers cannot hold it exactly).
+    /// The order id (text: JavaScript numbers cannot hold it exactly).
     pub id: String,
     pub app_id: String,
+    /// The app's own reference, as it sent it.
     #[serde(rename = "ref")]
     pub reference: String,
+    /// `pending`, `paid`, `partially_refunded`, `refunded`, `voided` or `cancelled`. Deliver
+    /// only on `paid`.
     pub status: String,
+    /// The shop's order number (`#1001`).
     pub number: i64,
     pub title: String,
-    /// Minor units of `currency`.
+    /// What the customer pays, in minor units of `currency` (fen, cents).
     pub amount: i64,
     pub currency: String,
+    /// Minor units returned to the customer so far.
     pub refunded: i64,
     pub email: String,
     pub customer_id: Option<String>,
+    /// The payment gateway the customer chose.
     pub gateway: String,
     pub created_at: String,
     pub paid_at: Option<String>,
@@ -696,13 +703,15 @@ pub(crate) fn notify_into(
     );
 }
 
-/// A webhook ready to post.
-#[derive(Debug, Clone)]
+/// A webhook ready to sign and post (the poster signs `body` as the shop's own webhooks are
+/// signed: `Yiren-Signature: t=<sent_at>,v1=hex(HMAC-SHA256(secret, "<sent_at>.<body>"))`).
 pub struct Webhook {
     pub url: String,
     pub body: String,
-    /// `Yiren-Signature`'s value.
-    pub signature: String,
+    /// The app's secret, to sign with.
+    pub secret: String,
+    /// Unix seconds.
+    pub sent_at: i64,
     pub event_id: String,
 }
 
@@ -733,12 +742,11 @@ pub async fn webhook(ctx: &Ctx, payload: &str) -> DomainResult<Option<Webhook>> 
         "data": data,
     })
     .to_string();
-    let t = ctx.now() / 1000;
-    let v1 = hmac_hex(&secret_of(ctx, &r)?, &format!("{t}.{body}"));
     Ok(Some(Webhook {
+        secret: secret_of(ctx, &r)?,
         url: r.webhook_url,
         body,
-        signature: format!("t={t},v1={v1}"),
+        sent_at: ctx.now() / 1000,
         event_id: p.event_id.to_string(),
     }))
 }

@@ -153,6 +153,17 @@ pub struct Fetched {
     pub body: Vec<u8>,
 }
 
+impl Fetched {
+    /// `Retry-After` (delay seconds) in milliseconds, if the server sent one.
+    pub fn retry_after_ms(&self) -> Option<i64> {
+        self.headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map(|s| s * 1000)
+    }
+}
+
 /// The guarded client. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct HttpClient {

@@ -155,21 +155,13 @@ fn sc3_uid(key: &str) -> Option<&str> {
     (!uid.is_empty() && uid.chars().all(|c| c.is_ascii_digit())).then_some(uid)
 }
 
-fn retry_after_header(f: &Fetched) -> Option<i64> {
-    f.headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .map(|s| s * 1000)
-}
-
 /// HTTP-level outcome shared by every channel: 429 and 5xx are transient.
 fn http_level(f: &Fetched) -> Result<(), PushError> {
     match f.status {
         200..=299 => Ok(()),
         429 => Err(PushError::Transient {
             message: "rate limited (429)".into(),
-            retry_after_ms: retry_after_header(f),
+            retry_after_ms: f.retry_after_ms(),
         }),
         s if s >= 500 => Err(transient(format!("server error {s}"))),
         s => Err(PushError::Permanent(format!(

@@ -473,15 +473,9 @@ async fn a_guest_buys_a_digital_product_the_owner_confirms_and_the_guest_downloa
     browser.close().await;
 }
 
-/// A guest pays through an EPay aggregator: the order page shows the aggregator's QR code; the
-/// customer pays on their phone (the fake aggregator takes the payment and notifies the shop);
-/// the page turns to "paid" by itself — the same page, never reloaded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_guest_pays_by_epay_qr_and_the_order_page_turns_paid_without_a_reload() {
+/// A fake EPay aggregator, and the shop's "支付宝" gateway set up to show its QR code.
+async fn epay_qr_gateway(ctx: &yiren_core::Ctx) -> yiren_testkit::fake_epay::FakeEpay {
     use std::collections::BTreeMap;
-    use yiren_core::catalog::Kind;
-    let app = yiren_testkit::TestApp::spawn(Engine::Sqlite).await;
-    let ctx = &app.state.ctx;
     let fake = yiren_testkit::fake_epay::FakeEpay::start("1001", "browser-epay-key").await;
     let gateway = yiren_core::payment::settings::GatewayConfig {
         id: "epay".into(),
@@ -499,6 +493,18 @@ async fn a_guest_pays_by_epay_qr_and_the_order_page_turns_paid_without_a_reload(
     yiren_core::payment::settings::put(ctx, gateway)
         .await
         .unwrap();
+    fake
+}
+
+/// A guest pays through an EPay aggregator: the order page shows the aggregator's QR code; the
+/// customer pays on their phone (the fake aggregator takes the payment and notifies the shop);
+/// the page turns to "paid" by itself — the same page, never reloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_pays_by_epay_qr_and_the_order_page_turns_paid_without_a_reload() {
+    use yiren_core::catalog::Kind;
+    let app = yiren_testkit::TestApp::spawn(Engine::Sqlite).await;
+    let ctx = &app.state.ctx;
+    let fake = epay_qr_gateway(ctx).await;
     yiren_testkit::product(ctx, "qrbook", Kind::Digital, &[("QB", 2_900, 100)]).await;
     let browser = Browser::start().await;
     let b = &browser.client;
@@ -605,23 +611,7 @@ async fn an_app_customer_pays_by_qr_and_the_browser_returns_to_the_app() {
     use std::collections::BTreeMap;
     let app = yiren_testkit::TestApp::spawn(Engine::Sqlite).await;
     let ctx = &app.state.ctx;
-    let fake = yiren_testkit::fake_epay::FakeEpay::start("1001", "browser-epay-key").await;
-    let gateway = yiren_core::payment::settings::GatewayConfig {
-        id: "epay".into(),
-        kind: "epay".into(),
-        name: "支付宝".into(),
-        enabled: true,
-        fields: BTreeMap::from([
-            ("base_url".into(), fake.desk.base.clone()),
-            ("pid".into(), "1001".into()),
-            ("type".into(), "alipay".into()),
-            ("mode".into(), "api".into()),
-        ]),
-        secrets: BTreeMap::from([("key".into(), "browser-epay-key".into())]),
-    };
-    yiren_core::payment::settings::put(ctx, gateway)
-        .await
-        .unwrap();
+    let fake = epay_qr_gateway(ctx).await;
     // The app: a page at /paid that shows whether the signed return is genuine.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app_base = format!("http://{}", listener.local_addr().unwrap());

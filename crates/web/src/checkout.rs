@@ -274,11 +274,7 @@ async fn submit(
     req: Request,
 ) -> Response {
     let base = crate::api::page::base_url(state.config.public_url.as_deref(), req.headers());
-    let me = req
-        .extensions()
-        .get::<MaybeCustomer>()
-        .cloned()
-        .unwrap_or_default();
+    let me = MaybeCustomer::of(&req);
     let form = match form_of(&state, req).await {
         Ok(f) => f,
         Err(r) => return r,

@@ -123,6 +123,16 @@ pub fn existing_binding(state: &AppState, jar: &CookieJar) -> Option<String> {
 #[derive(Clone, Debug, Default)]
 pub struct MaybeCustomer(pub Option<CustomerSession>);
 
+impl MaybeCustomer {
+    /// What [`load_customer`] resolved for `req` (nobody where it did not run).
+    pub fn of(req: &Request) -> Self {
+        req.extensions()
+            .get::<MaybeCustomer>()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 /// Middleware for customer routes: resolve the customer cookie (never the admin one).
 pub async fn load_customer(
     State(state): State<AppState>,

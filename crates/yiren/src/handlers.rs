@@ -6,6 +6,7 @@ use yiren_core::job::{JobContext, JobError, JobHandler};
 use yiren_core::Ctx;
 use yiren_providers::files::{Files, FilesError};
 use yiren_providers::http::{HttpClient, OutboundError};
+use yiren_providers::push::webhook_signature;
 
 /// `diagnostic.ping`: POST `{"key": ...}` to a URL. Used to check that outbound delivery works
 /// (and by the crash test as an idempotent receiver's feed).
@@ -36,17 +37,10 @@ impl JobHandler for Ping {
             let rb = rb.json(&serde_json::json!({"key": p.key, "job_id": job.id}));
             match self.http.send(rb).await {
                 Ok(r) if (200..300).contains(&r.status) => Ok(()),
-                Ok(r) if r.status == 429 => {
-                    let after = r
-                        .headers
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<i64>().ok());
-                    Err(JobError::Transient {
-                        message: "rate limited (429)".into(),
-                        retry_after_ms: after.map(|s| s * 1000),
-                    })
-                }
+                Ok(r) if r.status == 429 => Err(JobError::Transient {
+                    message: "rate limited (429)".into(),
+                    retry_after_ms: r.retry_after_ms(),
+                }),
                 Ok(r) if r.status >= 500 => {
                     Err(JobError::transient(format!("server error {}", r.status)))
                 }
@@ -280,22 +274,19 @@ impl JobHandler for AppNotify {
                 .request(reqwest::Method::POST, &hook.url)
                 .map_err(|e| JobError::permanent(e.to_string()))?
                 .header("content-type", "application/json")
-                .header("yiren-signature", &hook.signature)
+                .header(
+                    "yiren-signature",
+                    // The shop's own webhook signature, under the app's secret.
+                    webhook_signature(&hook.secret, hook.sent_at, hook.body.as_bytes()),
+                )
                 .header("yiren-event-id", &hook.event_id)
                 .body(hook.body);
             match self.http.send(rb).await {
                 Ok(r) if (200..300).contains(&r.status) => Ok(()),
-                Ok(r) => {
-                    let after = r
-                        .headers
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<i64>().ok());
-                    Err(JobError::Transient {
-                        message: format!("the app answered {}", r.status),
-                        retry_after_ms: after.map(|s| s * 1000),
-                    })
-                }
+                Ok(r) => Err(JobError::Transient {
+                    message: format!("the app answered {}", r.status),
+                    retry_after_ms: r.retry_after_ms(),
+                }),
                 Err(e @ (OutboundError::Forbidden(_) | OutboundError::BadUrl(_))) => {
                     Err(JobError::permanent(e.to_string()))
                 }

@@ -15,60 +15,12 @@ use yiren_core::DomainError;
 use crate::error::ApiError;
 use crate::AppState;
 
-/// An order placed through an app, as the app sees it.
-#[derive(Serialize, ToSchema)]
-pub struct AppOrder {
-    /// The order id (text: JavaScript numbers cannot hold it exactly).
-    pub id: String,
-    pub app_id: String,
-    /// The app's own reference, as it sent it.
-    #[serde(rename = "ref")]
-    #[schema(rename = "ref")]
-    pub reference: String,
-    /// `pending`, `paid`, `partially_refunded`, `refunded`, `voided` or `cancelled`. Deliver
-    /// only on `paid`.
-    pub status: String,
-    /// The shop's order number (`#1001`).
-    pub number: i64,
-    pub title: String,
-    /// What the customer pays, in minor units of `currency` (fen, cents).
-    pub amount: i64,
-    pub currency: String,
-    /// Minor units returned to the customer so far.
-    pub refunded: i64,
-    pub email: String,
-    pub customer_id: Option<String>,
-    /// The payment gateway the customer chose.
-    pub gateway: String,
-    pub created_at: String,
-    pub paid_at: Option<String>,
-}
+pub use yiren_core::checkout_app::AppOrder;
 
 /// `{"app_order": {...}}`.
 #[derive(Serialize, ToSchema)]
 pub struct AppOrderResponse {
     pub app_order: AppOrder,
-}
-
-impl From<yiren_core::checkout_app::AppOrder> for AppOrder {
-    fn from(o: yiren_core::checkout_app::AppOrder) -> Self {
-        AppOrder {
-            id: o.id,
-            app_id: o.app_id,
-            reference: o.reference,
-            status: o.status,
-            number: o.number,
-            title: o.title,
-            amount: o.amount,
-            currency: o.currency,
-            refunded: o.refunded,
-            email: o.email,
-            customer_id: o.customer_id,
-            gateway: o.gateway,
-            created_at: o.created_at,
-            paid_at: o.paid_at,
-        }
-    }
 }
 
 /// The id and secret of `Authorization: Basic …`.
@@ -119,10 +71,7 @@ pub async fn get_app_order(
         Err(_) => yiren_core::checkout_app::for_app(&state.ctx, &app_id, &secret, 0).await,
     };
     let mut resp = match result {
-        Ok(o) => Json(AppOrderResponse {
-            app_order: o.into(),
-        })
-        .into_response(),
+        Ok(app_order) => Json(AppOrderResponse { app_order }).into_response(),
         Err(DomainError::Unauthenticated) => return unauthorized(),
         Err(e) => ApiError::from(e).into_response(),
     };
