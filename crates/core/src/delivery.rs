@@ -3,7 +3,8 @@
 //!
 //! Language: an *entitlement* is what one paid order grants for one product — downloads of a
 //! digital product's files (counted against the checkout setting `download_limit`), a membership
-//! (from payment for the product's `membership_days` × quantity), licence keys. It is *revoked*
+//! (the product's `membership_days` × quantity, from payment — or, for a member buying again,
+//! from the end of the period they already have), licence keys. It is *revoked*
 //! when the order is fully refunded or cancelled after payment, or by the owner; a revoked
 //! entitlement gives nothing from that moment. A *download link* is
 //! `/downloads/{entitlement}/{file}?exp=&sig=`: `sig` is an HMAC-SHA256 (256 bits) under the server
@@ -283,6 +284,58 @@ pub async fn remove_file(ctx: &Ctx, product_id: i64, id: i64) -> DomainResult<()
     Ok(())
 }
 
+/// How long a membership purchase lasts.
+enum Term {
+    /// `membership_days` × quantity.
+    Days(i64),
+    /// `membership_months` × quantity, on the calendar of a time zone.
+    Months { months: i64, tz: String },
+    /// No period set: access without an end.
+    Open,
+}
+
+impl Term {
+    fn of(d: &catalog::Details, quantity: i64, tz: &str) -> Term {
+        match (d.membership_months, d.membership_days) {
+            (Some(m), _) if m > 0 => Term::Months {
+                months: m.saturating_mul(quantity),
+                tz: tz.to_string(),
+            },
+            (_, Some(days)) if days > 0 => Term::Days(days.saturating_mul(quantity)),
+            _ => Term::Open,
+        }
+    }
+
+    /// (starts_at, ends_at, period_anchor) of a purchase paid at `now`, by a holder whose
+    /// current membership of the product (still running) is `before`: the new term follows it
+    /// rather than overlapping it, and a run of monthly terms keeps counting from its first
+    /// purchase — 31 January, 28 February, 31 March — instead of from each term's end.
+    fn after(&self, before: Option<&EntitlementRow>, now: i64) -> (i64, Option<i64>, Option<i64>) {
+        let start = before.and_then(|e| e.ends_at).unwrap_or(now);
+        match self {
+            Term::Open => (start, None, None),
+            Term::Days(days) => (
+                start,
+                Some(start.saturating_add(days.saturating_mul(86_400_000))),
+                None,
+            ),
+            Term::Months { months, tz } => {
+                // Count on from the run's anchor when the current term ends on one of its
+                // month boundaries (1 month at a time); else start a run here.
+                let on = before.and_then(|e| e.period_anchor).and_then(|anchor| {
+                    let k = crate::period::period_at(anchor, tz, 1, start)?;
+                    (crate::period::boundary(anchor, tz, 1, k)? == start).then_some((anchor, k))
+                });
+                let (anchor, k) = on.unwrap_or((start, 0));
+                let end = crate::period::boundary(anchor, tz, 1, k.saturating_add(*months))
+                    // An unknown zone (settings check it) or a date past the calendar's range.
+                    .unwrap_or_else(|| start.saturating_add(months.saturating_mul(2_629_746_000)));
+                (start, Some(end), Some(anchor))
+            }
+        }
+    }
+}
+
 /// Grant what a paid order's lines give: downloads for digital products, a membership period,
 /// licence keys. Once per order and product (a repeated grant changes nothing).
 pub(crate) async fn grant(ctx: &Ctx, tx: &mut Tx, o: &OrderRow) -> DomainResult<()> {
@@ -297,26 +350,29 @@ pub(crate) async fn grant(ctx: &Ctx, tx: &mut Tx, o: &OrderRow) -> DomainResult<
     }
     let now = ctx.now();
     for (product_id, (kind, title, quantity)) in by_product {
-        let (kind, ends_at) = match kind.as_str() {
+        let (kind, membership) = match kind.as_str() {
             "digital" => ("download", None),
             "license" => ("license", None),
             "membership" => {
-                let days = match yiren_store::catalog::get_product(&mut **tx, product_id).await {
-                    Ok(p) => serde_json::from_str::<catalog::Details>(&p.details)
-                        .ok()
-                        .and_then(|d| d.membership_days)
-                        .filter(|d| *d > 0),
+                let details = match yiren_store::catalog::get_product(&mut **tx, product_id).await {
+                    Ok(p) => serde_json::from_str::<catalog::Details>(&p.details).ok(),
                     Err(StoreError::NotFound) => None,
                     Err(e) => return Err(e.into()),
                 };
-                // No period set: access without an end.
-                let end = days.map(|d| {
-                    now.saturating_add(d.saturating_mul(quantity).saturating_mul(86_400_000))
-                });
-                ("membership", end)
+                let before = store::latest_membership(tx, o.customer_id, &o.email, product_id)
+                    .await?
+                    .filter(|e| e.ends_at.is_some_and(|end| end > now));
+                let tz =
+                    crate::settings::from_pairs(crate::settings::rows_in(ctx, tx).await?.to_vec())
+                        .time_zone;
+                let term = details
+                    .map(|d| Term::of(&d, quantity, &tz))
+                    .unwrap_or(Term::Open);
+                ("membership", Some(term.after(before.as_ref(), now)))
             }
             _ => continue,
         };
+        let (starts_at, ends_at, period_anchor) = membership.unwrap_or((now, None, None));
         let e = EntitlementRow {
             id: ctx.new_id(),
             order_id: o.id,
@@ -325,7 +381,7 @@ pub(crate) async fn grant(ctx: &Ctx, tx: &mut Tx, o: &OrderRow) -> DomainResult<
             product_id,
             kind: kind.into(),
             title,
-            starts_at: now,
+            starts_at,
             ends_at,
             downloads: 0,
             download_limit: if kind == "download" {
@@ -335,6 +391,7 @@ pub(crate) async fn grant(ctx: &Ctx, tx: &mut Tx, o: &OrderRow) -> DomainResult<
             },
             revoked_at: None,
             created_at: now,
+            period_anchor,
         };
         if store::insert_entitlement(tx, &e).await? && kind == "license" {
             crate::license::assign(ctx, tx, o, e.id, product_id, quantity).await?;

@@ -36,6 +36,7 @@ pub mod oidc;
 pub mod order;
 pub mod password;
 pub mod payment;
+pub mod period;
 pub mod pricing;
 pub mod reach;
 pub mod secret;

@@ -33,11 +33,13 @@ pub struct EntitlementRow {
     pub download_limit: i64,
     pub revoked_at: Option<i64>,
     pub created_at: i64,
+    /// Memberships counted in months: the instant their periods count from.
+    pub period_anchor: Option<i64>,
 }
 
 const FILE_COLUMNS: &str = "id, product_id, name, file_key, size, mime, position, created_at";
 const ENTITLEMENT_COLUMNS: &str = "id, order_id, customer_id, email, product_id, kind, title, \
-     starts_at, ends_at, downloads, download_limit, revoked_at, created_at";
+     starts_at, ends_at, downloads, download_limit, revoked_at, created_at, period_anchor";
 
 /// Add a file at the end of its product's list.
 pub async fn insert_file<'e, E: Executor<'e, Database = Any>>(
@@ -103,7 +105,7 @@ pub async fn delete_file<'e, E: Executor<'e, Database = Any>>(
 pub async fn insert_entitlement(tx: &mut Tx, e: &EntitlementRow) -> StoreResult<bool> {
     let r = sqlx::query(&format!(
         "INSERT INTO entitlements ({ENTITLEMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-         $10, $11, $12, $13) ON CONFLICT (order_id, product_id) DO NOTHING"
+         $10, $11, $12, $13, $14) ON CONFLICT (order_id, product_id) DO NOTHING"
     ))
     .bind(e.id)
     .bind(e.order_id)
@@ -118,9 +120,43 @@ pub async fn insert_entitlement(tx: &mut Tx, e: &EntitlementRow) -> StoreResult<
     .bind(e.download_limit)
     .bind(e.revoked_at)
     .bind(e.created_at)
+    .bind(e.period_anchor)
     .execute(&mut **tx)
     .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// A holder's unrevoked membership of a product that lasts longest (one without an end first),
+/// if any. The holder is the customer, or the email of a guest.
+pub async fn latest_membership(
+    tx: &mut Tx,
+    customer_id: Option<i64>,
+    email: &str,
+    product_id: i64,
+) -> StoreResult<Option<EntitlementRow>> {
+    let base = format!(
+        "SELECT {ENTITLEMENT_COLUMNS} FROM entitlements WHERE kind = 'membership' \
+         AND product_id = $1 AND revoked_at IS NULL AND "
+    );
+    let rows: Vec<EntitlementRow> = match customer_id {
+        Some(c) => {
+            sqlx::query_as(&format!("{base}customer_id = $2"))
+                .bind(product_id)
+                .bind(c)
+                .fetch_all(&mut **tx)
+                .await?
+        }
+        None => {
+            sqlx::query_as(&format!("{base}customer_id IS NULL AND email = $2"))
+                .bind(product_id)
+                .bind(email)
+                .fetch_all(&mut **tx)
+                .await?
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .max_by_key(|e| (e.ends_at.is_none(), e.ends_at)))
 }
 
 /// One entitlement.

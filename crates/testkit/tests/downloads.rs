@@ -259,6 +259,18 @@ both_engines! {
         assert!(g.starts_at >= before);
         let page = app.client().get(app.url(&format!("/orders/{}?key={}", o.id, order::access_key(ctx, o.id)))).send().await.unwrap().text().await.unwrap();
         assert!(page.contains("会员有效期至"), "{page}");
+        // Bought again while still a member: the new 30 days follow the 60 already held.
+        let again = Submit { token: "club-again".into(), email: "m@example.com".into(), lines: vec![cart::Line { variant_id: m, quantity: 1 }], gateway: "manual".into(), ..Default::default() };
+        let o2 = checkout::place(ctx, &again).await.unwrap();
+        order::confirm_manual(ctx, o2.id, OWNER).await.unwrap();
+        let g2 = grant_of(ctx, o2.id).await;
+        assert_eq!((g2.starts_at, g2.ends_at), (g.ends_at.unwrap(), Some(g.ends_at.unwrap() + 30 * 86_400_000)));
+        // Someone else's membership starts when they pay.
+        let other = Submit { token: "club-other".into(), email: "n@example.com".into(), lines: vec![cart::Line { variant_id: m, quantity: 1 }], gateway: "manual".into(), ..Default::default() };
+        let o3 = checkout::place(ctx, &other).await.unwrap();
+        order::confirm_manual(ctx, o3.id, OWNER).await.unwrap();
+        let g3 = grant_of(ctx, o3.id).await;
+        assert!(g3.starts_at < g.ends_at.unwrap() && g3.starts_at >= before);
         order::refund(ctx, o.id, &Refund { amount: 5_800, key: "m".into(), restock: false, reason: String::new(), lines: vec![] }, OWNER).await.unwrap();
         assert!(grant_of(ctx, o.id).await.revoked_at.is_some());
 
@@ -269,5 +281,48 @@ both_engines! {
         assert_eq!(o.payment, "paid");
         assert_eq!(grant_of(ctx, o.id).await.kind, "download");
         assert!(order::audit(ctx).await.unwrap().is_empty());
+    }
+
+    async fn monthly_memberships_keep_the_day_they_were_bought_on(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let ctx = &app.state.ctx;
+        use yiren_core::catalog::{self, Details, Price, ProductInput, VariantInput};
+        use yiren_core::clock::{parse_rfc3339 as at, rfc3339};
+        let input = |details: Details| ProductInput {
+            title: "月度会员".into(), handle: "monthly".into(), kind: Kind::Membership, status: "active".into(), details,
+            variants: vec![VariantInput { prices: vec![Price { currency: "CNY".into(), amount: 1_900, compare_at: None }], ..Default::default() }],
+            ..Default::default()
+        };
+        // Days or months: one of the two.
+        for d in [Details::default(), Details { membership_days: Some(30), membership_months: Some(1), ..Default::default() }] {
+            let e = catalog::create(ctx, &input(d), "test").await.unwrap_err();
+            assert!(matches!(&e, yiren_core::DomainError::Invalid { field, .. } if *field == Some("membership_days")), "{e:?}");
+        }
+        assert!(catalog::create(ctx, &input(Details { membership_months: Some(1_201), ..Default::default() }), "test").await.is_err());
+        let m = catalog::create(ctx, &input(Details { membership_months: Some(1), ..Default::default() }), "test").await.unwrap().variants[0].row.id;
+        let buy = |token: &'static str, quantity: i64| Submit { token: token.into(), email: "m@example.com".into(), lines: vec![cart::Line { variant_id: m, quantity }], gateway: "manual".into(), ..Default::default() };
+        // Bought on 31 January at 23:30 in Shanghai (the shop's zone): 15:30 UTC.
+        app.clock.set(at("2027-01-31T15:30:00Z").unwrap());
+        let o1 = checkout::place(ctx, &buy("m1", 1)).await.unwrap();
+        order::confirm_manual(ctx, o1.id, OWNER).await.unwrap();
+        let g1 = grant_of(ctx, o1.id).await;
+        assert_eq!((rfc3339(g1.starts_at), g1.ends_at.map(rfc3339)), ("2027-01-31T15:30:00Z".into(), Some("2027-02-28T15:30:00Z".into())));
+        // Two more months bought on 10 February follow on, counted from 31 January: to 30 April.
+        app.clock.set(at("2027-02-10T02:00:00Z").unwrap());
+        let o2 = checkout::place(ctx, &buy("m2", 2)).await.unwrap();
+        order::confirm_manual(ctx, o2.id, OWNER).await.unwrap();
+        let g2 = grant_of(ctx, o2.id).await;
+        assert_eq!((g2.starts_at, g2.ends_at.map(rfc3339)), (g1.ends_at.unwrap(), Some("2027-04-30T15:30:00Z".into())));
+        assert_eq!(g2.period_anchor, Some(g1.starts_at));
+        // And one more runs to the 31st again, not to the 30th.
+        let o3 = checkout::place(ctx, &buy("m3", 1)).await.unwrap();
+        order::confirm_manual(ctx, o3.id, OWNER).await.unwrap();
+        assert_eq!(grant_of(ctx, o3.id).await.ends_at.map(rfc3339), Some("2027-05-31T15:30:00Z".into()));
+        // After a run has lapsed, a purchase starts a new one from the day it is paid.
+        app.clock.set(at("2027-07-15T04:00:00Z").unwrap());
+        let o4 = checkout::place(ctx, &buy("m4", 1)).await.unwrap();
+        order::confirm_manual(ctx, o4.id, OWNER).await.unwrap();
+        let g4 = grant_of(ctx, o4.id).await;
+        assert_eq!((rfc3339(g4.starts_at), g4.ends_at.map(rfc3339), g4.period_anchor), ("2027-07-15T04:00:00Z".into(), Some("2027-08-15T04:00:00Z".into()), Some(g4.starts_at)));
     }
 }

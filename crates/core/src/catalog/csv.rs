@@ -79,6 +79,7 @@ pub const EXPORT_HEADER: &[&str] = &[
     "Google Shopping / Custom label 4",
     KIND_COLUMN,
     DAYS_COLUMN,
+    MONTHS_COLUMN,
     TARGET_COLUMN,
     DEADLINE_COLUMN,
     BOOKING_COLUMN,
@@ -86,6 +87,7 @@ pub const EXPORT_HEADER: &[&str] = &[
 
 const KIND_COLUMN: &str = "Kind (product.metafields.yiren.kind)";
 const DAYS_COLUMN: &str = "Membership days (product.metafields.yiren.membership_days)";
+const MONTHS_COLUMN: &str = "Membership months (product.metafields.yiren.membership_months)";
 const TARGET_COLUMN: &str = "Campaign target (product.metafields.yiren.target_amount)";
 const DEADLINE_COLUMN: &str = "Campaign deadline (product.metafields.yiren.deadline)";
 const BOOKING_COLUMN: &str = "Booking (product.metafields.yiren.booking)";
@@ -144,6 +146,7 @@ const ALIASES: &[(&str, &[&str])] = &[
     ("seo_description", &["SEO Description"]),
     ("kind", &[KIND_COLUMN]),
     ("membership_days", &[DAYS_COLUMN]),
+    ("membership_months", &[MONTHS_COLUMN]),
     ("target_amount", &[TARGET_COLUMN]),
     ("deadline", &[DEADLINE_COLUMN]),
     ("booking", &[BOOKING_COLUMN]),
@@ -412,6 +415,13 @@ fn product_of(
         d => match d.parse::<i64>() {
             Ok(d) => input.details.membership_days = Some(d),
             Err(_) => errors.push(err(*line, "Membership days", "catalog.details_invalid")),
+        },
+    }
+    match g("membership_months") {
+        "" => {}
+        m => match m.parse::<i64>() {
+            Ok(m) => input.details.membership_months = Some(m),
+            Err(_) => errors.push(err(*line, "Membership months", "catalog.details_invalid")),
         },
     }
     match g("target_amount") {
@@ -809,6 +819,10 @@ pub fn export(
                 r[col(KIND_COLUMN)] = p.row.kind.clone();
                 let d = &p.details;
                 r[col(DAYS_COLUMN)] = d.membership_days.map(|x| x.to_string()).unwrap_or_default();
+                r[col(MONTHS_COLUMN)] = d
+                    .membership_months
+                    .map(|x| x.to_string())
+                    .unwrap_or_default();
                 r[col(TARGET_COLUMN)] = d
                     .target_amount
                     .map(|a| money::format(a, currency))

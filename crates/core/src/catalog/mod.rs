@@ -174,6 +174,11 @@ pub struct Details {
     /// Membership: days of access a purchase gives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub membership_days: Option<i64>,
+    /// Membership: months of access a purchase gives, counted on the calendar in the shop's time
+    /// zone (bought on 31 January, a month runs to 28/29 February). Either this or
+    /// `membership_days`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership_months: Option<i64>,
     /// Crowdfunding: target in minor units of the shop currency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_amount: Option<i64>,
@@ -747,6 +752,8 @@ fn check(p: &ProductInput, shop_currency: &str) -> DomainResult<Checked> {
     let d = &p.details;
     if d.membership_days
         .is_some_and(|n| !(1..=36_600).contains(&n))
+        || d.membership_months
+            .is_some_and(|n| !(1..=1_200).contains(&n))
         || d.target_amount
             .is_some_and(|a| !(1..=money::MAX_MINOR).contains(&a))
         || d.activation_limit.is_some_and(|n| !(1..=1000).contains(&n))
@@ -754,7 +761,7 @@ fn check(p: &ProductInput, shop_currency: &str) -> DomainResult<Checked> {
     {
         return Err(DomainError::invalid("details", "catalog.details_invalid"));
     }
-    if p.kind == Kind::Membership && d.membership_days.is_none() {
+    if p.kind == Kind::Membership && d.membership_days.is_none() == d.membership_months.is_none() {
         return Err(DomainError::invalid(
             "membership_days",
             "catalog.membership_days_required",
@@ -768,6 +775,7 @@ fn check(p: &ProductInput, shop_currency: &str) -> DomainResult<Checked> {
     }
     let details = Details {
         membership_days: d.membership_days.filter(|_| p.kind == Kind::Membership),
+        membership_months: d.membership_months.filter(|_| p.kind == Kind::Membership),
         target_amount: d.target_amount.filter(|_| p.kind == Kind::Crowdfunding),
         deadline: d.deadline.filter(|_| p.kind == Kind::Crowdfunding),
         booking: d.booking && p.kind == Kind::Service,

@@ -37,6 +37,7 @@ const FIELDS: &[&str] = &[
     "seo_description",
     "publish_at",
     "membership_days",
+    "membership_months",
     "target_amount",
     "deadline",
     "booking",
@@ -150,6 +151,13 @@ fn pairs_of(p: &Product, currency: &str, tz: &str) -> Vec<(String, String)> {
             "membership_days".into(),
             p.details
                 .membership_days
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "membership_months".into(),
+            p.details
+                .membership_months
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
         ),
@@ -391,6 +399,7 @@ fn input_of(
         publish_at: time("publish_at")?,
         details: Details {
             membership_days: whole("membership_days", "catalog.details_invalid")?,
+            membership_months: whole("membership_months", "catalog.details_invalid")?,
             target_amount: opt_money("target_amount")?,
             deadline: time("deadline")?,
             booking: on("booking"),

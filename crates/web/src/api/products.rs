@@ -96,6 +96,9 @@ pub struct ProductDetails {
     /// Membership: days of access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub membership_days: Option<i64>,
+    /// Membership: months of access by the calendar in the shop's time zone (instead of days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership_months: Option<i64>,
     /// Crowdfunding: target, decimal string in the shop currency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_amount: Option<String>,
@@ -334,6 +337,7 @@ fn product_json(p: &DomainProduct, currency: &str, mc: &MediaContext<'_>) -> Pro
             .collect(),
         details: ProductDetails {
             membership_days: p.details.membership_days,
+            membership_months: p.details.membership_months,
             target_amount: p.details.target_amount.map(|a| fmt(a, currency)),
             deadline: ts_opt(p.details.deadline),
             booking: p.details.booking,
@@ -559,6 +563,7 @@ fn parse_input(j: ProductInputJson, currency: &str) -> Result<ProductInput, ApiE
         publish_at: time(&j.published_at, "published_at")?,
         details: Details {
             membership_days: j.details.membership_days,
+            membership_months: j.details.membership_months,
             target_amount: j
                 .details
                 .target_amount
