@@ -542,9 +542,14 @@ pub fn status(o: &OrderRow) -> &'static str {
     }
 }
 
-/// Where the customer goes back to: the app's return URL with `order_id`, `ref`, `status`, `ts`
-/// and `sig` added (the app checks the signature, then asks the API).
+/// Where the customer goes back to once an app's order is settled (paid, refunded, cancelled…):
+/// the app's return URL with `order_id`, `ref`, `status`, `ts` and `sig` added (the app checks
+/// the signature, then asks the API). None while the order awaits payment, and for orders that
+/// are not an app's.
 pub async fn return_url(ctx: &Ctx, order: &OrderRow) -> DomainResult<Option<String>> {
+    if order.payment == "pending" && order.cancelled == 0 {
+        return Ok(None);
+    }
     let Some(a) = store::by_order(ctx.db.read(), order.id).await? else {
         return Ok(None);
     };

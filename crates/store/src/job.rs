@@ -114,28 +114,39 @@ pub fn enqueue_many_into(w: &mut Writes, jobs: &[NewJob<'_>], now: i64) {
 /// The job inserted only when message `message_id` exists — it was just added to `w` by
 /// [`crate::reach::insert_message_into`], which does nothing when its cause was queued before.
 pub fn enqueue_for_message(w: &mut Writes, job: &NewJob<'_>, now: i64, message_id: i64) {
-    // (An INSERT … SELECT followed by ON CONFLICT needs the WHERE, or SQLite reads ON as a join.)
-    w.push(job_write(
-        "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, unique_key, created_at, updated_at) \
-         SELECT $1, $2, $3, 'queued', 0, $4, $5, $6, $7, $7 WHERE EXISTS (SELECT 1 FROM messages WHERE id = $8) \
-         ON CONFLICT DO NOTHING",
+    enqueue_if(
+        w,
         job,
         now,
-    ))
-    .bind(message_id);
+        "SELECT 1 FROM messages WHERE id = $8",
+        message_id,
+    );
 }
 
 /// The job inserted only when order `order_id` was placed through one of the owner's apps (its
 /// news goes to the app's webhook), decided by the statement itself: the caller reads nothing.
 pub fn enqueue_for_app_order(w: &mut Writes, job: &NewJob<'_>, now: i64, order_id: i64) {
+    enqueue_if(
+        w,
+        job,
+        now,
+        "SELECT 1 FROM app_orders WHERE order_id = $8",
+        order_id,
+    );
+}
+
+/// `job`, inserted only when `exists` (a query on `$8` = `id`) finds a row.
+fn enqueue_if(w: &mut Writes, job: &NewJob<'_>, now: i64, exists: &'static str, id: i64) {
+    // (An INSERT … SELECT followed by ON CONFLICT needs the WHERE, or SQLite reads ON as a join.)
     w.push(job_write(
-        "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, unique_key, created_at, updated_at) \
-         SELECT $1, $2, $3, 'queued', 0, $4, $5, $6, $7, $7 WHERE EXISTS (SELECT 1 FROM app_orders WHERE order_id = $8) \
-         ON CONFLICT DO NOTHING",
+        &format!(
+            "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, unique_key, created_at, updated_at) \
+             SELECT $1, $2, $3, 'queued', 0, $4, $5, $6, $7, $7 WHERE EXISTS ({exists}) ON CONFLICT DO NOTHING"
+        ),
         job,
         now,
     ))
-    .bind(order_id);
+    .bind(id);
 }
 
 /// `INSERT` of `n` jobs: six values each, then `now`.

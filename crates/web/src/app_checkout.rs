@@ -58,12 +58,10 @@ async fn checked(
 /// Where an order that exists sends the customer: back to the app once paid (or cancelled),
 /// else to the order's page to pay.
 async fn onward(state: &AppState, o: &yiren_store::order::OrderRow) -> Response {
-    if o.payment != "pending" || o.cancelled == 1 {
-        match checkout_app::return_url(&state.ctx, o).await {
-            Ok(Some(url)) => return Redirect::to(&url).into_response(),
-            Ok(None) => {}
-            Err(e) => return crate::admin::pages::domain_error_page(e),
-        }
+    match checkout_app::return_url(&state.ctx, o).await {
+        Ok(Some(url)) => return Redirect::to(&url).into_response(),
+        Ok(None) => {}
+        Err(e) => return crate::admin::pages::domain_error_page(e),
     }
     let key = order::access_key(&state.ctx, o.id);
     Redirect::to(&format!("/orders/{}?key={key}", o.id)).into_response()

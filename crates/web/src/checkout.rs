@@ -389,12 +389,10 @@ async fn order_page(
         }
     }
     // An app's order that is settled goes back to the app, with its signed order id.
-    if o.row.payment != "pending" || o.row.cancelled == 1 {
-        match yiren_core::checkout_app::return_url(&state.ctx, &o.row).await {
-            Ok(Some(url)) => return private(Redirect::to(&url).into_response()),
-            Ok(None) => {}
-            Err(e) => return crate::admin::pages::domain_error_page(e),
-        }
+    match yiren_core::checkout_app::return_url(&state.ctx, &o.row).await {
+        Ok(Some(url)) => return private(Redirect::to(&url).into_response()),
+        Ok(None) => {}
+        Err(e) => return crate::admin::pages::domain_error_page(e),
     }
     let cfg = match checkout::config(&state.ctx).await {
         Ok(c) => c,
@@ -488,13 +486,9 @@ async fn order_status(
     };
     let t = crate::locale::current();
     // An app's order, once settled: where the page sends the customer back to.
-    let back = if o.row.payment != "pending" || o.row.cancelled == 1 {
-        match yiren_core::checkout_app::return_url(&state.ctx, &o.row).await {
-            Ok(u) => u,
-            Err(e) => return crate::error::ApiError::from(e).into_response(),
-        }
-    } else {
-        None
+    let back = match yiren_core::checkout_app::return_url(&state.ctx, &o.row).await {
+        Ok(u) => u,
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
     let body = serde_json::json!({
         "payment": o.row.payment,
