@@ -319,6 +319,25 @@ pub struct Submit {
     pub started: Option<String>,
     /// The order comes from one of the owner's apps (`core::checkout_app`): recorded with it.
     pub app: Option<AppPlacement>,
+    /// The order renews a recurring membership (`core::recurring`): recorded as its period.
+    pub renewal: Option<RenewalPlacement>,
+}
+
+/// The next period of a recurring membership: one line of the plan's product at the plan's
+/// amount (the price it was bought at), payable until `expires_at`, recorded as period `period`
+/// of the plan in the order's own transaction (the period key is unique).
+#[derive(Debug, Clone, Default)]
+pub struct RenewalPlacement {
+    pub plan_id: i64,
+    pub period: i64,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub expires_at: i64,
+    pub product_id: i64,
+    pub variant_id: i64,
+    pub title: String,
+    pub amount: i64,
+    pub currency: String,
 }
 
 /// An order an app sends its customer to pay for: the app, its own reference, and — when the app
@@ -378,6 +397,9 @@ pub struct Quote {
 pub async fn quote(ctx: &Ctx, s: &Submit) -> DomainResult<Quote> {
     if let Some(c) = s.app.as_ref().and_then(|a| a.custom.as_ref()) {
         return custom_quote(ctx, c).await;
+    }
+    if let Some(r) = &s.renewal {
+        return renewal_quote(r);
     }
     if s.lines.is_empty() {
         return Err(DomainError::invalid("lines", "checkout.empty"));
@@ -547,10 +569,28 @@ async fn custom_quote(ctx: &Ctx, c: &CustomLine) -> DomainResult<Quote> {
     if !(1..=crate::money::MAX_MINOR).contains(&c.amount) {
         return Err(DomainError::invalid("amount", "apps.amount_invalid"));
     }
+    one_line_quote(currency, None, CUSTOM_KIND, &c.title, c.amount)
+}
+
+/// A renewal's one line, at the plan's amount.
+fn renewal_quote(r: &RenewalPlacement) -> DomainResult<Quote> {
+    let ids = Some((r.variant_id, r.product_id));
+    one_line_quote(r.currency.clone(), ids, "membership", &r.title, r.amount)
+}
+
+/// A quote of one unit of one line at a set price (no discounts, shipping or tax): an app's
+/// custom line, a renewal. `ids`: the (variant, product) when it is a catalog item.
+fn one_line_quote(
+    currency: String,
+    ids: Option<(i64, i64)>,
+    kind: &str,
+    title: &str,
+    amount: i64,
+) -> DomainResult<Quote> {
     let line = pricing::Line {
-        product_id: 0,
+        product_id: ids.map_or(0, |(_, p)| p),
         collections: vec![],
-        unit_price: c.amount,
+        unit_price: amount,
         quantity: 1,
         grams: 0,
         requires_shipping: false,
@@ -559,14 +599,14 @@ async fn custom_quote(ctx: &Ctx, c: &CustomLine) -> DomainResult<Quote> {
     Ok(Quote {
         currency,
         lines: vec![QuoteLine {
-            variant_id: None,
-            product_id: None,
-            kind: CUSTOM_KIND.into(),
-            title: c.title.clone(),
+            variant_id: ids.map(|(v, _)| v),
+            product_id: ids.map(|(_, p)| p),
+            kind: kind.into(),
+            title: title.to_string(),
             variant_title: String::new(),
             sku: String::new(),
             quantity: 1,
-            unit_price: c.amount,
+            unit_price: amount,
             grams: 0,
             requires_shipping: false,
             tracked: false,
@@ -578,6 +618,19 @@ async fn custom_quote(ctx: &Ctx, c: &CustomLine) -> DomainResult<Quote> {
         needs_shipping: false,
         tax_inclusive: false,
     })
+}
+
+/// The gateway an order may be placed with: one the checkout offers, or — for a renewal, which
+/// keeps the gateway its membership was bought with — any the server knows.
+fn usable_gateway(
+    ctx: &Ctx,
+    s: &Submit,
+) -> Option<std::sync::Arc<dyn crate::payment::PaymentGateway>> {
+    if s.renewal.is_some() {
+        ctx.gateways.get(&s.gateway)
+    } else {
+        ctx.gateways.offered(&s.gateway)
+    }
 }
 
 /// The token and the (lower-case) email, checked.
@@ -595,7 +648,7 @@ fn check_submit(ctx: &Ctx, s: &Submit) -> DomainResult<(String, String)> {
     if s.note.chars().count() > 1000 {
         return Err(DomainError::invalid("note", "checkout.note_too_long"));
     }
-    if ctx.gateways.offered(&s.gateway).is_none() {
+    if usable_gateway(ctx, s).is_none() {
         return Err(DomainError::invalid("gateway", "checkout.gateway_unknown"));
     }
     Ok((token.to_string(), email))
@@ -610,11 +663,7 @@ pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
         return Ok(o);
     }
     let q = quote(ctx, s).await?;
-    if !ctx
-        .gateways
-        .offered(&s.gateway)
-        .is_some_and(|g| g.accepts(&q.currency))
-    {
+    if !usable_gateway(ctx, s).is_some_and(|g| g.accepts(&q.currency)) {
         return Err(DomainError::invalid("gateway", "checkout.gateway_currency"));
     }
     let cfg = config(ctx).await?;
@@ -746,7 +795,10 @@ async fn place_in(
         fulfilled: 0,
         stock: if free { "committed" } else { "held" }.into(),
         hold_until: now + cfg.hold_minutes * 60_000,
-        expires_at: now + cfg.expire_hours * 3_600_000,
+        expires_at: s
+            .renewal
+            .as_ref()
+            .map_or(now + cfg.expire_hours * 3_600_000, |r| r.expires_at),
         gateway: if free {
             "free".into()
         } else {
@@ -806,10 +858,24 @@ async fn place_in(
     if let Some(started) = &s.started {
         yiren_store::abandoned::converted(w, started, id);
     }
+    if let Some(r) = &s.renewal {
+        yiren_store::recurring::insert_period_into(
+            w,
+            &yiren_store::recurring::PeriodRow {
+                plan_id: r.plan_id,
+                period: r.period,
+                order_id: id,
+                starts_at: r.starts_at,
+                ends_at: r.ends_at,
+                paid_at: None,
+                created_at: now,
+            },
+        );
+    }
     if free {
         // Delivery reads the order's lines.
         w.run(tx).await?;
-        crate::delivery::grant(ctx, tx, &row).await?;
+        crate::delivery::grant(ctx, tx, &row, None).await?;
     }
     for (discount_id, amount) in uses {
         store::add_use(w, discount_id, id, &who, amount, now);
@@ -828,7 +894,12 @@ async fn place_in(
             "total": row.total, "currency": row.currency, "discounts": q.discounts.iter().map(|d| d.code.clone().unwrap_or_else(|| d.title.clone())).collect::<Vec<_>>(),
         }),
     );
-    crate::mail::order_mail_into(ctx, w, &row, "placed");
+    let mail = if s.renewal.is_some() {
+        "renewal"
+    } else {
+        "placed"
+    };
+    crate::mail::order_mail_into(ctx, w, &row, mail);
     let owner_news = crate::notify::OwnerEvent::NewOrder {
         order_id: id,
         confirm: !free && row.gateway == "manual",

@@ -338,37 +338,55 @@ impl Term {
 
 /// Grant what a paid order's lines give: downloads for digital products, a membership period,
 /// licence keys. Once per order and product (a repeated grant changes nothing).
-pub(crate) async fn grant(ctx: &Ctx, tx: &mut Tx, o: &OrderRow) -> DomainResult<()> {
+///
+/// A membership counted in months starts a recurring plan (`core::recurring`) — billed by the
+/// gateway when `subscription` names the gateway's subscription, else renewed by order; an order
+/// that pays a plan's period grants that period.
+pub(crate) async fn grant(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    o: &OrderRow,
+    subscription: Option<&str>,
+) -> DomainResult<()> {
     let cfg = crate::checkout::config_in(tx).await?;
-    let mut by_product: std::collections::BTreeMap<i64, (String, String, i64)> = Default::default();
+    let mut by_product: std::collections::BTreeMap<i64, Bought> = Default::default();
     for l in yiren_store::order::lines(&mut **tx, o.id).await? {
         let Some(pid) = l.product_id else { continue };
-        let e = by_product
-            .entry(pid)
-            .or_insert((l.kind.clone(), l.title.clone(), 0));
-        e.2 += l.quantity;
+        let e = by_product.entry(pid).or_insert(Bought {
+            kind: l.kind.clone(),
+            title: l.title.clone(),
+            variant_id: l.variant_id.unwrap_or_default(),
+            ..Default::default()
+        });
+        e.quantity += l.quantity;
+        let tax = if o.tax_inclusive == 1 { 0 } else { l.tax };
+        e.amount = e
+            .amount
+            .saturating_add(l.subtotal - l.discount)
+            .saturating_add(tax);
     }
     let now = ctx.now();
-    for (product_id, (kind, title, quantity)) in by_product {
+    for (product_id, bought) in by_product {
+        let Bought {
+            kind,
+            title,
+            quantity,
+            ..
+        } = &bought;
+        let quantity = *quantity;
+        let title = title.clone();
         let (kind, membership) = match kind.as_str() {
             "digital" => ("download", None),
             "license" => ("license", None),
             "membership" => {
-                let details = match yiren_store::catalog::get_product(&mut **tx, product_id).await {
-                    Ok(p) => serde_json::from_str::<catalog::Details>(&p.details).ok(),
-                    Err(StoreError::NotFound) => None,
-                    Err(e) => return Err(e.into()),
-                };
-                let before = store::latest_membership(tx, o.customer_id, &o.email, product_id)
-                    .await?
-                    .filter(|e| e.ends_at.is_some_and(|end| end > now));
-                let tz =
-                    crate::settings::from_pairs(crate::settings::rows_in(ctx, tx).await?.to_vec())
-                        .time_zone;
-                let term = details
-                    .map(|d| Term::of(&d, quantity, &tz))
-                    .unwrap_or(Term::Open);
-                ("membership", Some(term.after(before.as_ref(), now)))
+                if let Some((starts, ends, anchor)) =
+                    crate::recurring::paid_in(ctx, tx, o.id).await?
+                {
+                    ("membership", Some((starts, Some(ends), Some(anchor))))
+                } else {
+                    let m = membership_of(ctx, tx, o, product_id, &bought, subscription).await?;
+                    ("membership", Some(m))
+                }
             }
             _ => continue,
         };
@@ -398,6 +416,59 @@ pub(crate) async fn grant(ctx: &Ctx, tx: &mut Tx, o: &OrderRow) -> DomainResult<
         }
     }
     Ok(())
+}
+
+/// A paid order's lines of one product, added up.
+#[derive(Debug, Default)]
+struct Bought {
+    kind: String,
+    title: String,
+    variant_id: i64,
+    quantity: i64,
+    /// What the lines cost the customer (after discounts, with tax paid on top).
+    amount: i64,
+}
+
+/// The membership a plain purchase grants — (starts_at, ends_at, anchor) after the holder's
+/// running one — and, for one counted in months, the recurring plan it starts.
+async fn membership_of(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    o: &OrderRow,
+    product_id: i64,
+    bought: &Bought,
+    subscription: Option<&str>,
+) -> DomainResult<(i64, Option<i64>, Option<i64>)> {
+    let now = ctx.now();
+    let details = match yiren_store::catalog::get_product(&mut **tx, product_id).await {
+        Ok(p) => serde_json::from_str::<catalog::Details>(&p.details).ok(),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let before = store::latest_membership(tx, o.customer_id, &o.email, product_id)
+        .await?
+        .filter(|e| e.ends_at.is_some_and(|end| end > now));
+    let tz =
+        crate::settings::from_pairs(crate::settings::rows_in(ctx, tx).await?.to_vec()).time_zone;
+    let term = details
+        .map(|d| Term::of(&d, bought.quantity, &tz))
+        .unwrap_or(Term::Open);
+    let m = term.after(before.as_ref(), now);
+    if let (Term::Months { months, tz }, (starts_at, Some(ends_at), Some(anchor_at))) = (&term, m) {
+        let b = crate::recurring::Bought {
+            product_id,
+            variant_id: bought.variant_id,
+            title: &bought.title,
+            amount: bought.amount,
+            every_months: *months,
+            tz,
+            starts_at,
+            ends_at,
+            anchor_at,
+        };
+        crate::recurring::start_in(ctx, tx, o, &b, subscription).await?;
+    }
+    Ok(m)
 }
 
 /// Revoke an order's entitlements (or one of them) inside the order's transaction; how many.

@@ -39,6 +39,7 @@ pub mod payment;
 pub mod period;
 pub mod pricing;
 pub mod reach;
+pub mod recurring;
 pub mod secret;
 pub mod settings;
 pub mod setup;

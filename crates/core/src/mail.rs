@@ -351,7 +351,18 @@ async fn render_template(
 }
 
 /// Order kinds that mail the customer.
-pub const ORDER_MAILS: [&str; 5] = ["placed", "paid", "shipped", "refunded", "reminder"];
+pub const ORDER_MAILS: [&str; 8] = [
+    "placed",
+    "paid",
+    "shipped",
+    "refunded",
+    "reminder",
+    // A recurring membership's next period (the renewal order), a renewal the gateway could not
+    // charge (sent about the plan's first order), a renewal left unpaid (the plan ended).
+    "renewal",
+    "renewal_failed",
+    "lapsed",
+];
 
 async fn render_order(
     ctx: &Ctx,
@@ -370,7 +381,9 @@ async fn render_order(
         Err(e) => return Err(e),
     };
     // A reminder to pay is moot once the order is paid or cancelled.
-    if kind == "reminder" && (o.row.payment != "pending" || o.row.cancelled == 1) {
+    if (kind == "reminder" || kind == "renewal")
+        && (o.row.payment != "pending" || o.row.cancelled == 1)
+    {
         return Ok(None);
     }
     let site = crate::settings::load(ctx).await?;
@@ -426,7 +439,25 @@ pub async fn order_mail(
     o: &yiren_store::order::OrderRow,
     kind: &str,
 ) -> DomainResult<()> {
-    reach::enqueue(ctx, tx, &order_message(o, kind)).await?;
+    reach::enqueue(
+        ctx,
+        tx,
+        &order_message(o, kind, &format!("order:{}:{kind}", o.id)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// [`order_mail`] once per `cause` rather than once per order and kind (a message that can come
+/// again about the same order: a recurring membership's failed renewal, once per period).
+pub async fn order_mail_once(
+    ctx: &Ctx,
+    tx: &mut yiren_store::Tx,
+    o: &yiren_store::order::OrderRow,
+    kind: &str,
+    cause: String,
+) -> DomainResult<()> {
+    reach::enqueue(ctx, tx, &order_message(o, kind, &cause)).await?;
     Ok(())
 }
 
@@ -437,10 +468,14 @@ pub fn order_mail_into(
     o: &yiren_store::order::OrderRow,
     kind: &str,
 ) {
-    reach::enqueue_into(ctx, w, &order_message(o, kind));
+    reach::enqueue_into(
+        ctx,
+        w,
+        &order_message(o, kind, &format!("order:{}:{kind}", o.id)),
+    );
 }
 
-fn order_message(o: &yiren_store::order::OrderRow, kind: &str) -> reach::Outgoing {
+fn order_message(o: &yiren_store::order::OrderRow, kind: &str, cause: &str) -> reach::Outgoing {
     let mail = Outgoing {
         to: o.email.clone(),
         locale: Locale::parse(&o.locale).unwrap_or_default(),
@@ -449,7 +484,7 @@ fn order_message(o: &yiren_store::order::OrderRow, kind: &str) -> reach::Outgoin
             kind: kind.to_string(),
         },
     };
-    outgoing(format!("order:{}:{kind}", o.id), &mail)
+    outgoing(cause.to_string(), &mail)
 }
 
 /// A transactional message (no unsubscribe link) from template `base`.

@@ -43,6 +43,10 @@ pub struct PaymentRequest {
     pub notify_url: String,
     /// The paying customer's IP address (some gateways' APIs want it).
     pub client_ip: String,
+    /// The order is one membership counted in months: a gateway that bills by itself
+    /// ([`PaymentGateway::bills_recurring`]) may set up a subscription charging the same amount
+    /// every this many months (`core::recurring`). None for everything else.
+    pub every_months: Option<i64>,
 }
 
 /// How the customer pays.
@@ -100,6 +104,7 @@ impl Lookup {
     /// created with, keyed by the order id (for gateways that key a payment by it).
     pub fn status_only(&self, outcome: Outcome) -> Verified {
         Verified {
+            recurring: None,
             order_ref: self.order_ref.clone(),
             reference: self.order_ref.clone(),
             amount: self.amount,
@@ -107,6 +112,22 @@ impl Lookup {
             outcome,
         }
     }
+}
+
+/// A notification about a gateway's subscription (a membership the gateway bills by itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recurring {
+    /// The payment (the outcome) that started subscription `.0`: the order's membership renews
+    /// through the gateway.
+    Started(String),
+    /// A renewal charge of subscription `.0`: paid (recorded as the plan's next period) or failed
+    /// (the customer is told).
+    Renewal(String),
+    /// A paid charge of subscription `.0` that the gateway does not say is the first or a
+    /// renewal (PayPal's sales): the first when no plan has the subscription yet, else a renewal.
+    Payment(String),
+    /// The gateway stopped subscription `.0` (cancelled, expired): no more renewals.
+    Ended(String),
 }
 
 /// What the gateway says happened.
@@ -125,6 +146,8 @@ pub struct Verified {
     pub amount: i64,
     pub currency: String,
     pub outcome: Outcome,
+    /// Set when the notification is about a subscription the gateway bills.
+    pub recurring: Option<Recurring>,
 }
 
 /// Why a notification was not believed.
@@ -229,6 +252,11 @@ pub trait PaymentGateway: Send + Sync + 'static {
     fn nack(&self, retry: bool) -> Ack;
     /// Ask the gateway about a payment (reconciliation); None when it knows nothing yet.
     fn query<'a>(&'a self, q: &'a Lookup) -> BoxFuture<'a, DomainResult<Option<Verified>>>;
+    /// Whether it charges renewals by itself when asked ([`PaymentRequest::every_months`]) and
+    /// reports them ([`Recurring`]); when not, renewals go by order and reminder.
+    fn bills_recurring(&self) -> bool {
+        false
+    }
     /// Whether [`PaymentGateway::refund`] sends money back; when not, a refund is recorded for
     /// the owner to send by hand.
     fn refunds(&self) -> bool {
@@ -295,6 +323,17 @@ impl Field {
             secret: false,
             required: true,
             default,
+            choices: &[],
+        }
+    }
+
+    /// A setting the owner may leave empty.
+    pub const fn optional(name: &'static str) -> Field {
+        Field {
+            name,
+            secret: false,
+            required: false,
+            default: "",
             choices: &[],
         }
     }
@@ -523,6 +562,11 @@ pub async fn start(
         return_url: format!("{base_url}/orders/{}?key={key}", o.id),
         notify_url: format!("{base_url}/payments/{}/notify", gw.id()),
         client_ip: client_ip.to_string(),
+        every_months: if gw.bills_recurring() {
+            crate::recurring::every_months_of(ctx, o).await?
+        } else {
+            None
+        },
     };
     let i = gw.create(&req).await?;
     let (kind, payload) = match &i {
@@ -591,6 +635,56 @@ pub enum Settled {
 /// a query — through the one path: idempotent on the gateway's reference, amount and currency
 /// checked against the order (PAY-1, PAY-6).
 pub async fn settle(ctx: &Ctx, gw: &dyn PaymentGateway, v: &Verified, actor: &str) -> Settled {
+    let mut first_of = None;
+    match (&v.recurring, v.outcome) {
+        (Some(Recurring::Payment(sub)), Outcome::Paid) => {
+            let r = received(gw, v);
+            let about = (gw.id(), sub.as_str(), v.order_ref.as_str());
+            match crate::recurring::renewed(ctx, about, &r, actor).await {
+                Ok(_) => return Settled::Recorded,
+                // No plan has it: the payment that starts it (recorded below).
+                Err(DomainError::NotFound) => first_of = Some(sub.as_str()),
+                Err(DomainError::Conflict { key }) => return Settled::Parked(key),
+                Err(e) => return Settled::Failed(e.to_string()),
+            }
+        }
+        (Some(Recurring::Renewal(sub)), Outcome::Paid) => {
+            let r = received(gw, v);
+            let about = (gw.id(), sub.as_str(), v.order_ref.as_str());
+            return match crate::recurring::renewed(ctx, about, &r, actor).await {
+                Ok(_) => Settled::Recorded,
+                // The subscription's first payment has not been recorded yet (events out of
+                // order): the gateway sends this one again.
+                Err(DomainError::NotFound) => Settled::Failed("subscription not known yet".into()),
+                Err(DomainError::Conflict { key }) => Settled::Parked(key),
+                Err(e) => Settled::Failed(e.to_string()),
+            };
+        }
+        (Some(Recurring::Renewal(sub)), Outcome::Failed) => {
+            let about = (gw.id(), sub.as_str(), v.order_ref.as_str());
+            return match crate::recurring::renewal_failed(ctx, about).await {
+                Ok(()) => Settled::NotPaid,
+                Err(DomainError::NotFound) => Settled::Failed("subscription not known yet".into()),
+                Err(e) => Settled::Failed(e.to_string()),
+            };
+        }
+        (Some(Recurring::Started(sub)), Outcome::Pending) => {
+            // The gateway names the subscription apart from the payment (Lemon Squeezy).
+            return match crate::recurring::attach(ctx, gw.id(), &v.order_ref, sub).await {
+                Ok(()) => Settled::NotPaid,
+                Err(DomainError::NotFound) => Settled::Failed("order not paid yet".into()),
+                Err(e) => Settled::Failed(e.to_string()),
+            };
+        }
+        (Some(Recurring::Ended(sub)), _) => {
+            return match crate::recurring::ended(ctx, gw.id(), sub).await {
+                // An unknown subscription (another site's, or one never started) has nothing to end.
+                Ok(()) | Err(DomainError::NotFound) => Settled::NotPaid,
+                Err(e) => Settled::Failed(e.to_string()),
+            };
+        }
+        _ => {}
+    }
     // Not a payment (pending, failed, or an event about something else): nothing to record.
     if v.outcome != Outcome::Paid {
         return Settled::NotPaid;
@@ -598,17 +692,25 @@ pub async fn settle(ctx: &Ctx, gw: &dyn PaymentGateway, v: &Verified, actor: &st
     let Ok(order_id) = v.order_ref.parse::<i64>() else {
         return Settled::UnknownOrder;
     };
-    let r = Received {
-        gateway: gw.id().to_string(),
-        reference: v.reference.clone(),
-        amount: v.amount,
-        currency: v.currency.clone(),
+    let r = received(gw, v);
+    let subscription = match &v.recurring {
+        Some(Recurring::Started(sub)) => Some(sub.as_str()),
+        _ => first_of,
     };
-    match order::pay(ctx, order_id, &r, actor).await {
+    match order::pay_with(ctx, order_id, &r, actor, subscription).await {
         Ok(Paid::Applied | Paid::Duplicate) => Settled::Recorded,
         Err(DomainError::Conflict { key }) => Settled::Parked(key),
         Err(DomainError::NotFound) => Settled::UnknownOrder,
         Err(e) => Settled::Failed(e.to_string()),
+    }
+}
+
+fn received(gw: &dyn PaymentGateway, v: &Verified) -> Received {
+    Received {
+        gateway: gw.id().to_string(),
+        reference: v.reference.clone(),
+        amount: v.amount,
+        currency: v.currency.clone(),
     }
 }
 

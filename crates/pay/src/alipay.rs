@@ -358,6 +358,7 @@ impl PaymentGateway for Alipay {
         let amount = money::parse(required(&params, "total_amount")?, "CNY", "total_amount")
             .map_err(|_| Rejected::Malformed("total_amount is not an amount".into()))?;
         Ok(Verified {
+            recurring: None,
             order_ref: required(&params, "out_trade_no")?.to_string(),
             reference: required(&params, "trade_no")?.to_string(),
             amount,
@@ -396,6 +397,7 @@ impl PaymentGateway for Alipay {
             let amount = money::parse(&json_text(&v, "total_amount"), "CNY", "total_amount")
                 .map_err(|_| unavailable("total_amount is not an amount"))?;
             Ok(Some(Verified {
+                recurring: None,
                 order_ref: json_text(&v, "out_trade_no"),
                 reference: json_text(&v, "trade_no"),
                 amount,

@@ -196,6 +196,7 @@ impl PaymentGateway for Epay {
         let amount = money::parse(need("money")?, "CNY", "money")
             .map_err(|_| Rejected::Malformed("money is not an amount".into()))?;
         Ok(Verified {
+            recurring: None,
             order_ref: need("out_trade_no")?.to_string(),
             reference: need("trade_no")?.to_string(),
             amount,
@@ -248,6 +249,7 @@ impl PaymentGateway for Epay {
                 DomainError::Unavailable("epay: api.php money is not an amount".into())
             })?;
             Ok(Some(Verified {
+                recurring: None,
                 order_ref: text(&v, "out_trade_no"),
                 reference: text(&v, "trade_no"),
                 amount,
@@ -323,6 +325,7 @@ mod tests {
             return_url: "https://shop.example/orders/42?key=k".into(),
             notify_url: "https://shop.example/payments/epay/notify".into(),
             client_ip: "203.0.113.9".into(),
+            every_months: None,
         }
     }
 

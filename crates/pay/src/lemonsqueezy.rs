@@ -16,6 +16,14 @@
 //! - **No query**: Lemon Squeezy's API cannot find an order by our id, so reconciliation records
 //!   "unknown" for these orders; a lost webhook is resent from Lemon Squeezy's dashboard.
 //! - Refunds are made in Lemon Squeezy's dashboard (recorded here for the owner to do).
+//! - **Subscriptions**: with a subscription variant configured (billed every month, priced per
+//!   checkout), a one-month membership's checkout uses it, so Lemon Squeezy renews it. The first
+//!   payment is still `order_created`; `subscription_created` names the subscription (its id)
+//!   and our order (the checkout's custom data, which Lemon Squeezy passes to every subscription
+//!   event) and attaches it to the membership's plan; `subscription_payment_success` with
+//!   `billing_reason=renewal` is a renewal (reference: the subscription invoice's id, amount its
+//!   `subtotal`), `subscription_payment_failed` a failed renewal, and `subscription_expired` /
+//!   `subscription_cancelled` end it.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -23,7 +31,7 @@ use yiren_core::error::{DomainError, DomainResult};
 use yiren_core::payment::settings::GatewayConfig;
 use yiren_core::payment::{
     Ack, BoxFuture, Field, Instruction, Kind, Lookup, Outcome, PaymentGateway, PaymentRequest,
-    RawNotification, Rejected, Verified,
+    RawNotification, Recurring, Rejected, Verified,
 };
 use yiren_providers::http::HttpClient;
 
@@ -38,6 +46,7 @@ pub const KIND: Kind = Kind {
         Field::secret("signing_secret"),
         Field::text("store_id", ""),
         Field::text("variant_id", ""),
+        Field::optional("subscription_variant_id"),
         Field::text("currency", "USD"),
     ],
 };
@@ -50,6 +59,8 @@ pub struct LemonSqueezy {
     secret: String,
     store_id: String,
     variant_id: String,
+    /// A subscription variant billed monthly, if the owner set one.
+    subscription_variant_id: Option<String>,
     currency: String,
     http: HttpClient,
 }
@@ -98,9 +109,78 @@ impl LemonSqueezy {
             secret,
             store_id: number("store_id")?,
             variant_id: number("variant_id")?,
+            subscription_variant_id: if c.field("subscription_variant_id").trim().is_empty() {
+                None
+            } else {
+                Some(number("subscription_variant_id")?)
+            },
             currency,
             http,
         })
+    }
+}
+
+impl LemonSqueezy {
+    /// The subscription events of this store's subscriptions that carry our order: `Ok(None)`
+    /// for anything else.
+    fn subscription_event(
+        &self,
+        event: &serde_json::Value,
+        order_ref: &str,
+    ) -> Result<Option<Verified>, Rejected> {
+        let name = event["meta"]["event_name"].as_str().unwrap_or("");
+        if !name.starts_with("subscription_") || order_ref.is_empty() {
+            return Ok(None);
+        }
+        let data = &event["data"];
+        let a = &data["attributes"];
+        if json_text(a, "store_id") != self.store_id {
+            return Ok(None);
+        }
+        let id = |v: &serde_json::Value, k: &str| {
+            let s = json_text(v, k);
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                Err(Rejected::Malformed(format!("no {k}")))
+            } else {
+                Ok(s)
+            }
+        };
+        let about = |recurring, outcome| Verified {
+            recurring: Some(recurring),
+            order_ref: order_ref.to_string(),
+            reference: String::new(),
+            amount: 0,
+            currency: String::new(),
+            outcome,
+        };
+        Ok(Some(match name {
+            // data: the subscription.
+            "subscription_created" => about(Recurring::Started(id(data, "id")?), Outcome::Pending),
+            "subscription_cancelled" | "subscription_expired" => {
+                about(Recurring::Ended(id(data, "id")?), Outcome::Pending)
+            }
+            // data: a subscription invoice.
+            "subscription_payment_success" | "subscription_payment_failed" => {
+                let sub = id(a, "subscription_id")?;
+                if json_text(a, "billing_reason") != "renewal" {
+                    // The first charge is the order (`order_created`).
+                    return Ok(Some(about(Recurring::Started(sub), Outcome::Pending)));
+                }
+                let paid =
+                    name == "subscription_payment_success" && json_text(a, "status") == "paid";
+                Verified {
+                    recurring: Some(Recurring::Renewal(sub)),
+                    order_ref: order_ref.to_string(),
+                    reference: format!("invoice:{}", id(data, "id")?),
+                    amount: a["subtotal"]
+                        .as_i64()
+                        .ok_or_else(|| Rejected::Malformed("no subtotal".into()))?,
+                    currency: json_text(a, "currency").to_ascii_uppercase(),
+                    outcome: if paid { Outcome::Paid } else { Outcome::Failed },
+                }
+            }
+            _ => return Ok(None),
+        }))
     }
 }
 
@@ -118,6 +198,10 @@ impl PaymentGateway for LemonSqueezy {
             if !self.accepts(&req.currency) {
                 return Err(DomainError::invalid("gateway", "checkout.gateway_currency"));
             }
+            let variant = match (&self.subscription_variant_id, req.every_months) {
+                (Some(v), Some(1)) => v,
+                _ => &self.variant_id,
+            };
             let body = serde_json::json!({"data": {
                 "type": "checkouts",
                 "attributes": {
@@ -127,7 +211,7 @@ impl PaymentGateway for LemonSqueezy {
                 },
                 "relationships": {
                     "store": {"data": {"type": "stores", "id": self.store_id}},
-                    "variant": {"data": {"type": "variants", "id": self.variant_id}},
+                    "variant": {"data": {"type": "variants", "id": variant}},
                 },
             }});
             let rb = self
@@ -164,6 +248,9 @@ impl PaymentGateway for LemonSqueezy {
             .map_err(|_| Rejected::Malformed("not JSON".into()))?;
         let a = &event["data"]["attributes"];
         let order_ref = json_text(&event["meta"]["custom_data"], "yiren_order");
+        if let Some(v) = self.subscription_event(&event, &order_ref)? {
+            return Ok(v);
+        }
         let ours = event["meta"]["event_name"] == "order_created"
             && !order_ref.is_empty()
             && json_text(a, "store_id") == self.store_id;
@@ -175,6 +262,7 @@ impl PaymentGateway for LemonSqueezy {
         if outcome != Outcome::Paid {
             // Not a payment of ours: acknowledged, nothing recorded.
             return Ok(Verified {
+                recurring: None,
                 order_ref,
                 reference: String::new(),
                 amount: 0,
@@ -187,6 +275,7 @@ impl PaymentGateway for LemonSqueezy {
             return Err(Rejected::Malformed("no order id".into()));
         }
         Ok(Verified {
+            recurring: None,
             order_ref,
             reference,
             amount: a["subtotal"]
@@ -195,6 +284,10 @@ impl PaymentGateway for LemonSqueezy {
             currency: json_text(a, "currency").to_ascii_uppercase(),
             outcome,
         })
+    }
+
+    fn bills_recurring(&self) -> bool {
+        self.subscription_variant_id.is_some()
     }
 
     fn ack(&self) -> Ack {

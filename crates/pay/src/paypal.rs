@@ -22,6 +22,17 @@
 //!   other events are acknowledged and ignored.
 //! - **Query**: `GET v2/checkout/orders/{id}` (the id from the start).
 //! - **Refund**: `POST v2/payments/captures/{id}/refund` with `PayPal-Request-Id` = our refund id.
+//! - **Subscriptions** (an order of one membership counted in months): a product
+//!   (`POST v1/catalogs/products`, one per gateway), a plan billing the order's total every so
+//!   many months (`POST v1/billing/plans`, `interval_unit: MONTH`, no end) and a subscription on it
+//!   with our order id as `custom_id` (`POST v1/billing/subscriptions`), each with a
+//!   `PayPal-Request-Id`; the customer approves at the `approve` link. Each charge is a
+//!   `PAYMENT.SALE.COMPLETED` naming the subscription (`billing_agreement_id`) and our order
+//!   (`custom`): the first records the order's payment, the later ones renewals (reference: the
+//!   sale id). `BILLING.SUBSCRIPTION.ACTIVATED` names the subscription for the order,
+//!   `BILLING.SUBSCRIPTION.PAYMENT.FAILED` is a failed renewal, and `…CANCELLED`, `…EXPIRED`,
+//!   `…SUSPENDED` end it. A refund of a subscription's sale is not sent through PayPal (its sales
+//!   are refunded at `v1/payments/sale/{id}/refund`, not built): it is recorded for the owner.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -31,7 +42,7 @@ use yiren_core::money;
 use yiren_core::payment::settings::GatewayConfig;
 use yiren_core::payment::{
     Ack, BoxFuture, Field, Instruction, Kind, Lookup, Outcome, PaymentGateway, PaymentRequest,
-    RawNotification, RefundRequest, RefundResult, Rejected, Verified,
+    RawNotification, Recurring, RefundRequest, RefundResult, Rejected, Verified,
 };
 use yiren_providers::http::HttpClient;
 
@@ -77,12 +88,78 @@ fn token_of(url: &str) -> Option<String> {
         .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// The link the customer approves at (`payer-action` for an order, `approve` for a subscription).
+fn approve_link(v: &serde_json::Value) -> String {
+    v["links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["rel"] == "payer-action" || l["rel"] == "approve")
+        .map(|l| json_text(l, "href"))
+        .unwrap_or_default()
+}
+
+/// The events about subscriptions (`resource` a sale or a subscription): `Ok(None)` for others.
+fn subscription_event(
+    kind: &str,
+    resource: &serde_json::Value,
+) -> Result<Option<Verified>, Rejected> {
+    let id = |k: &str| {
+        let s = json_text(resource, k);
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            Err(Rejected::Malformed(format!("no {k}")))
+        } else {
+            Ok(s)
+        }
+    };
+    let about = |recurring, outcome| Verified {
+        recurring: Some(recurring),
+        order_ref: json_text(resource, "custom_id"),
+        reference: String::new(),
+        amount: 0,
+        currency: String::new(),
+        outcome,
+    };
+    Ok(Some(match kind {
+        "PAYMENT.SALE.COMPLETED" => {
+            if json_text(resource, "billing_agreement_id").is_empty() {
+                // A sale of something else on the account.
+                return Ok(None);
+            }
+            let currency = json_text(&resource["amount"], "currency");
+            let amount = money::parse(&json_text(&resource["amount"], "total"), &currency, "total")
+                .map_err(|_| Rejected::Malformed("no amount".into()))?;
+            Verified {
+                recurring: Some(Recurring::Payment(id("billing_agreement_id")?)),
+                order_ref: json_text(resource, "custom"),
+                reference: id("id")?,
+                amount,
+                currency,
+                outcome: if json_text(resource, "state") == "completed" {
+                    Outcome::Paid
+                } else {
+                    Outcome::Pending
+                },
+            }
+        }
+        "BILLING.SUBSCRIPTION.ACTIVATED" => about(Recurring::Started(id("id")?), Outcome::Pending),
+        "BILLING.SUBSCRIPTION.PAYMENT.FAILED" => {
+            about(Recurring::Renewal(id("id")?), Outcome::Failed)
+        }
+        "BILLING.SUBSCRIPTION.CANCELLED"
+        | "BILLING.SUBSCRIPTION.EXPIRED"
+        | "BILLING.SUBSCRIPTION.SUSPENDED" => about(Recurring::Ended(id("id")?), Outcome::Pending),
+        _ => return Ok(None),
+    }))
+}
+
 /// A capture (`{id, status, amount: {currency_code, value}, custom_id}`) as what it says.
 fn capture_of(c: &serde_json::Value, order_ref: &str) -> Option<Verified> {
     let currency = json_text(&c["amount"], "currency_code");
     let amount = money::parse(&json_text(&c["amount"], "value"), &currency, "value").ok()?;
     let custom = json_text(c, "custom_id");
     Some(Verified {
+        recurring: None,
         order_ref: if custom.is_empty() {
             order_ref.to_string()
         } else {
@@ -217,6 +294,70 @@ impl Paypal {
         }
     }
 
+    /// Start a subscription billing the order's total every `months` months; the approval link.
+    async fn subscribe(&self, req: &PaymentRequest, months: i64) -> DomainResult<Instruction> {
+        let refused = |what: &str, status: u16, v: &serde_json::Value| {
+            unavailable(format!(
+                "{what} refused ({status}): {}",
+                json_text(v, "message")
+            ))
+        };
+        let product = serde_json::json!({"name": "Memberships", "type": "SERVICE"});
+        let (status, v) = self
+            .call(
+                reqwest::Method::POST,
+                "v1/catalogs/products",
+                Some(&format!("yiren-product-{}", self.id)),
+                Some(product),
+            )
+            .await?;
+        let product_id = json_text(&v, "id");
+        if !(200..300).contains(&status) || product_id.is_empty() {
+            return Err(refused("product", status, &v));
+        }
+        let plan = serde_json::json!({
+            "product_id": product_id, "name": format!("{} / {months} month(s)", req.description),
+            "billing_cycles": [{
+                "frequency": {"interval_unit": "MONTH", "interval_count": months},
+                "tenure_type": "REGULAR", "sequence": 1, "total_cycles": 0,
+                "pricing_scheme": {"fixed_price": {"currency_code": req.currency, "value": money::format(req.amount, &req.currency)}},
+            }],
+            "payment_preferences": {"auto_bill_outstanding": true, "payment_failure_threshold": 3},
+        });
+        let (status, v) = self
+            .call(
+                reqwest::Method::POST,
+                "v1/billing/plans",
+                Some(&format!("yiren-plan-{}", req.order_ref)),
+                Some(plan),
+            )
+            .await?;
+        let plan_id = json_text(&v, "id");
+        if !(200..300).contains(&status) || plan_id.is_empty() {
+            return Err(refused("plan", status, &v));
+        }
+        let subscription = serde_json::json!({
+            "plan_id": plan_id, "custom_id": req.order_ref,
+            "application_context": {
+                "return_url": req.return_url, "cancel_url": req.return_url,
+                "user_action": "SUBSCRIBE_NOW", "shipping_preference": "NO_SHIPPING",
+            },
+        });
+        let (status, v) = self
+            .call(
+                reqwest::Method::POST,
+                "v1/billing/subscriptions",
+                Some(&format!("yiren-subscription-{}", req.order_ref)),
+                Some(subscription),
+            )
+            .await?;
+        let link = approve_link(&v);
+        if !(200..300).contains(&status) || !link.starts_with("http") {
+            return Err(refused("subscription", status, &v));
+        }
+        Ok(Instruction::Redirect { url: link })
+    }
+
     /// What PayPal says of one of its orders (capturing it if approved).
     async fn order(&self, order_id: &str) -> DomainResult<Option<Verified>> {
         let (status, v) = self
@@ -238,6 +379,7 @@ impl Paypal {
             "COMPLETED" => Ok(first_capture(&v)),
             "APPROVED" => Box::pin(self.capture(order_id)).await,
             "VOIDED" => Ok(Some(Verified {
+                recurring: None,
                 order_ref: custom,
                 reference: String::new(),
                 amount: 0,
@@ -245,6 +387,7 @@ impl Paypal {
                 outcome: Outcome::Failed,
             })),
             _ => Ok(Some(Verified {
+                recurring: None,
                 order_ref: custom,
                 reference: String::new(),
                 amount: 0,
@@ -269,6 +412,9 @@ impl PaymentGateway for Paypal {
             if !self.accepts(&req.currency) {
                 return Err(DomainError::invalid("gateway", "checkout.gateway_currency"));
             }
+            if let Some(months) = req.every_months {
+                return self.subscribe(req, months).await;
+            }
             let body = serde_json::json!({
                 "intent": "CAPTURE",
                 "purchase_units": [{
@@ -289,13 +435,7 @@ impl PaymentGateway for Paypal {
                     Some(body),
                 )
                 .await?;
-            let link = v["links"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|l| l["rel"] == "payer-action" || l["rel"] == "approve")
-                .map(|l| json_text(l, "href"))
-                .unwrap_or_default();
+            let link = approve_link(&v);
             if !(200..300).contains(&status) || !link.starts_with("http") {
                 return Err(unavailable(format!(
                     "order refused ({status}): {}",
@@ -356,7 +496,13 @@ impl PaymentGateway for Paypal {
                 return Err(Rejected::Signature);
             }
             let resource = &event["resource"];
+            if let Some(v) =
+                subscription_event(event["event_type"].as_str().unwrap_or(""), resource)?
+            {
+                return Ok(v);
+            }
             let ignored = |outcome| Verified {
+                recurring: None,
                 order_ref: json_text(resource, "custom_id"),
                 reference: String::new(),
                 amount: 0,
@@ -403,6 +549,10 @@ impl PaymentGateway for Paypal {
             }
             self.capture(&token).await
         })
+    }
+
+    fn bills_recurring(&self) -> bool {
+        true
     }
 
     fn ack(&self) -> Ack {

@@ -22,6 +22,18 @@
 //! - **Refund**: `POST {base}v1/refunds` with `payment_intent`, `amount` and an
 //!   `Idempotency-Key` per refund, so a retry after a timeout cannot refund twice.
 //! - Amounts are integers in the currency's minor unit (as ours are); the currency lowercase.
+//! - **Subscriptions** (a membership counted in months, `PaymentRequest::every_months`): the
+//!   session is created with `mode=subscription`, the inline price made recurring
+//!   (`price_data[recurring][interval]=month`, `[interval_count]`) and our order in
+//!   `subscription_data[metadata][yiren_order]` (a subscription-mode session takes no
+//!   `payment_intent_data`). Its first payment is the invoice the session opened: the reference is
+//!   the invoice id (`in_…`), named by `checkout.session.completed` (`invoice`, `subscription`)
+//!   and by `invoice.paid` with `billing_reason=subscription_create` — whichever comes first is
+//!   recorded, the other is a duplicate. Later `invoice.paid` events (`subscription_cycle`, …)
+//!   are renewals; `invoice.payment_failed` for one is a failed renewal; and
+//!   `customer.subscription.deleted` ends the subscription. An invoice names its subscription as
+//!   `subscription` (API versions before 2025-03) or `parent.subscription_details.subscription`,
+//!   and our order in `subscription_details.metadata` / `parent.subscription_details.metadata`.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -29,7 +41,7 @@ use yiren_core::error::{DomainError, DomainResult};
 use yiren_core::payment::settings::GatewayConfig;
 use yiren_core::payment::{
     Ack, BoxFuture, Field, Instruction, Kind, Lookup, Outcome, PaymentGateway, PaymentRequest,
-    RawNotification, RefundRequest, RefundResult, Rejected, Verified,
+    RawNotification, Recurring, RefundRequest, RefundResult, Rejected, Verified,
 };
 use yiren_providers::http::HttpClient;
 
@@ -127,8 +139,13 @@ impl Stripe {
 
     /// The session's form.
     fn form(&self, req: &PaymentRequest) -> Vec<(String, String)> {
-        [
-            ("mode", "payment".to_string()),
+        let mode = if req.every_months.is_some() {
+            "subscription"
+        } else {
+            "payment"
+        };
+        let mut form: Vec<(String, String)> = [
+            ("mode", mode.to_string()),
             (
                 "line_items[0][price_data][currency]",
                 req.currency.to_ascii_lowercase(),
@@ -146,14 +163,32 @@ impl Stripe {
             ("cancel_url", req.return_url.clone()),
             ("client_reference_id", req.order_ref.clone()),
             ("metadata[yiren_order]", req.order_ref.clone()),
-            (
-                "payment_intent_data[metadata][yiren_order]",
-                req.order_ref.clone(),
-            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        .collect();
+        let extra = match req.every_months {
+            Some(months) => vec![
+                (
+                    "line_items[0][price_data][recurring][interval]",
+                    "month".to_string(),
+                ),
+                (
+                    "line_items[0][price_data][recurring][interval_count]",
+                    months.to_string(),
+                ),
+                (
+                    "subscription_data[metadata][yiren_order]",
+                    req.order_ref.clone(),
+                ),
+            ],
+            None => vec![(
+                "payment_intent_data[metadata][yiren_order]",
+                req.order_ref.clone(),
+            )],
+        };
+        form.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
+        form
     }
 }
 
@@ -221,6 +256,9 @@ impl PaymentGateway for Stripe {
             .map_err(|_| Rejected::Malformed("not JSON".into()))?;
         let object = &event["data"]["object"];
         let kind = event["type"].as_str().unwrap_or("");
+        if let Some(v) = subscription_event(kind, object)? {
+            return Ok(v);
+        }
         let order_ref = object["metadata"][ORDER_KEY].as_str().unwrap_or("");
         let outcome = match kind {
             "checkout.session.completed" | "checkout.session.async_payment_succeeded"
@@ -234,6 +272,7 @@ impl PaymentGateway for Stripe {
         if order_ref.is_empty() || outcome != Outcome::Paid {
             // Not a payment of ours: acknowledged, nothing recorded.
             return Ok(Verified {
+                recurring: None,
                 order_ref: order_ref.to_string(),
                 reference: String::new(),
                 amount: 0,
@@ -245,10 +284,20 @@ impl PaymentGateway for Stripe {
                 },
             });
         }
-        let reference = object["payment_intent"]
+        // A subscription's first payment is its first invoice; any other, the PaymentIntent.
+        let subscription = object["subscription"]
             .as_str()
-            .filter(|s| s.starts_with("pi_"))
-            .ok_or_else(|| Rejected::Malformed("no payment_intent".into()))?;
+            .filter(|s| s.starts_with("sub_"));
+        let reference = match subscription {
+            Some(_) if object["mode"] == "subscription" => object["invoice"]
+                .as_str()
+                .filter(|s| s.starts_with("in_"))
+                .ok_or_else(|| Rejected::Malformed("no invoice".into()))?,
+            _ => object["payment_intent"]
+                .as_str()
+                .filter(|s| s.starts_with("pi_"))
+                .ok_or_else(|| Rejected::Malformed("no payment_intent".into()))?,
+        };
         let amount = object["amount_total"]
             .as_i64()
             .filter(|a| *a >= 0)
@@ -258,12 +307,19 @@ impl PaymentGateway for Stripe {
             .filter(|c| c.len() == 3)
             .ok_or_else(|| Rejected::Malformed("no currency".into()))?;
         Ok(Verified {
+            recurring: subscription
+                .filter(|_| object["mode"] == "subscription")
+                .map(|s| Recurring::Started(s.to_string())),
             order_ref: order_ref.to_string(),
             reference: reference.to_string(),
             amount,
             currency: currency.to_ascii_uppercase(),
             outcome,
         })
+    }
+
+    fn bills_recurring(&self) -> bool {
+        true
     }
 
     fn ack(&self) -> Ack {
@@ -302,6 +358,7 @@ impl PaymentGateway for Stripe {
             for pi in ours {
                 let succeeded = pi["status"] == "succeeded";
                 let v = Verified {
+                    recurring: None,
                     order_ref: q.order_ref.clone(),
                     reference: json_text(pi, "id"),
                     amount: pi["amount_received"].as_i64().unwrap_or(0),
@@ -354,6 +411,103 @@ impl PaymentGateway for Stripe {
     }
 }
 
+/// An invoice's subscription and the metadata the subscription carries (both places an API
+/// version puts them).
+fn invoice_subscription(invoice: &serde_json::Value) -> (Option<&str>, &serde_json::Value) {
+    let details = &invoice["parent"]["subscription_details"];
+    let sub = invoice["subscription"]
+        .as_str()
+        .or_else(|| details["subscription"].as_str())
+        .filter(|s| s.starts_with("sub_"));
+    let metadata = if details["metadata"].is_object() {
+        &details["metadata"]
+    } else {
+        &invoice["subscription_details"]["metadata"]
+    };
+    (sub, metadata)
+}
+
+/// The events about subscriptions: `Ok(None)` for any other.
+fn subscription_event(
+    kind: &str,
+    object: &serde_json::Value,
+) -> Result<Option<Verified>, Rejected> {
+    let ended = |sub: &str| Verified {
+        recurring: Some(Recurring::Ended(sub.to_string())),
+        order_ref: json_text(&object["metadata"], ORDER_KEY),
+        reference: String::new(),
+        amount: 0,
+        currency: String::new(),
+        outcome: Outcome::Pending,
+    };
+    match kind {
+        "customer.subscription.deleted" => {
+            let sub = object["id"]
+                .as_str()
+                .filter(|s| s.starts_with("sub_"))
+                .ok_or_else(|| Rejected::Malformed("no subscription id".into()))?;
+            Ok(Some(ended(sub)))
+        }
+        "invoice.paid" | "invoice.payment_failed" => {
+            let (sub, metadata) = invoice_subscription(object);
+            let order_ref = json_text(metadata, ORDER_KEY);
+            let Some(sub) = sub.filter(|_| !order_ref.is_empty()) else {
+                // An invoice of something else on the account (another site's subscription).
+                return Ok(Some(Verified {
+                    recurring: None,
+                    order_ref: String::new(),
+                    reference: String::new(),
+                    amount: 0,
+                    currency: String::new(),
+                    outcome: Outcome::Pending,
+                }));
+            };
+            let reference = object["id"]
+                .as_str()
+                .filter(|s| s.starts_with("in_"))
+                .ok_or_else(|| Rejected::Malformed("no invoice id".into()))?;
+            let currency = object["currency"]
+                .as_str()
+                .filter(|c| c.len() == 3)
+                .ok_or_else(|| Rejected::Malformed("no currency".into()))?;
+            let paid = kind == "invoice.paid";
+            let amount = if paid {
+                object["amount_paid"]
+                    .as_i64()
+                    .filter(|a| *a >= 0)
+                    .ok_or_else(|| Rejected::Malformed("no amount_paid".into()))?
+            } else {
+                object["amount_due"].as_i64().unwrap_or(0)
+            };
+            let first = object["billing_reason"] == "subscription_create";
+            if first && !paid {
+                // The first invoice failing is the checkout failing: nothing to record.
+                return Ok(Some(Verified {
+                    recurring: None,
+                    order_ref,
+                    reference: String::new(),
+                    amount: 0,
+                    currency: String::new(),
+                    outcome: Outcome::Failed,
+                }));
+            }
+            Ok(Some(Verified {
+                recurring: Some(if first {
+                    Recurring::Started(sub.to_string())
+                } else {
+                    Recurring::Renewal(sub.to_string())
+                }),
+                order_ref,
+                reference: reference.to_string(),
+                amount,
+                currency: currency.to_ascii_uppercase(),
+                outcome: if paid { Outcome::Paid } else { Outcome::Failed },
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,6 +523,65 @@ mod tests {
     }
 
     const VECTOR: &str = "c89214b5b5da833daed6f0b8c5bb6bd58cea9022bd80ccc78230f3942d632925";
+
+    /// Invoices name their subscription in two places across API versions; both are read, an
+    /// invoice without our order is someone else's, and the first invoice failing records nothing.
+    #[test]
+    fn reads_invoices_of_either_api_version() {
+        let old = serde_json::json!({"id": "in_1", "subscription": "sub_1", "billing_reason": "subscription_cycle",
+            "amount_paid": 1900, "currency": "usd", "subscription_details": {"metadata": {"yiren_order": "42"}}});
+        let new = serde_json::json!({"id": "in_1", "billing_reason": "subscription_cycle", "amount_paid": 1900, "currency": "usd",
+            "parent": {"subscription_details": {"subscription": "sub_1", "metadata": {"yiren_order": "42"}}}});
+        for invoice in [old, new] {
+            let v = subscription_event("invoice.paid", &invoice)
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (
+                    v.recurring,
+                    v.order_ref.as_str(),
+                    v.reference.as_str(),
+                    v.amount,
+                    v.currency.as_str(),
+                    v.outcome
+                ),
+                (
+                    Some(Recurring::Renewal("sub_1".into())),
+                    "42",
+                    "in_1",
+                    1900,
+                    "USD",
+                    Outcome::Paid
+                )
+            );
+            let f = subscription_event("invoice.payment_failed", &invoice)
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (f.recurring, f.outcome),
+                (Some(Recurring::Renewal("sub_1".into())), Outcome::Failed)
+            );
+        }
+        let theirs = serde_json::json!({"id": "in_2", "subscription": "sub_2", "amount_paid": 5, "currency": "usd"});
+        assert_eq!(
+            subscription_event("invoice.paid", &theirs)
+                .unwrap()
+                .unwrap()
+                .recurring,
+            None
+        );
+        let first_failed = serde_json::json!({"id": "in_3", "subscription": "sub_3", "billing_reason": "subscription_create",
+            "amount_due": 1900, "currency": "usd", "subscription_details": {"metadata": {"yiren_order": "43"}}});
+        let v = subscription_event("invoice.payment_failed", &first_failed)
+            .unwrap()
+            .unwrap();
+        assert_eq!((v.recurring, v.outcome), (None, Outcome::Failed));
+        assert!(
+            subscription_event("customer.created", &serde_json::json!({}))
+                .unwrap()
+                .is_none()
+        );
+    }
 
     #[test]
     fn reads_every_v1_and_refuses_two_timestamps() {

@@ -309,6 +309,7 @@ impl PaymentGateway for Wechatpay {
         };
         let state = need("trade_state")?;
         Ok(Verified {
+            recurring: None,
             order_ref: need("out_trade_no")?,
             reference: if state == "SUCCESS" {
                 need("transaction_id")?
@@ -368,6 +369,7 @@ impl PaymentGateway for Wechatpay {
             }
             let state = json_text(&t, "trade_state");
             Ok(Some(Verified {
+                recurring: None,
                 order_ref: json_text(&t, "out_trade_no"),
                 reference: json_text(&t, "transaction_id"),
                 amount: t["amount"]["total"].as_i64().unwrap_or(0),

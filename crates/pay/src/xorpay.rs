@@ -145,6 +145,7 @@ impl PaymentGateway for Xorpay {
         required(&params, "aoid")?;
         tracing::info!(order = %order_id, aoid = %aoid, "xorpay notification");
         Ok(Verified {
+            recurring: None,
             order_ref: required(&params, "order_id")?.to_string(),
             reference: order_id.to_string(),
             amount,
@@ -217,6 +218,7 @@ mod tests {
             return_url: String::new(),
             notify_url: "https://shop.example/payments/xorpay/notify".into(),
             client_ip: String::new(),
+            every_months: None,
         };
         let f = g.form(&req);
         let get = |k: &str| f.iter().find(|(n, _)| n == k).unwrap().1.clone();

@@ -162,6 +162,7 @@ impl PaymentGateway for Xunhupay {
             .map_err(|_| Rejected::Malformed("total_fee is not an amount".into()))?;
         let order = required(&params, "trade_order_id")?;
         Ok(Verified {
+            recurring: None,
             order_ref: order.to_string(),
             reference: order.to_string(),
             amount,

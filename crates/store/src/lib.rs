@@ -31,6 +31,7 @@ pub mod oidc;
 pub mod order;
 pub mod payment;
 pub mod reach;
+pub mod recurring;
 pub mod schema;
 pub mod session;
 pub mod settings;

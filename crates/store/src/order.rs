@@ -735,6 +735,21 @@ pub async fn add_transaction(tx: &mut Tx, t: &TransactionRow) -> StoreResult<boo
     Ok(r.rows_affected() == 1)
 }
 
+/// The order a gateway's transaction (by its reference) was recorded on, if it was.
+pub async fn order_of_transaction<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    gateway: &str,
+    reference: &str,
+) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT order_id FROM transactions WHERE gateway = $1 AND reference = $2",
+    )
+    .bind(gateway)
+    .bind(reference)
+    .fetch_optional(exec)
+    .await?)
+}
+
 /// An order's transactions, oldest first.
 pub async fn transactions<'e, E: Executor<'e, Database = Any>>(
     exec: E,

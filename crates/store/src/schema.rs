@@ -69,6 +69,8 @@ pub const TABLES: &[&str] = &[
     "payment_checks",
     "checkout_apps",
     "app_orders",
+    "recurring_plans",
+    "recurring_periods",
 ];
 
 /// Tables a server fills on its own at start (a pending setup token, planned schedule times,

@@ -8,6 +8,12 @@
 //!   (`X-Event-Name`, `X-Signature` = hex HMAC-SHA256 of the body) with the custom data in
 //!   `meta.custom_data`, tax added on top of the price (`subtotal` is the price, `total` more);
 //!   again three times at most while the answer is not a 200.
+//! - Subscriptions: a checkout for [`SUBSCRIPTION_VARIANT`] (a monthly subscription variant) opens
+//!   a subscription when paid: [`FakeLemonSqueezy::subscribe`] sends `subscription_created`,
+//!   [`FakeLemonSqueezy::renew`] a `subscription_payment_success` (or `_failed`) with
+//!   `billing_reason=renewal`, and [`FakeLemonSqueezy::expire`] `subscription_expired` — each with
+//!   the checkout's custom data in `meta.custom_data`, as Lemon Squeezy passes it to every
+//!   subscription event.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +31,7 @@ pub const API_KEY: &str = "lsq-test-api-key-0123456789";
 pub const SIGNING_SECRET: &str = "lemon-signing-secret";
 pub const STORE: &str = "12345";
 pub const VARIANT: &str = "67890";
+pub const SUBSCRIPTION_VARIANT: &str = "67891";
 
 /// The fake; cheap to clone.
 #[derive(Clone)]
@@ -74,6 +81,90 @@ impl FakeLemonSqueezy {
     }
 }
 
+impl FakeLemonSqueezy {
+    /// A signed subscription event (`event_name`) about the subscription the trade of
+    /// `order_ref` opened: `data` of `kind` with `id` and `attributes`.
+    fn subscription_notice(
+        &self,
+        order_ref: &str,
+        event_name: &str,
+        kind: &str,
+        id: &str,
+        attributes: serde_json::Value,
+    ) -> Notice {
+        let meta = serde_json::json!({"event_name": event_name, "test_mode": true, "custom_data": {"yiren_order": order_ref}});
+        let body = serde_json::json!({"meta": meta, "data": {"type": kind, "id": id, "attributes": attributes}}).to_string();
+        let headers = vec![
+            ("X-Event-Name".to_string(), event_name.to_string()),
+            ("X-Signature".to_string(), sign(SIGNING_SECRET, &body)),
+        ];
+        Notice::raw("application/json", body, headers)
+    }
+
+    /// The subscription id of the trade of `order_ref` (it must be for the subscription variant).
+    pub fn subscription_of(&self, order_ref: &str) -> String {
+        let t = self.desk.trade(order_ref).expect("trade");
+        assert_eq!(
+            t.field("variant"),
+            SUBSCRIPTION_VARIANT,
+            "order {order_ref} bought no subscription"
+        );
+        format!("9{}", t.no)
+    }
+
+    /// `subscription_created` for the trade of `order_ref`, delivered until acknowledged.
+    pub fn subscribe(&self, order_ref: &str) -> String {
+        let sub = self.subscription_of(order_ref);
+        let a = serde_json::json!({"store_id": STORE.parse::<i64>().unwrap(), "variant_id": SUBSCRIPTION_VARIANT.parse::<i64>().unwrap(), "status": "active", "user_email": "buyer@example.com"});
+        let n =
+            self.subscription_notice(order_ref, "subscription_created", "subscriptions", &sub, a);
+        self.desk
+            .deliver(order_ref, &self.desk.endpoint(), n, Self::acked);
+        sub
+    }
+
+    /// Renewal invoice `n` of the subscription of `order_ref`: paid or failed.
+    pub fn renewal_event(&self, order_ref: &str, n: usize, paid: bool) -> Notice {
+        let t = self.desk.trade(order_ref).expect("trade");
+        let sub = self.subscription_of(order_ref);
+        let subtotal: i64 = t.money.parse().unwrap();
+        let a = serde_json::json!({
+            "store_id": STORE.parse::<i64>().unwrap(), "subscription_id": sub.parse::<i64>().unwrap(),
+            "billing_reason": "renewal", "currency": "CNY", "subtotal": subtotal, "tax": subtotal / 10,
+            "total": subtotal + subtotal / 10, "status": if paid { "paid" } else { "failed" },
+        });
+        let name = if paid {
+            "subscription_payment_success"
+        } else {
+            "subscription_payment_failed"
+        };
+        self.subscription_notice(
+            order_ref,
+            name,
+            "subscription-invoices",
+            &format!("{sub}0{n}"),
+            a,
+        )
+    }
+
+    /// Send renewal invoice `n` (paid or failed), delivered until acknowledged.
+    pub fn renew(&self, order_ref: &str, n: usize, paid: bool) {
+        let notice = self.renewal_event(order_ref, n, paid);
+        self.desk
+            .deliver(order_ref, &self.desk.endpoint(), notice, Self::acked);
+    }
+
+    /// `subscription_expired` for the subscription of `order_ref`.
+    pub fn expire(&self, order_ref: &str) {
+        let sub = self.subscription_of(order_ref);
+        let a = serde_json::json!({"store_id": STORE.parse::<i64>().unwrap(), "status": "expired"});
+        let n =
+            self.subscription_notice(order_ref, "subscription_expired", "subscriptions", &sub, a);
+        self.desk
+            .deliver(order_ref, &self.desk.endpoint(), n, Self::acked);
+    }
+}
+
 impl GatewayFake for FakeLemonSqueezy {
     async fn start() -> FakeLemonSqueezy {
         let desk = Desk::open(STORE, SIGNING_SECRET, &[0, 150, 300, 600], |desk| {
@@ -100,6 +191,10 @@ impl GatewayFake for FakeLemonSqueezy {
                 ("base_url".into(), self.desk.base.clone()),
                 ("store_id".into(), STORE.into()),
                 ("variant_id".into(), VARIANT.into()),
+                (
+                    "subscription_variant_id".into(),
+                    SUBSCRIPTION_VARIANT.into(),
+                ),
                 ("currency".into(), "CNY".into()),
             ]),
             BTreeMap::from([
@@ -242,7 +337,8 @@ async fn checkout(
         .to_string();
     let valid = d["type"] == "checkouts"
         && d["relationships"]["store"]["data"]["id"] == STORE
-        && d["relationships"]["variant"]["data"]["id"] == VARIANT
+        && (d["relationships"]["variant"]["data"]["id"] == VARIANT
+            || d["relationships"]["variant"]["data"]["id"] == SUBSCRIPTION_VARIANT)
         && price > 0
         && !order.is_empty()
         && a["product_options"]["redirect_url"]
@@ -263,7 +359,13 @@ async fn checkout(
             .unwrap_or("")
             .into(),
         via: "v1/checkouts",
-        sent: BTreeMap::new(),
+        sent: BTreeMap::from([(
+            "variant".to_string(),
+            d["relationships"]["variant"]["data"]["id"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )]),
         paid: false,
         answers: vec![],
     };

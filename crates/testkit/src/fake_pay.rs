@@ -223,6 +223,7 @@ impl PaymentGateway for FakePay {
             _ => return Err(Rejected::Malformed("status".into())),
         };
         Ok(Verified {
+            recurring: None,
             order_ref: get("order").unwrap_or("").to_string(),
             reference: get("txn")
                 .filter(|t| !t.is_empty())

@@ -14,6 +14,12 @@
 //! - `POST /v1/notifications/verify-webhook-signature` answers `SUCCESS` only for a transmission
 //!   the fake sent, for this webhook id and exactly this event. `GET /v2/checkout/orders/{id}`,
 //!   `POST /v2/payments/captures/{id}/refund` (once per `PayPal-Request-Id`).
+//! - Subscriptions: `POST /v1/catalogs/products`, `POST /v1/billing/plans` (one REGULAR cycle
+//!   billed every `interval_count` MONTHs, a fixed price in the currency's decimals, a known
+//!   product) and `POST /v1/billing/subscriptions` (a known plan, our order as `custom_id`, a
+//!   `return_url`) with an `approve` link. Approving posts `BILLING.SUBSCRIPTION.ACTIVATED` and
+//!   the first `PAYMENT.SALE.COMPLETED` (`billing_agreement_id`, `custom`); [`FakePaypal::renew`],
+//!   [`FakePaypal::fail_renewal`] and [`FakePaypal::cancel`] send the later events.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -36,11 +42,16 @@ const TOKEN: &str = "A21AAFake-access-token";
 /// The fake's own key for its transmission signatures.
 const TRANSMISSION_KEY: &str = "fake-paypal-transmission-key";
 
+/// A billing plan: (value, currency, months).
+pub type Plan = (String, String, i64);
+
 /// The fake; cheap to clone.
 #[derive(Clone)]
 pub struct FakePaypal {
     pub desk: Desk,
     refunds: Arc<Mutex<Vec<(String, String)>>>,
+    /// Plans by id.
+    plans: Arc<Mutex<BTreeMap<String, Plan>>>,
 }
 
 fn error(status: StatusCode, issue: &str) -> Response {
@@ -122,6 +133,56 @@ impl FakePaypal {
         Notice::raw("application/json", body, headers)
     }
 
+    /// An event about the subscription of `order_ref` (`resource`: the subscription).
+    pub fn subscription_event(&self, order_ref: &str, kind: &str) -> Notice {
+        let t = self.desk.trade(order_ref).expect("trade");
+        let resource = serde_json::json!({
+            "id": t.no, "plan_id": t.field("plan_id"), "custom_id": t.order_ref,
+            "status": if kind.ends_with("CANCELLED") { "CANCELLED" } else { "ACTIVE" },
+        });
+        self.event(kind, resource, None)
+    }
+
+    /// Sale `n` (0: the first) of the subscription of `order_ref`.
+    pub fn sale_event(&self, order_ref: &str, n: usize) -> Notice {
+        let t = self.desk.trade(order_ref).expect("trade");
+        let resource = serde_json::json!({
+            "id": format!("SALE{}X{n}", t.no), "state": "completed", "billing_agreement_id": t.no,
+            "custom": t.order_ref, "amount": {"total": t.money, "currency": t.field("currency")},
+        });
+        self.event("PAYMENT.SALE.COMPLETED", resource, None)
+    }
+
+    /// Charge period `n` of the subscription of `order_ref` (the sale delivered until acked).
+    pub fn renew(&self, order_ref: &str, n: usize) {
+        let t = self.desk.trade(order_ref).expect("trade");
+        let notice = self.sale_event(order_ref, n);
+        self.desk
+            .deliver(order_ref, &t.notify_url, notice, Self::acked);
+    }
+
+    /// A renewal charge fails: `BILLING.SUBSCRIPTION.PAYMENT.FAILED`.
+    pub fn fail_renewal(&self, order_ref: &str) {
+        let t = self.desk.trade(order_ref).expect("trade");
+        let notice = self.subscription_event(order_ref, "BILLING.SUBSCRIPTION.PAYMENT.FAILED");
+        self.desk
+            .deliver(order_ref, &t.notify_url, notice, Self::acked);
+    }
+
+    /// The subscription is cancelled: `BILLING.SUBSCRIPTION.CANCELLED`.
+    pub fn cancel(&self, order_ref: &str) {
+        let t = self.desk.trade(order_ref).expect("trade");
+        let notice = self.subscription_event(order_ref, "BILLING.SUBSCRIPTION.CANCELLED");
+        self.desk
+            .deliver(order_ref, &t.notify_url, notice, Self::acked);
+    }
+
+    /// The plan a subscription was opened on: (value, currency, months).
+    pub fn plan_of(&self, order_ref: &str) -> Option<Plan> {
+        let t = self.desk.trade(order_ref)?;
+        self.plans.lock().unwrap().get(t.field("plan_id")).cloned()
+    }
+
     /// `CHECKOUT.ORDER.APPROVED` for the PayPal order of `order_ref`.
     fn approved(&self, order_ref: &str, webhook_id: Option<&str>) -> Notice {
         let t = self.desk.trade(order_ref).expect("trade");
@@ -135,6 +196,8 @@ impl GatewayFake for FakePaypal {
     async fn start() -> FakePaypal {
         let refunds = Arc::new(Mutex::new(vec![]));
         let r = refunds.clone();
+        let plans = Arc::new(Mutex::new(BTreeMap::new()));
+        let p = plans.clone();
         let desk = Desk::open(
             CLIENT_ID,
             CLIENT_SECRET,
@@ -148,11 +211,22 @@ impl GatewayFake for FakePaypal {
                     .route("/v2/payments/captures/{id}/refund", post(refund))
                     .route("/v1/notifications/verify-webhook-signature", post(verify))
                     .route("/checkoutnow", get(approval_page).post(approve))
-                    .with_state(FakePaypal { desk, refunds: r })
+                    .route("/v1/catalogs/products", post(create_product))
+                    .route("/v1/billing/plans", post(create_plan))
+                    .route("/v1/billing/subscriptions", post(create_subscription))
+                    .with_state(FakePaypal {
+                        desk,
+                        refunds: r,
+                        plans: p,
+                    })
             },
         )
         .await;
-        FakePaypal { desk, refunds }
+        FakePaypal {
+            desk,
+            refunds,
+            plans,
+        }
     }
 
     fn desk(&self) -> &Desk {
@@ -294,6 +368,19 @@ impl GatewayFake for FakePaypal {
     fn pay(&self, order_ref: &str) -> String {
         self.desk.mark_paid(order_ref);
         let t = self.desk.trade(order_ref).unwrap();
+        if t.via == "subscription" {
+            let activated = self.subscription_event(order_ref, "BILLING.SUBSCRIPTION.ACTIVATED");
+            self.desk
+                .deliver(order_ref, &t.notify_url, activated, Self::acked);
+            self.renew(order_ref, 0);
+            return join(
+                &t.return_url,
+                &format!(
+                    "subscription_id={}&ba_token=BA-{}&token=EC-{}",
+                    t.no, t.no, t.no
+                ),
+            );
+        }
         let notice = self.approved(order_ref, None);
         self.desk
             .deliver(order_ref, &t.notify_url, notice, Self::acked);
@@ -484,11 +571,134 @@ async fn verify(
         .into_response()
 }
 
+/// What an approval page is for: an order (`token`) or a subscription (`ba_token=BA-<id>`).
+fn approval_of(q: &BTreeMap<String, String>) -> Option<String> {
+    q.get("token").cloned().or_else(|| {
+        q.get("ba_token")
+            .and_then(|b| b.strip_prefix("BA-"))
+            .map(String::from)
+    })
+}
+
+fn amount_ok(value: &str, currency: &str) -> bool {
+    if ["JPY", "TWD", "HUF"].contains(&currency) {
+        !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())
+    } else {
+        is_yuan(value)
+    }
+}
+
+async fn create_product(
+    State(fake): State<FakePaypal>,
+    headers: HeaderMap,
+    Json(v): Json<serde_json::Value>,
+) -> Response {
+    fake.desk.record("create product");
+    if !FakePaypal::bearer(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
+    }
+    if v["name"].as_str().is_none_or(str::is_empty)
+        || !["PHYSICAL", "DIGITAL", "SERVICE"].contains(&v["type"].as_str().unwrap_or(""))
+    {
+        return error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE");
+    }
+    (
+        StatusCode::CREATED,
+        Json(serde_json::json!({"id": "PROD-FAKE0001", "name": v["name"], "type": v["type"]})),
+    )
+        .into_response()
+}
+
+async fn create_plan(
+    State(fake): State<FakePaypal>,
+    headers: HeaderMap,
+    Json(v): Json<serde_json::Value>,
+) -> Response {
+    fake.desk.record("create plan");
+    if !FakePaypal::bearer(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
+    }
+    let cycle = &v["billing_cycles"][0];
+    let price = &cycle["pricing_scheme"]["fixed_price"];
+    let (value, currency) = (
+        price["value"].as_str().unwrap_or(""),
+        price["currency_code"].as_str().unwrap_or(""),
+    );
+    let months = cycle["frequency"]["interval_count"].as_i64().unwrap_or(0);
+    let valid = v["product_id"] == "PROD-FAKE0001"
+        && v["billing_cycles"].as_array().is_some_and(|c| c.len() == 1)
+        && cycle["tenure_type"] == "REGULAR"
+        && cycle["frequency"]["interval_unit"] == "MONTH"
+        && (1..=12).contains(&months)
+        && cycle["total_cycles"] == 0
+        && currency.len() == 3
+        && amount_ok(value, currency);
+    if !valid {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_PARAMETER_VALUE");
+    }
+    let mut plans = fake.plans.lock().unwrap();
+    let id = format!("P-FAKE{:04}", plans.len() + 1);
+    plans.insert(
+        id.clone(),
+        (value.to_string(), currency.to_string(), months),
+    );
+    (
+        StatusCode::CREATED,
+        Json(serde_json::json!({"id": id, "status": "ACTIVE", "product_id": v["product_id"]})),
+    )
+        .into_response()
+}
+
+async fn create_subscription(
+    State(fake): State<FakePaypal>,
+    headers: HeaderMap,
+    Json(v): Json<serde_json::Value>,
+) -> Response {
+    fake.desk.record("create subscription");
+    if !FakePaypal::bearer(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
+    }
+    let plan_id = v["plan_id"].as_str().unwrap_or("").to_string();
+    let Some((value, currency, _)) = fake.plans.lock().unwrap().get(&plan_id).cloned() else {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_RESOURCE_ID");
+    };
+    let custom = v["custom_id"].as_str().unwrap_or("").to_string();
+    let ret = v["application_context"]["return_url"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if custom.is_empty() || !ret.starts_with("http") {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_PARAMETER_VALUE");
+    }
+    let t = Trade {
+        no: String::new(),
+        order_ref: custom,
+        merchant: CLIENT_ID.into(),
+        money: value,
+        notify_url: fake.desk.endpoint(),
+        return_url: ret,
+        via: "subscription",
+        sent: BTreeMap::from([
+            ("currency".to_string(), currency),
+            ("plan_id".to_string(), plan_id),
+        ]),
+        paid: false,
+        answers: vec![],
+    };
+    match fake.desk.open_trade(t, "I-") {
+        Ok(t) => (StatusCode::CREATED, Json(serde_json::json!({"id": t.no, "status": "APPROVAL_PENDING", "links": [
+            {"href": format!("{}checkoutnow?ba_token=BA-{}", fake.desk.base, t.no), "rel": "approve", "method": "GET"},
+            {"href": format!("{}v1/billing/subscriptions/{}", fake.desk.base, t.no), "rel": "self", "method": "GET"},
+        ]}))).into_response(),
+        Err(_) => error(StatusCode::UNPROCESSABLE_ENTITY, "DUPLICATE_REQUEST_ID"),
+    }
+}
+
 async fn approval_page(
     State(fake): State<FakePaypal>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
-    match q.get("token").and_then(|id| fake.by_id(id)) {
+    match approval_of(&q).and_then(|id| fake.by_id(&id)) {
         Some(t) => Html(format!(
             "<!doctype html><title>PayPal</title><p id=\"paypal-amount\">{} {}</p><form method=\"post\"><button id=\"paypal-approve\">Pay Now</button></form>",
             t.money, t.field("currency")
@@ -502,7 +712,7 @@ async fn approve(
     State(fake): State<FakePaypal>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
-    match q.get("token").and_then(|id| fake.by_id(id)) {
+    match approval_of(&q).and_then(|id| fake.by_id(&id)) {
         Some(t) => Redirect::to(&fake.pay(&t.order_ref)).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }

@@ -12,6 +12,15 @@
 //!   `Stripe-Signature: t=…,v1=hex(HMAC-SHA256(whsec, "t.body"))`, again until a 2xx.
 //! - `GET /v1/payment_intents/search?query=metadata['yiren_order']:'…'` and `POST /v1/refunds`
 //!   (idempotent per key; never more than was paid).
+//! - Subscriptions: a `mode=subscription` session must carry a monthly recurring price
+//!   (`price_data[recurring][interval]=month`, a positive `interval_count`), our order in
+//!   `subscription_data[metadata][yiren_order]`, and no `payment_intent_data` (Stripe refuses
+//!   it in that mode). Paid, its completed event names the `subscription` (`sub_…`) and its
+//!   first `invoice` (`in_…`), with `payment_intent` null. [`FakeStripe::renew`],
+//!   [`FakeStripe::fail_renewal`] and [`FakeStripe::end`] then send `invoice.paid`
+//!   (`billing_reason=subscription_cycle`), `invoice.payment_failed` and
+//!   `customer.subscription.deleted`, signed and retried like every event; invoices name their
+//!   subscription the 2025 way (`parent.subscription_details`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -43,6 +52,8 @@ pub struct Refund {
 pub struct FakeStripe {
     pub desk: Desk,
     refunds: Arc<Mutex<Vec<Refund>>>,
+    /// Invoices issued per subscription trade (the first is the checkout's).
+    invoices: Arc<Mutex<BTreeMap<String, usize>>>,
 }
 
 /// `hex(HMAC-SHA256(secret, "{t}.{body}"))`, from the rule.
@@ -97,6 +108,12 @@ impl FakeStripe {
             "payment_status": "paid", "status": "complete", "mode": "payment",
             "metadata": {"yiren_order": tr.order_ref},
         });
+        if tr.field("mode") == "subscription" {
+            session["mode"] = "subscription".into();
+            session["payment_intent"] = serde_json::Value::Null;
+            session["subscription"] = tr.field("subscription").into();
+            session["invoice"] = format!("in_{}_0", tr.field("subscription")).into();
+        }
         let mut kind = "checkout.session.completed".to_string();
         for (k, v) in changes {
             match *k {
@@ -121,10 +138,99 @@ impl FakeStripe {
     }
 }
 
+impl FakeStripe {
+    /// A signed event about the subscription the trade of `order_ref` opened: `kind` with `object`.
+    fn subscription_notice(&self, kind: &str, object: serde_json::Value) -> Notice {
+        let (_, whsec) = self.desk.merchant();
+        let t = now_s();
+        let n = self.desk.book().requests.len();
+        let body = serde_json::json!({
+            "id": format!("evt_sub_{n}_{}", object["id"].as_str().unwrap_or("")), "object": "event",
+            "type": kind, "created": t, "livemode": false, "data": {"object": object},
+        })
+        .to_string();
+        let header = format!("t={t},v1={}", sign(&whsec, t, &body));
+        Notice::raw(
+            "application/json",
+            body,
+            vec![("Stripe-Signature".into(), header)],
+        )
+    }
+
+    /// Invoice `n` (0: the checkout's) of the subscription of `order_ref`, as an event of `kind`
+    /// (`invoice.paid`, `invoice.payment_failed`).
+    pub fn invoice_event(&self, order_ref: &str, kind: &str, n: usize) -> Notice {
+        let tr = self.desk.trade(order_ref).expect("trade");
+        let sub = tr.field("subscription").to_string();
+        assert!(!sub.is_empty(), "order {order_ref} opened no subscription");
+        let amount: i64 = tr.money.parse().unwrap();
+        let paid = kind == "invoice.paid";
+        let object = serde_json::json!({
+            "id": format!("in_{sub}_{n}"), "object": "invoice",
+            "billing_reason": if n == 0 { "subscription_create" } else { "subscription_cycle" },
+            "amount_due": amount, "amount_paid": if paid { amount } else { 0 },
+            "currency": tr.field("line_items[0][price_data][currency]"),
+            "status": if paid { "paid" } else { "open" },
+            "parent": {"type": "subscription_details", "subscription_details": {
+                "subscription": sub, "metadata": {"yiren_order": tr.order_ref},
+            }},
+        });
+        self.subscription_notice(kind, object)
+    }
+
+    fn next_invoice(&self, order_ref: &str) -> usize {
+        let mut inv = self.invoices.lock().unwrap();
+        let n = inv.entry(order_ref.to_string()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// Charge the next period of the subscription of `order_ref`: `invoice.paid` delivered on
+    /// the retry schedule until acknowledged; the invoice's number.
+    pub fn renew(&self, order_ref: &str) -> usize {
+        let n = self.next_invoice(order_ref);
+        let notice = self.invoice_event(order_ref, "invoice.paid", n);
+        self.desk
+            .deliver(order_ref, &self.desk.endpoint(), notice, Self::acked);
+        n
+    }
+
+    /// The next period's charge fails: `invoice.payment_failed`; the invoice's number (Stripe
+    /// retries the same invoice: [`FakeStripe::retry_paid`] pays it).
+    pub fn fail_renewal(&self, order_ref: &str) -> usize {
+        let n = self.next_invoice(order_ref);
+        let notice = self.invoice_event(order_ref, "invoice.payment_failed", n);
+        self.desk
+            .deliver(order_ref, &self.desk.endpoint(), notice, Self::acked);
+        n
+    }
+
+    /// Invoice `n`, failed before, is paid on a later attempt.
+    pub fn retry_paid(&self, order_ref: &str, n: usize) {
+        let notice = self.invoice_event(order_ref, "invoice.paid", n);
+        self.desk
+            .deliver(order_ref, &self.desk.endpoint(), notice, Self::acked);
+    }
+
+    /// The subscription of `order_ref` ends: `customer.subscription.deleted`.
+    pub fn end(&self, order_ref: &str) {
+        let tr = self.desk.trade(order_ref).expect("trade");
+        let object = serde_json::json!({
+            "id": tr.field("subscription"), "object": "subscription", "status": "canceled",
+            "metadata": {"yiren_order": tr.order_ref},
+        });
+        let notice = self.subscription_notice("customer.subscription.deleted", object);
+        self.desk
+            .deliver(order_ref, &self.desk.endpoint(), notice, Self::acked);
+    }
+}
+
 impl GatewayFake for FakeStripe {
     async fn start() -> FakeStripe {
         let refunds = Arc::new(Mutex::new(vec![]));
         let r = refunds.clone();
+        let invoices = Arc::new(Mutex::new(BTreeMap::new()));
+        let i = invoices.clone();
         let desk = Desk::open(
             SECRET_KEY,
             WEBHOOK_SECRET,
@@ -135,11 +241,19 @@ impl GatewayFake for FakeStripe {
                     .route("/v1/payment_intents/search", get(search))
                     .route("/v1/refunds", axum::routing::post(refund))
                     .route("/pay/{session}", get(hosted).post(hosted_pay))
-                    .with_state(FakeStripe { desk, refunds: r })
+                    .with_state(FakeStripe {
+                        desk,
+                        refunds: r,
+                        invoices: i,
+                    })
             },
         )
         .await;
-        FakeStripe { desk, refunds }
+        FakeStripe {
+            desk,
+            refunds,
+            invoices,
+        }
     }
 
     fn desk(&self) -> &Desk {
@@ -322,8 +436,20 @@ async fn create(
     }
     let get = |k: &str| p.get(k).cloned().unwrap_or_default();
     let amount = get("line_items[0][price_data][unit_amount]");
+    let subscription = get("mode") == "subscription";
+    let recurring_ok = get("line_items[0][price_data][recurring][interval]") == "month"
+        && get("line_items[0][price_data][recurring][interval_count]")
+            .parse::<i64>()
+            .is_ok_and(|n| n > 0)
+        && !get("subscription_data[metadata][yiren_order]").is_empty()
+        && !p.keys().any(|k| k.starts_with("payment_intent_data"));
     let checks = [
-        (get("mode") == "payment", "mode"),
+        (get("mode") == "payment" || subscription, "mode"),
+        (!subscription || recurring_ok, "recurring price"),
+        (
+            subscription || !p.keys().any(|k| k.contains("[recurring]")),
+            "recurring price in payment mode",
+        ),
         (amount.parse::<i64>().is_ok_and(|a| a > 0), "unit_amount"),
         (
             get("line_items[0][price_data][currency]").len() == 3,
@@ -347,7 +473,11 @@ async fn create(
     let (key, _) = fake.desk.merchant();
     let mut sent = p.clone();
     let n = fake.desk.trades().len() + 1;
-    sent.insert("payment_intent".into(), format!("pi_test_{n:06}"));
+    if subscription {
+        sent.insert("subscription".into(), format!("sub_test_{n:06}"));
+    } else {
+        sent.insert("payment_intent".into(), format!("pi_test_{n:06}"));
+    }
     sent.insert(
         "idempotency_key".into(),
         headers

@@ -279,6 +279,23 @@ impl TestApp {
         }
     }
 
+    /// The app built on a fresh database but not started — no HTTP server, no job worker — for a
+    /// test that runs the jobs itself (two simulated years of renewals) with nothing else
+    /// running beside it. Returns the database (dropped with the test), the state and the clock.
+    pub async fn built(engine: Engine) -> (TestDb, AppState, ManualClock) {
+        let db = TestDb::new(engine).await;
+        let config = db.config();
+        let clock = ManualClock::new(real_now());
+        let deps = Deps {
+            clock: Arc::new(clock.clone()),
+            rng: Rng::os(),
+            gateways: vec![],
+        };
+        let app = App::build(&config, deps).await.expect("app builds");
+        let state = app.state.clone();
+        (db, state, clock)
+    }
+
     /// An app whose mail goes to `sink` (From: `小店 <shop@example.com>`).
     pub async fn spawn_with_sink(engine: Engine, sink: &smtp::SmtpSink) -> TestApp {
         let url = sink.url();
@@ -630,6 +647,59 @@ pub async fn product(
         .await
         .expect("product");
     p.variants.iter().map(|v| v.row.id).collect()
+}
+
+/// A customer's paid monthly membership (¥19.00, manual payment confirmed): the recurring plan it
+/// started (`core::recurring`). `handle` names the membership product it creates.
+pub async fn membership_plan(
+    ctx: &yiren_core::Ctx,
+    handle: &str,
+    customer_id: i64,
+    email: &str,
+) -> i64 {
+    use yiren_core::catalog::{self, Details, Kind, Price, ProductInput, VariantInput};
+    let input = ProductInput {
+        title: "月度会员".into(),
+        handle: handle.into(),
+        kind: Kind::Membership,
+        status: "active".into(),
+        details: Details {
+            membership_months: Some(1),
+            ..Default::default()
+        },
+        variants: vec![VariantInput {
+            prices: vec![Price {
+                currency: "CNY".into(),
+                amount: 1_900,
+                compare_at: None,
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let v = catalog::create(ctx, &input, "test").await.unwrap().variants[0]
+        .row
+        .id;
+    let s = yiren_core::checkout::Submit {
+        token: format!("plan-{handle}"),
+        email: email.into(),
+        customer_id: Some(customer_id),
+        lines: vec![yiren_core::cart::Line {
+            variant_id: v,
+            quantity: 1,
+        }],
+        gateway: "manual".into(),
+        ..Default::default()
+    };
+    let o = yiren_core::checkout::place(ctx, &s).await.unwrap();
+    yiren_core::order::confirm_manual(ctx, o.id, "owner@example.com")
+        .await
+        .unwrap();
+    yiren_store::recurring::by_first_order(ctx.db.read(), o.id)
+        .await
+        .unwrap()
+        .expect("a monthly membership starts a plan")
+        .id
 }
 
 /// Path of the `yiren` binary built for the tests (target/<profile>/yiren).

@@ -399,6 +399,7 @@ const GET_ROUTES: &[&str] = &[
     "/admin/orders/1",
     "/admin/checkout",
     "/admin/checkouts",
+    "/admin/renewals",
     "/admin/payments",
     "/orders/1/status?key=00",
     "/assets/order-status.js",

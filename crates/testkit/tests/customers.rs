@@ -230,13 +230,20 @@ both_engines! {
         let key = yiren_core::customer::passkey::add(&app.state.ctx, a, "c0ffee", "A's phone", "{}").await.unwrap();
         // B: 404 for A's objects, and nothing changes. Every customer route with an object id is in
         // this matrix: a new one without a row fails here.
-        let objects = [("/account/sessions/{id}/", sessions[0].id), ("/account/identities/{id}/", ident), ("/account/passkeys/{id}/", key)];
+        let plan = yiren_testkit::membership_plan(&app.state.ctx, "a-monthly", a, "a@example.com").await;
+        let objects = [("/account/sessions/{id}/", sessions[0].id), ("/account/identities/{id}/", ident), ("/account/passkeys/{id}/", key), ("/account/renewals/{id}/", plan)];
         let routes: Vec<&str> = yiren_web::account::FORM_ROUTES.iter().copied().filter(|r| r.contains("{id}")).collect();
         let mut paths = Vec::new();
         for r in &routes {
             let (_, id) = objects.iter().find(|(prefix, _)| r.starts_with(prefix)).unwrap_or_else(|| panic!("{r} has no row in the IDOR matrix"));
             paths.push(r.replace("{id}", &id.to_string()));
         }
+        // The purchase's background work (its mails, the search index) is done first.
+        yiren_testkit::wait_until("the purchase's jobs", || async {
+            let due: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE (state = 'queued' AND run_at <= $1) OR state = 'running'")
+                .bind(app.state.ctx.now()).fetch_one(app.state.ctx.db.read()).await.unwrap();
+            due == 0
+        }).await;
         let before = app.snapshot().await;
         for path in paths {
             let r = post(&app, &b, "/account", &path, &[]).await;

@@ -115,6 +115,7 @@ fn row(method: &str, path: &str) -> Option<Class> {
         | "/account/notifications/push/delete" => Guarded("own account"),
         "/account/orders" => Guarded("order history"),
         "/account/sessions/{id}/revoke" => Guarded("session"),
+        "/account/renewals/{id}/cancel" => Guarded("membership plan"),
         "/account/identities/{id}/unlink" => Guarded("identity"),
         "/account/passkeys/{id}/delete" => Guarded("passkey"),
         "/preferences/{token}" | "/subscribe/confirm/{token}" | "/unsubscribe/{token}/{topic}" => {
@@ -455,6 +456,15 @@ both_engines! {
             assert!(refused(&r, "/account/sign-in"), "anonymous {p}: {}", r.status());
             checked.insert(name);
         }
+        // A's membership plan: B cannot stop it, nor can a stranger.
+        let a_plan = yiren_testkit::membership_plan(ctx, "a-monthly", a_id, "a@example.com").await;
+        let p = format!("/account/renewals/{a_plan}/cancel");
+        let r = b.post(app.url(&p)).header("origin", app.url("")).form(&[("_csrf", b_csrf.as_str())]).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{p}");
+        let r = anon.post(app.url(&p)).header("origin", app.url("")).form(&[("_csrf", b_csrf.as_str())]).send().await.unwrap();
+        assert!(refused(&r, "/account/sign-in"), "anonymous {p}: {}", r.status());
+        assert_eq!(yiren_store::recurring::get(ctx.db.read(), a_plan).await.unwrap().unwrap().status, "active");
+        checked.insert("membership plan");
         assert_eq!(get(&a, "/account".into()).await.status(), 200, "A is still signed in");
         assert_eq!(yiren_store::customer::identities(ctx.db.read(), a_id).await.unwrap().len(), 1);
 

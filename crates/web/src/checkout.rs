@@ -264,6 +264,7 @@ fn submission(form: &[(String, String)], lines: Vec<cart::Line>) -> Submit {
         },
         started: None,
         app: None,
+        renewal: None,
     }
 }
 

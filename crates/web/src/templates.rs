@@ -43,6 +43,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/admin/checkouts.html"),
     ),
     (
+        "admin/renewals.html",
+        include_str!("../templates/admin/renewals.html"),
+    ),
+    (
+        "admin/renewal.html",
+        include_str!("../templates/admin/renewal.html"),
+    ),
+    (
         "admin/discounts.html",
         include_str!("../templates/admin/discounts.html"),
     ),

@@ -150,6 +150,10 @@ pub fn registry(
         yiren_core::payment::reconcile::KIND,
         yiren_core::payment::reconcile::Reconcile,
     );
+    r.register(
+        yiren_core::recurring::SWEEP_KIND,
+        yiren_core::recurring::Sweep,
+    );
     r.register("maintenance.cleanup", yiren_core::job::Cleanup);
     r.register(
         yiren_core::checkout_app::NOTIFY_KIND,
@@ -329,6 +333,18 @@ impl App {
                     "payments",
                     "*/5 * * * *",
                     yiren_core::payment::reconcile::KIND,
+                    serde_json::json!({}),
+                )
+                .map_err(anyhow::Error::msg)?,
+            );
+        }
+        // Built in: recurring memberships' renewal orders are placed, and unpaid ones ended, hourly.
+        if !schedules.iter().any(|s| s.name == "renewals") {
+            schedules.push(
+                Schedule::new(
+                    "renewals",
+                    "17 * * * *",
+                    yiren_core::recurring::SWEEP_KIND,
                     serde_json::json!({}),
                 )
                 .map_err(anyhow::Error::msg)?,

@@ -835,6 +835,8 @@ pub async fn export(ctx: &Ctx, customer_id: i64) -> DomainResult<serde_json::Val
     }
     let cart = crate::cart::saved(ctx, customer_id).await?;
     let checkouts = yiren_store::abandoned::of_customer(ctx.db.read(), customer_id).await?;
+    let plans =
+        crate::recurring::of_customer(ctx, customer_id, c.email.as_deref().unwrap_or("")).await?;
     Ok(serde_json::json!({
         "format": "yiren.customer-export.v1",
         "exported_at": ts(ctx.now()),
@@ -886,6 +888,12 @@ pub async fn export(ctx: &Ctx, customer_id: i64) -> DomainResult<serde_json::Val
             "order_placed": k.order_id.is_some(), "started_at": ts(k.created_at),
             "last_seen_at": ts(k.updated_at),
         })).collect::<Vec<_>>(),
+        "renewing_memberships": plans.iter().map(|p| serde_json::json!({
+            "title": p.row.title, "price": crate::money::format(p.row.amount, &p.row.currency),
+            "currency": p.row.currency, "every_months": p.row.every_months, "status": p.row.status,
+            "renews_through": p.row.gateway, "started_at": ts(p.row.created_at),
+            "paid_through": p.paid_through().map(ts), "next_renewal": p.next_renewal().map(ts),
+        })).collect::<Vec<_>>(),
     }))
 }
 
@@ -923,6 +931,8 @@ pub async fn delete_account(ctx: &Ctx, customer_id: i64) -> DomainResult<()> {
     yiren_store::abandoned::delete_unconverted_of(&mut *tx, customer_id).await?;
     store::set_second_factor(&mut *tx, customer_id, false, now).await?;
     store::anonymise(&mut *tx, customer_id, now).await?;
+    // Their memberships stop renewing (what was paid runs out; no more renewal orders or mail).
+    yiren_store::recurring::stop_customer(&mut *tx, customer_id, now).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }

@@ -471,6 +471,18 @@ pub enum Paid {
 /// (RELIABILITY PAY-6), and the state must allow it (STATE-1). A refused payment is written to the
 /// order's timeline for the owner to see, and changes nothing else.
 pub async fn pay(ctx: &Ctx, order_id: i64, r: &Received, actor: &str) -> DomainResult<Paid> {
+    pay_with(ctx, order_id, r, actor, None).await
+}
+
+/// [`pay`] for a payment that starts the gateway's subscription `subscription` (a membership the
+/// gateway goes on billing: `core::recurring`).
+pub async fn pay_with(
+    ctx: &Ctx,
+    order_id: i64,
+    r: &Received,
+    actor: &str,
+    subscription: Option<&str>,
+) -> DomainResult<Paid> {
     let mut tx = ctx.db.begin().await?;
     let mut o = store::lock(&mut tx, order_id).await.map_err(not_found)?;
     let t = TransactionRow {
@@ -542,7 +554,7 @@ pub async fn pay(ctx: &Ctx, order_id: i64, r: &Received, actor: &str) -> DomainR
         }
     }
     if effects.contains(&Effect::Grant) {
-        crate::delivery::grant(ctx, &mut tx, &o).await?;
+        crate::delivery::grant(ctx, &mut tx, &o, subscription).await?;
     }
     if effects.contains(&Effect::RefundReview) || o.refund_review == 1 {
         log(

@@ -35,6 +35,7 @@ pub const FORM_ROUTES: &[&str] = &[
     "/account/password",
     "/account/sessions/{id}/revoke",
     "/account/sessions/revoke-others",
+    "/account/renewals/{id}/cancel",
     "/account/identities/{id}/unlink",
     "/account/delete",
     "/account/oauth/{slug}/start",
@@ -75,6 +76,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/account/email/verify", post(pages::confirm_email_change))
         .route("/account/security", get(pages::security_page))
         .route("/account/orders", get(pages::orders_page))
+        .route("/account/renewals/{id}/cancel", post(pages::cancel_renewal))
         .route("/account/password", post(pages::set_password))
         .route("/account/sessions/{id}/revoke", post(pages::revoke_session))
         .route(

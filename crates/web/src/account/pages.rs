@@ -689,11 +689,18 @@ pub async fn orders_page(
             }
         })
         .collect();
+    let email = s.customer.email.clone().unwrap_or_default();
+    let plans = match yiren_core::recurring::of_customer(&state.ctx, s.customer.id, &email).await {
+        Ok(p) => p,
+        Err(e) => return domain_error_page(e),
+    };
     let base = page_ctx(&state, "/account/orders", Some(&s), &s.csrf_token).await;
     state.templates.render(
         "account/orders.html",
         context! {
             orders => orders,
+            plans => crate::admin::renewals::for_customer(&plans),
+            notice => q.notice.as_deref().filter(|n| *n == "renewals.cancelled").map(|n| t.t(n)),
             prev => (page > 1).then(|| format!("/account/orders?page={}", page - 1)),
             next => more.then(|| format!("/account/orders?page={}", page + 1)),
             ..base
@@ -704,4 +711,31 @@ pub async fn orders_page(
 #[derive(Deserialize, Default)]
 pub struct OrdersQuery {
     page: Option<i64>,
+    notice: Option<String>,
+}
+
+/// The customer stops one of their memberships renewing (their own only: another customer's
+/// plan, or a made-up id, is not found).
+pub async fn cancel_renewal(
+    State(state): State<AppState>,
+    CustomerAuth(s): CustomerAuth,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<EmptyForm>,
+) -> Response {
+    let email = s.customer.email.clone().unwrap_or_default();
+    let mine = match yiren_core::recurring::of_customer(&state.ctx, s.customer.id, &email).await {
+        Ok(plans) => plans.iter().any(|p| p.row.id == id),
+        Err(e) => return domain_error_page(e),
+    };
+    if !mine {
+        return domain_error_page(yiren_core::DomainError::NotFound);
+    }
+    match yiren_core::recurring::cancel(&state.ctx, id, &format!("customer:{}", s.customer.id))
+        .await
+    {
+        Ok(_) | Err(yiren_core::DomainError::Conflict { .. }) => {
+            Redirect::to("/account/orders?notice=renewals.cancelled").into_response()
+        }
+        Err(e) => domain_error_page(e),
+    }
 }

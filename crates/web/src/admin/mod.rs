@@ -15,6 +15,7 @@ pub mod pages;
 pub mod payments;
 pub mod products;
 pub mod reach;
+pub mod renewals;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -100,6 +101,7 @@ pub const FORM_ROUTES: &[&str] = &[
     "/admin/payments",
     "/admin/payments/{id}/delete",
     "/admin/payments/reconcile",
+    "/admin/renewals/{id}/cancel",
     "/admin/checkout-apps",
     "/admin/checkout-apps/{id}",
     "/admin/checkout-apps/{id}/secret",
@@ -194,6 +196,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(orders::settings_page).post(orders::save_settings),
         )
         .route("/admin/checkouts", get(orders::abandoned))
+        .route("/admin/renewals", get(renewals::list))
+        .route("/admin/renewals/{id}", get(renewals::detail))
+        .route("/admin/renewals/{id}/cancel", post(renewals::cancel))
         .route("/admin/payments", get(payments::page).post(payments::save))
         .route("/admin/payments/{id}/delete", post(payments::delete))
         .route("/admin/payments/reconcile", post(payments::reconcile_now))
@@ -415,6 +420,7 @@ pub const NOTICES: &[&str] = &[
     "payments.saved",
     "payments.deleted",
     "payments.reconciled",
+    "renewals.cancelled",
 ];
 
 /// Translate a notice key from the query, if it is one of [`NOTICES`].

@@ -225,6 +225,10 @@ async fn render_order(
         Ok(a) => a.map(|(app, x)| context! { name => app.name, reference => x.app_ref }),
         Err(e) => return domain_error_page(e),
     };
+    let renews = match yiren_core::recurring::period_of_order(&state.ctx, id).await {
+        Ok(p) => p.map(|p| context! { plan_id => p.plan_id.to_string(), period => p.period }),
+        Err(e) => return domain_error_page(e),
+    };
     let base = base_ctx(state, "/admin/orders", Some(s), &s.csrf_token).await;
     let state_now = order::state_of(r);
     let mut token = [0u8; 16];
@@ -241,7 +245,7 @@ async fn render_order(
             lines => lines, events => events, payments => payments, granted => granted,
             subtotal => m(r.subtotal), discount => (r.discount > 0).then(|| m(r.discount)),
             shipping => m(r.shipping - r.shipping_discount), tax => (r.tax > 0).then(|| m(r.tax)), tax_inclusive => r.tax_inclusive == 1,
-            total => m(r.total), gateway => r.gateway.clone(), via_app => via_app,
+            total => m(r.total), gateway => r.gateway.clone(), via_app => via_app, renews => renews,
             can_confirm => order::state::apply(&state_now, &order::state::Event::Paid { amount: r.total }).is_ok(),
             can_cancel => order::state::apply(&state_now, &order::state::Event::Cancel).is_ok(),
             can_refund => r.captured > r.refunded && matches!(r.payment.as_str(), "paid" | "partially_refunded"),

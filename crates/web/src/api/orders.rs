@@ -468,6 +468,7 @@ pub async fn create_order(
         gateway: i.gateway.unwrap_or_else(|| "manual".into()),
         started: None,
         app: None,
+        renewal: None,
     };
     if let Some(c) = s.customer_id {
         yiren_core::customer::get(&state.ctx, c)
