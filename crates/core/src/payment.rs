@@ -635,56 +635,10 @@ pub enum Settled {
 /// a query — through the one path: idempotent on the gateway's reference, amount and currency
 /// checked against the order (PAY-1, PAY-6).
 pub async fn settle(ctx: &Ctx, gw: &dyn PaymentGateway, v: &Verified, actor: &str) -> Settled {
-    let mut first_of = None;
-    match (&v.recurring, v.outcome) {
-        (Some(Recurring::Payment(sub)), Outcome::Paid) => {
-            let r = received(gw, v);
-            let about = (gw.id(), sub.as_str(), v.order_ref.as_str());
-            match crate::recurring::renewed(ctx, about, &r, actor).await {
-                Ok(_) => return Settled::Recorded,
-                // No plan has it: the payment that starts it (recorded below).
-                Err(DomainError::NotFound) => first_of = Some(sub.as_str()),
-                Err(DomainError::Conflict { key }) => return Settled::Parked(key),
-                Err(e) => return Settled::Failed(e.to_string()),
-            }
-        }
-        (Some(Recurring::Renewal(sub)), Outcome::Paid) => {
-            let r = received(gw, v);
-            let about = (gw.id(), sub.as_str(), v.order_ref.as_str());
-            return match crate::recurring::renewed(ctx, about, &r, actor).await {
-                Ok(_) => Settled::Recorded,
-                // The subscription's first payment has not been recorded yet (events out of
-                // order): the gateway sends this one again.
-                Err(DomainError::NotFound) => Settled::Failed("subscription not known yet".into()),
-                Err(DomainError::Conflict { key }) => Settled::Parked(key),
-                Err(e) => Settled::Failed(e.to_string()),
-            };
-        }
-        (Some(Recurring::Renewal(sub)), Outcome::Failed) => {
-            let about = (gw.id(), sub.as_str(), v.order_ref.as_str());
-            return match crate::recurring::renewal_failed(ctx, about).await {
-                Ok(()) => Settled::NotPaid,
-                Err(DomainError::NotFound) => Settled::Failed("subscription not known yet".into()),
-                Err(e) => Settled::Failed(e.to_string()),
-            };
-        }
-        (Some(Recurring::Started(sub)), Outcome::Pending) => {
-            // The gateway names the subscription apart from the payment (Lemon Squeezy).
-            return match crate::recurring::attach(ctx, gw.id(), &v.order_ref, sub).await {
-                Ok(()) => Settled::NotPaid,
-                Err(DomainError::NotFound) => Settled::Failed("order not paid yet".into()),
-                Err(e) => Settled::Failed(e.to_string()),
-            };
-        }
-        (Some(Recurring::Ended(sub)), _) => {
-            return match crate::recurring::ended(ctx, gw.id(), sub).await {
-                // An unknown subscription (another site's, or one never started) has nothing to end.
-                Ok(()) | Err(DomainError::NotFound) => Settled::NotPaid,
-                Err(e) => Settled::Failed(e.to_string()),
-            };
-        }
-        _ => {}
-    }
+    let first_of = match recurring(ctx, gw, v, actor).await {
+        Next::Done(settled) => return settled,
+        Next::Pay { starts } => starts,
+    };
     // Not a payment (pending, failed, or an event about something else): nothing to record.
     if v.outcome != Outcome::Paid {
         return Settled::NotPaid;
@@ -693,15 +647,75 @@ pub async fn settle(ctx: &Ctx, gw: &dyn PaymentGateway, v: &Verified, actor: &st
         return Settled::UnknownOrder;
     };
     let r = received(gw, v);
-    let subscription = match &v.recurring {
-        Some(Recurring::Started(sub)) => Some(sub.as_str()),
-        _ => first_of,
-    };
-    match order::pay_with(ctx, order_id, &r, actor, subscription).await {
+    match order::pay_with(ctx, order_id, &r, actor, first_of).await {
         Ok(Paid::Applied | Paid::Duplicate) => Settled::Recorded,
         Err(DomainError::Conflict { key }) => Settled::Parked(key),
         Err(DomainError::NotFound) => Settled::UnknownOrder,
         Err(e) => Settled::Failed(e.to_string()),
+    }
+}
+
+/// What [`recurring`] leaves to do.
+enum Next<'a> {
+    /// Nothing more: this is what it came to.
+    Done(Settled),
+    /// Record the payment on its order — the first of subscription `starts`, if it names one.
+    Pay { starts: Option<&'a str> },
+}
+
+/// The part of [`settle`] about the gateway's subscriptions (`core::recurring`): renewals paid or
+/// failed, a subscription named or ended. A renewal of a subscription no plan knows yet is
+/// "failed" so that the gateway sends it again (its first payment is still on the way).
+async fn recurring<'a>(
+    ctx: &Ctx,
+    gw: &dyn PaymentGateway,
+    v: &'a Verified,
+    actor: &str,
+) -> Next<'a> {
+    let not_yet = |what: &str| Next::Done(Settled::Failed(format!("{what} not known yet")));
+    let failed = |e: DomainError| match e {
+        DomainError::Conflict { key } => Next::Done(Settled::Parked(key)),
+        e => Next::Done(Settled::Failed(e.to_string())),
+    };
+    let Some(event) = &v.recurring else {
+        return Next::Pay { starts: None };
+    };
+    let about = |sub: &'a str| (gw.id(), sub, v.order_ref.as_str());
+    match (event, v.outcome) {
+        (Recurring::Started(sub), Outcome::Paid) => Next::Pay { starts: Some(sub) },
+        (Recurring::Renewal(sub) | Recurring::Payment(sub), Outcome::Paid) => {
+            match crate::recurring::renewed(ctx, about(sub), &received(gw, v), actor).await {
+                Ok(_) => Next::Done(Settled::Recorded),
+                // A charge that may be the first: no plan has it, so it starts one.
+                Err(DomainError::NotFound) if matches!(event, Recurring::Payment(_)) => {
+                    Next::Pay { starts: Some(sub) }
+                }
+                Err(DomainError::NotFound) => not_yet("subscription"),
+                Err(e) => failed(e),
+            }
+        }
+        (Recurring::Renewal(sub), Outcome::Failed) => {
+            match crate::recurring::renewal_failed(ctx, about(sub)).await {
+                Ok(()) => Next::Done(Settled::NotPaid),
+                Err(DomainError::NotFound) => not_yet("subscription"),
+                Err(e) => failed(e),
+            }
+        }
+        // The gateway names the subscription apart from the payment (Lemon Squeezy, PayPal).
+        (Recurring::Started(sub), Outcome::Pending) => {
+            match crate::recurring::attach(ctx, gw.id(), &v.order_ref, sub).await {
+                Ok(()) => Next::Done(Settled::NotPaid),
+                Err(DomainError::NotFound) => not_yet("order's payment"),
+                Err(e) => failed(e),
+            }
+        }
+        (Recurring::Ended(sub), _) => match crate::recurring::ended(ctx, gw.id(), sub).await {
+            // An unknown subscription (another site's, or one never started) has nothing to end.
+            Ok(()) | Err(DomainError::NotFound) => Next::Done(Settled::NotPaid),
+            Err(e) => failed(e),
+        },
+        // A renewal or charge still pending, a first charge that failed: nothing to record.
+        _ => Next::Done(Settled::NotPaid),
     }
 }
 

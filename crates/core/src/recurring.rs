@@ -77,7 +77,7 @@ pub(crate) async fn start_in(
     }
     let now = ctx.now();
     for old in store::running_of(tx, o.customer_id, &o.email, b.product_id).await? {
-        store::set_status(&mut **tx, old.id, "cancelled", now).await?;
+        store::stop(&mut **tx, old.id, "cancelled", now).await?;
     }
     let offset_months = crate::period::period_at(b.anchor_at, b.tz, 1, b.starts_at).unwrap_or(0);
     let plan = PlanRow {
@@ -247,7 +247,7 @@ pub async fn sweep(ctx: &Ctx) -> DomainResult<Swept> {
 /// A plan whose renewal order `o` expired unpaid ends; the customer is told once.
 async fn lapse(ctx: &Ctx, plan: &PlanRow, o: &OrderRow) -> DomainResult<()> {
     let mut tx = ctx.db.begin().await?;
-    if store::set_status(&mut *tx, plan.id, "lapsed", ctx.now()).await? {
+    if store::stop(&mut *tx, plan.id, "lapsed", ctx.now()).await? {
         crate::mail::order_mail(ctx, &mut tx, o, "lapsed").await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
@@ -390,9 +390,7 @@ pub async fn ended(ctx: &Ctx, gateway: &str, gateway_ref: &str) -> DomainResult<
     let plan = store::by_gateway_ref(ctx.db.read(), gateway, gateway_ref)
         .await?
         .ok_or(DomainError::NotFound)?;
-    if matches!(plan.status.as_str(), "active" | "past_due") {
-        store::set_status(ctx.db.write(), plan.id, "cancelled", ctx.now()).await?;
-    }
+    store::stop(ctx.db.write(), plan.id, "cancelled", ctx.now()).await?;
     Ok(())
 }
 
@@ -468,12 +466,11 @@ pub async fn cancel(ctx: &Ctx, id: i64, actor: &str) -> DomainResult<PlanRow> {
     let plan = store::get(ctx.db.read(), id)
         .await?
         .ok_or(DomainError::NotFound)?;
-    if !matches!(plan.status.as_str(), "active" | "past_due") {
+    if !store::stop(ctx.db.write(), id, "cancelled", ctx.now()).await? {
         return Err(DomainError::Conflict {
             key: "recurring.not_running",
         });
     }
-    store::set_status(ctx.db.write(), id, "cancelled", ctx.now()).await?;
     if let Some(last) = store::latest_period(ctx.db.read(), id).await? {
         if last.paid_at.is_none() {
             match crate::order::cancel(ctx, last.order_id, actor, true).await {

@@ -171,6 +171,26 @@ pub async fn set_status<'e, E: Executor<'e, Database = Any>>(
     Ok(r.rows_affected() == 1)
 }
 
+/// End a running (active or past due) plan with `status` (`cancelled`, `lapsed`); false when it
+/// was not running — so two who end it at once cannot both act on it.
+pub async fn stop<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    id: i64,
+    status: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE recurring_plans SET status = $1, updated_at = $2 \
+         WHERE id = $3 AND status IN ('active', 'past_due')",
+    )
+    .bind(status)
+    .bind(now)
+    .bind(id)
+    .execute(exec)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Name the gateway's subscription of a plan that has none yet; false when it had one.
 pub async fn set_gateway_ref<'e, E: Executor<'e, Database = Any>>(
     exec: E,
