@@ -56,7 +56,7 @@ async fn main() {
         templates_dir: None,
         settings_cache: Default::default(),
         catalog_cache: Default::default(),
-        placing: Default::default(),
+        together: Default::default(),
     };
 
     let mut hashes = Vec::new();

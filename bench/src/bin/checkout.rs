@@ -151,6 +151,17 @@ async fn prepare(shop: &Shop, n: usize, workers: usize) -> Vec<Ready> {
     ready
 }
 
+/// Where the server's log goes: `BENCH_SERVER_LOG` (a log filter, e.g. `warn,sqlx=debug`) sends it to
+/// `checkout-server.log` in the working directory, for finding out what a checkout costs.
+fn server_log() -> Stdio {
+    match std::env::var("BENCH_SERVER_LOG") {
+        Ok(_) => std::fs::File::create("checkout-server.log")
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null()),
+        Err(_) => Stdio::null(),
+    }
+}
+
 /// Orders per second, p99 in ms, and how many attempts did not end in an order.
 struct Figures {
     rate: f64,
@@ -302,8 +313,12 @@ async fn checkouts(
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
         .args(&db_args)
         .env("YIREN_LOG__LEVEL", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()),
+        )
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(server_log())
         .spawn()
         .expect("start yiren");
     let base = format!("http://127.0.0.1:{port}");

@@ -72,8 +72,26 @@ pub async fn touch(
         created_at: now,
         updated_at: now,
     };
-    store::touch(ctx.db.write(), &row).await?;
-    Ok(())
+    // With whatever else is being written now (orders placed at the same moment): one commit.
+    crate::together::write(ctx, Touch(row)).await
+}
+
+/// A checkout seen: a piece of the shared commit ([`crate::together`]).
+struct Touch(CheckoutRow);
+
+impl crate::together::Piece for Touch {
+    type Out = ();
+    const NAME: &'static str = "checkout.seen";
+
+    fn write<'a>(
+        &'a self,
+        _ctx: &'a Ctx,
+        _tx: &'a mut yiren_store::Tx,
+        w: &'a mut yiren_store::Writes,
+    ) -> futures::future::BoxFuture<'a, DomainResult<()>> {
+        store::touch_into(w, &self.0);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Checkouts left without an order for [`QUIET_MS`], newest first.

@@ -28,7 +28,6 @@ use crate::pricing::{self, Bps};
 use crate::{cart, catalog, discount, event, job, Ctx, Locale};
 
 mod placing;
-pub use placing::Queue;
 
 /// Settings key of [`Config`].
 const CONFIG_KEY: &str = "checkout.config";
@@ -655,7 +654,7 @@ fn check_submit(ctx: &Ctx, s: &Submit) -> DomainResult<(String, String)> {
 }
 
 /// Place the order: price it, hold its stock, count its discount uses, number it — one
-/// transaction (shared with the orders placed at the same moment: see [`placing`]), retried on a
+/// transaction (shared with what is written at the same moment: see [`placing`]), retried on a
 /// serialization failure or deadlock. Submitting the same token again returns the order it placed.
 pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
     let (token, email) = check_submit(ctx, s)?;
@@ -670,14 +669,17 @@ pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
     let mut attempt = 0u32;
     loop {
         let work = placing::Work {
-            ctx: ctx.clone(),
             submit: s.clone(),
             token: token.clone(),
             email: email.clone(),
             quote: q.clone(),
             config: cfg.clone(),
         };
-        match placing::place(work).await {
+        match crate::together::write(ctx, work).await {
+            Ok(row) => {
+                crate::catalog::stock_changed();
+                return Ok(row);
+            }
             Err(DomainError::Store(e)) if e.is_retryable() && attempt < 5 => {
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(5u64 << attempt)).await;

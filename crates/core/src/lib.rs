@@ -43,6 +43,7 @@ pub mod recurring;
 pub mod secret;
 pub mod settings;
 pub mod setup;
+pub mod together;
 
 use std::sync::Arc;
 
@@ -76,8 +77,8 @@ pub struct Ctx {
     pub settings_cache: settings::Cache,
     /// Copies of products for pricing carts and checkouts (see [`catalog::for_variant`]).
     pub catalog_cache: catalog::Cache,
-    /// The orders waiting to be written together (see [`checkout::Queue`]).
-    pub placing: checkout::Queue,
+    /// The pieces of work waiting to be written together (see [`together`]).
+    pub together: together::Group,
 }
 
 impl Ctx {

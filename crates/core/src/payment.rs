@@ -262,6 +262,11 @@ pub trait PaymentGateway: Send + Sync + 'static {
     fn refunds(&self) -> bool {
         false
     }
+    /// Whether the customer pays the owner directly ([`Instruction::Manual`]): nothing is started
+    /// at a gateway and nothing is kept, so showing the instructions reads nothing.
+    fn paid_offline(&self) -> bool {
+        false
+    }
     /// Send a refund. An `Err` is a failure worth retrying (network, 5xx): the request is sent
     /// again with the same `refund_ref`.
     fn refund<'a>(&'a self, req: &'a RefundRequest) -> BoxFuture<'a, DomainResult<RefundResult>> {
@@ -286,6 +291,9 @@ impl PaymentGateway for Manual {
     }
     fn create<'a>(&'a self, _req: &'a PaymentRequest) -> BoxFuture<'a, DomainResult<Instruction>> {
         Box::pin(async { Ok(Instruction::Manual) })
+    }
+    fn paid_offline(&self) -> bool {
+        true
     }
     fn verify(&self, _raw: &RawNotification, _now_ms: i64) -> Result<Verified, Rejected> {
         Err(Rejected::Unsupported)
@@ -543,6 +551,13 @@ pub async fn start(
     base_url: &str,
     client_ip: &str,
 ) -> DomainResult<Instruction> {
+    if ctx
+        .gateways
+        .get(&o.gateway)
+        .is_some_and(|g| g.paid_offline())
+    {
+        return Ok(Instruction::Manual);
+    }
     if let Some(s) = yiren_store::payment::start(ctx.db.read(), o.id, &o.gateway).await? {
         if let Some(i) = instruction_of(&s) {
             return Ok(i);

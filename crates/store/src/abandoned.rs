@@ -22,12 +22,9 @@ const COLUMNS: &str =
     "id, email, customer_id, items, subtotal, currency, order_id, created_at, updated_at";
 
 /// Record the checkout as seen now: created, or updated (the email only ever filled in, never
-/// blanked; a checkout that became an order stays as it was).
-pub async fn touch<'e, E: Executor<'e, Database = Any>>(
-    exec: E,
-    c: &CheckoutRow,
-) -> StoreResult<()> {
-    sqlx::query(&format!(
+/// blanked; a checkout that became an order stays as it was). Added to `w`.
+pub fn touch_into(w: &mut crate::Writes, c: &CheckoutRow) {
+    w.add(format!(
         "INSERT INTO checkouts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8) \
          ON CONFLICT (id) DO UPDATE SET \
            email = CASE WHEN EXCLUDED.email = '' THEN checkouts.email ELSE EXCLUDED.email END, \
@@ -43,10 +40,7 @@ pub async fn touch<'e, E: Executor<'e, Database = Any>>(
     .bind(c.subtotal)
     .bind(&c.currency)
     .bind(c.created_at)
-    .bind(c.updated_at)
-    .execute(exec)
-    .await?;
-    Ok(())
+    .bind(c.updated_at);
 }
 
 /// The checkout became this order (in the order's own transaction).

@@ -33,6 +33,28 @@ impl Engine {
         }
     }
 
+    /// The ids of up to `$4` jobs due at `$3` (queued and due, or running with a lapsed lease),
+    /// earliest first, leaving out `not_mine` (` AND id NOT IN (…)` or empty). On SQLite the two
+    /// kinds are each read in index order and merged, so a claim reads a few rows however many
+    /// jobs are due (one sub-select with `OR` sorted every due job: 3 ms at 9,000 due instead of
+    /// 13 µs); PostgreSQL keeps one sub-select, whose rows `FOR UPDATE SKIP LOCKED` can lock.
+    pub fn due_jobs(self, not_mine: &str) -> String {
+        match self {
+            Engine::Sqlite => format!(
+                "SELECT id FROM (\
+                 SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE state = 'queued' AND run_at <= $3{not_mine} ORDER BY run_at, id LIMIT $4) \
+                 UNION ALL \
+                 SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE state = 'running' AND locked_until < $3{not_mine} ORDER BY run_at, id LIMIT $4)\
+                 ) ORDER BY run_at, id LIMIT $4"
+            ),
+            Engine::Postgres => format!(
+                "SELECT id FROM jobs WHERE ((state = 'queued' AND run_at <= $3) \
+                 OR (state = 'running' AND locked_until < $3)){not_mine} ORDER BY run_at, id LIMIT $4{}",
+                self.skip_locked()
+            ),
+        }
+    }
+
     /// Clause appended to the job claim sub-select. PostgreSQL skips rows other workers hold;
     /// SQLite needs nothing because a write transaction (`BEGIN IMMEDIATE`) already excludes
     /// every other writer, so the select-then-update is atomic.
@@ -128,6 +150,13 @@ impl std::fmt::Debug for Db {
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
 
+/// The writer's own settings. Its page cache is 32 MB instead of SQLite's default 2 MB: every
+/// write walks the b-trees of the tables and indexes it changes (an order: a dozen rows, several
+/// indexes on random keys such as checkout tokens), and pages that fell out of a small cache are
+/// read again from the file on each write, while the writer is what every write waits for
+/// (memory is taken only as pages are used).
+const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA cache_size = -32768;";
+
 impl Db {
     /// Open a database from its URL, failing fast with an explanation when it is unusable.
     pub async fn connect(url: &str, opts: &DbOptions) -> Result<Db, ConnectError> {
@@ -183,7 +212,10 @@ impl Db {
             .max_connections(1)
             .acquire_timeout(opts.acquire_timeout)
             .after_connect(|conn, _| {
-                Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) })
+                Box::pin(async move {
+                    conn.execute(SQLITE_PRAGMAS).await?;
+                    conn.execute(SQLITE_WRITER_PRAGMAS).await.map(|_| ())
+                })
             })
             .connect_with(any.clone())
             .await

@@ -173,9 +173,35 @@ fn many_sql(n: usize) -> String {
     )
 }
 
-/// Claim up to `limit` due jobs for `worker` with a lease ending at `lease_until`.
+/// Claim up to `limit` due jobs for `worker` with a lease ending at `lease_until`: one statement,
+/// committing on its own, tried again on a busy or serialization error.
 pub async fn claim(
     db: &Db,
+    worker: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+    running: &[i64],
+) -> StoreResult<Vec<JobRow>> {
+    db.retrying(|| {
+        claim_in(
+            db.write(),
+            db.engine(),
+            worker,
+            now,
+            lease_until,
+            limit,
+            running,
+        )
+    })
+    .await
+}
+
+/// [`claim`] in the caller's transaction; `engine` decides how rows other workers hold are
+/// skipped.
+pub async fn claim_in<'e, E: Executor<'e, Database = Any>>(
+    exec: E,
+    engine: crate::Engine,
     worker: &str,
     now: i64,
     lease_until: i64,
@@ -190,25 +216,18 @@ pub async fn claim(
         let ids: Vec<String> = running.iter().map(i64::to_string).collect();
         format!(" AND id NOT IN ({})", ids.join(","))
     };
-    // One statement: it commits on its own.
-    db.retrying(|| async {
-        let sql = format!(
-            "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
-             WHERE id IN (SELECT id FROM jobs WHERE ((state = 'queued' AND run_at <= $3) \
-                          OR (state = 'running' AND locked_until < $3)){mine} ORDER BY run_at, id LIMIT $4{}) \
-             RETURNING {COLUMNS}",
-            db.engine().skip_locked()
-        );
-        let rows: Vec<JobRow> = sqlx::query_as(&sql)
-            .bind(worker)
-            .bind(lease_until)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(db.write())
-            .await?;
-        Ok(rows)
-    })
-    .await
+    let sql = format!(
+        "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
+         WHERE id IN ({}) RETURNING {COLUMNS}",
+        engine.due_jobs(&mine)
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(worker)
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(exec)
+        .await?)
 }
 
 /// Mark a job done (only if this worker still holds it).
@@ -228,6 +247,17 @@ pub async fn complete<'e, E: Executor<'e, Database = Any>>(
     .execute(exec)
     .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// [`complete`] added to `w` (its result unread: a job no longer held stays as it is).
+pub fn complete_into(w: &mut Writes, id: i64, worker: &str, now: i64) {
+    w.add(
+        "UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, finished_at = $1, updated_at = $1 \
+         WHERE id = $2 AND locked_by = $3 AND state = 'running'",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(worker);
 }
 
 /// Record a failure: requeue at `retry_at`, or move to the dead list when `retry_at` is None.

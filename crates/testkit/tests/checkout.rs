@@ -18,6 +18,7 @@ use yiren_core::discount::{self, DiscountInput};
 use yiren_core::error::DomainError;
 use yiren_core::order::{self, Paid, Received};
 use yiren_core::pricing::Shipping as Rule;
+use yiren_core::together::{self, Piece};
 use yiren_core::{cart, Ctx};
 use yiren_store::order as store;
 use yiren_testkit::{both_engines, product, wait_until, TestApp};
@@ -121,7 +122,7 @@ both_engines! {
             jobs.push(spawn(format!("other-{i}"), format!("o{i}@example.com")));
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let shared_before = ctx.placing.shared_commits();
+        let shared_before = ctx.together.shared_commits("order");
         drop(hold);
         let mut results = vec![];
         for j in jobs {
@@ -138,9 +139,63 @@ both_engines! {
         assert_eq!(orders, 4);
         if engine == yiren_testkit::Engine::Sqlite {
             // The first order waited alone for the writer; the nine behind it shared one commit.
-            assert_eq!(ctx.placing.shared_commits(), shared_before + 1);
+            assert_eq!(ctx.together.shared_commits("order"), shared_before + 1);
         } else {
-            assert_eq!(ctx.placing.shared_commits(), 0);
+            assert_eq!(ctx.together.shared_commits("order"), 0);
+        }
+        audit_clean(&ctx).await;
+        app.stop().await;
+    }
+
+    /// Pieces of other kinds join the orders' commit (job claims and outcomes, messages'
+    /// outcomes — here a test's own piece): each written under its own savepoint, a failing one
+    /// undone alone, every answer only after the commit.
+    async fn pieces_of_every_kind_share_a_commit_and_fail_alone(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let ctx = Arc::new(app.state.ctx.clone());
+        let v = product(&ctx, "mixed", Kind::Digital, &[("M", 500, 10)]).await[0];
+        let hold = ctx.db.begin().await.unwrap();
+        let order = |i: usize| {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { checkout::place(&ctx, &submit(format!("mixed-{i}"), &format!("m{i}@example.com"), &[(v, 1)])).await })
+        };
+        let setting = |key: &'static str, fail: bool| {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { together::write(&ctx, Setting { key, fail }).await })
+        };
+        // The first piece waits alone for the held writer; the five behind it go together.
+        let first = order(0);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (before, orders_before) = (ctx.together.shared_commits_any(), ctx.together.shared_commits("order"));
+        let others = vec![order(1), order(2)];
+        let kept = setting("test.kept", false);
+        let undone = setting("test.undone", true);
+        let also = setting("test.also", false);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if engine == yiren_testkit::Engine::Sqlite {
+            // (PostgreSQL: the held transaction blocks nobody; each piece commits on its own.)
+            assert!(!kept.is_finished() && !others[0].is_finished(), "nothing is answered before its commit");
+        }
+        drop(hold);
+        first.await.unwrap().unwrap();
+        for o in others {
+            o.await.unwrap().unwrap();
+        }
+        assert_eq!(kept.await.unwrap().unwrap(), "test.kept");
+        assert!(matches!(undone.await.unwrap(), Err(DomainError::Conflict { key: "error.conflict" })));
+        assert_eq!(also.await.unwrap().unwrap(), "test.also");
+        let stored: Vec<String> = sqlx::query_scalar("SELECT key FROM settings WHERE key LIKE 'test.%' ORDER BY key")
+            .fetch_all(ctx.db.read())
+            .await
+            .unwrap();
+        assert_eq!(stored, ["test.also", "test.kept"], "the failing piece was undone alone");
+        let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(ctx.db.read()).await.unwrap();
+        assert_eq!(orders, 3);
+        if engine == yiren_testkit::Engine::Sqlite {
+            assert!(ctx.together.shared_commits_any() > before);
+            assert_eq!(ctx.together.shared_commits("order"), orders_before + 1, "the two orders behind the first shared a commit");
+        } else {
+            assert_eq!(ctx.together.shared_commits_any(), 0, "PostgreSQL writes each piece alone");
         }
         audit_clean(&ctx).await;
         app.stop().await;
@@ -541,5 +596,33 @@ both_engines! {
         assert_eq!(r.status(), 422);
         audit_clean(&ctx).await;
         app.stop().await;
+    }
+}
+
+/// A test's own piece: one settings row, or a refusal after writing it (undone with its savepoint).
+struct Setting {
+    key: &'static str,
+    fail: bool,
+}
+
+impl Piece for Setting {
+    type Out = &'static str;
+    const NAME: &'static str = "test.setting";
+
+    fn write<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        tx: &'a mut yiren_store::Tx,
+        _w: &'a mut yiren_store::Writes,
+    ) -> futures::future::BoxFuture<'a, Result<&'static str, DomainError>> {
+        Box::pin(async move {
+            yiren_store::settings::put(&mut **tx, self.key, "1", ctx.now()).await?;
+            if self.fail {
+                return Err(DomainError::Conflict {
+                    key: "error.conflict",
+                });
+            }
+            Ok(self.key)
+        })
     }
 }

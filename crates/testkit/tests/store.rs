@@ -144,6 +144,38 @@ both_engines! {
         assert_eq!((again.len(), again[0].attempts), (1, 2));
     }
 
+    /// A claim takes the earliest due jobs first, whether queued or left by a lapsed lease, up to
+    /// its limit, and never one that is not due, held, or running in this worker.
+    async fn a_claim_takes_the_earliest_due_jobs_of_both_kinds(engine: Engine) {
+        let t = TestDb::new(engine).await;
+        let db = open(&t).await;
+        let j = |id, run_at| NewJob { id, kind: "k", payload: "{}", run_at, max_attempts: 5, unique_key: None };
+        // Jobs 1 (run_at 10) and 2 (run_at 40) are claimed by a process that dies (lease to 1,000),
+        // 3 by one that lives (lease to 90,000).
+        for (id, at) in [(1, 10), (2, 40)] {
+            job::enqueue(db.write(), &j(id, at), 0).await.unwrap();
+        }
+        assert_eq!(job::claim(&db, "dead", 50, 1_000, 5, &[]).await.unwrap().len(), 2);
+        job::enqueue(db.write(), &j(3, 5), 0).await.unwrap();
+        assert_eq!(job::claim(&db, "alive", 50, 90_000, 5, &[]).await.unwrap().len(), 1);
+        // Queued: 4 due at 20, 5 due at 30, 6 due at 45, 8 due at 1, 7 not due before 10,000.
+        for (id, at) in [(4, 20), (5, 30), (6, 45), (7, 10_000), (8, 1)] {
+            job::enqueue(db.write(), &j(id, at), 0).await.unwrap();
+        }
+        let ids = |rows: Vec<job::JobRow>| {
+            let mut v: Vec<i64> = rows.into_iter().map(|r| r.id).collect();
+            v.sort();
+            v
+        };
+        // At 2,000: due are 8 (1), 1 (10, lapsed), 4 (20), 5 (30), 2 (40, lapsed), 6 (45); 8 is
+        // running in this worker.
+        let first = job::claim(&db, "w", 2_000, 60_000, 3, &[8]).await.unwrap();
+        assert_eq!(ids(first), vec![1, 4, 5], "the three earliest, both kinds merged");
+        let rest = job::claim(&db, "w", 2_000, 60_000, 10, &[8]).await.unwrap();
+        assert_eq!(ids(rest), vec![2, 6]);
+        assert!(job::claim(&db, "w", 2_000, 60_000, 10, &[8]).await.unwrap().is_empty());
+    }
+
     async fn a_worker_never_takes_back_a_job_it_is_still_running(engine: Engine) {
         let t = TestDb::new(engine).await;
         let db = open(&t).await;

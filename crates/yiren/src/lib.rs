@@ -231,7 +231,7 @@ fn context_with(config: &Config, db: Db, deps: Deps) -> anyhow::Result<Ctx> {
         templates_dir: Some(Arc::new(config.data_dir.join("templates"))),
         settings_cache: Default::default(),
         catalog_cache: Default::default(),
-        placing: Default::default(),
+        together: Default::default(),
     })
 }
 

@@ -230,6 +230,11 @@ impl JobContext {
         Ok(())
     }
 
+    /// [`JobContext::complete_in`] added to `w` (run before the same transaction commits).
+    pub fn complete_into(&self, w: &mut yiren_store::Writes, now: i64) {
+        store::complete_into(w, self.id, &self.worker, now);
+    }
+
     /// The transaction given to [`JobContext::complete_in`] has committed.
     pub fn committed(&self) {
         self.completed.store(true, Ordering::Release);

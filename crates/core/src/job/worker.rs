@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use yiren_store::job as store;
@@ -193,16 +194,14 @@ impl Worker {
                     .iter()
                     .copied()
                     .collect();
-                match store::claim(
-                    &this.ctx.db,
-                    &this.config.worker_id,
+                let claim = Claim {
+                    worker: this.config.worker_id.clone(),
                     now,
                     lease_until,
-                    free as i64,
-                    &mine,
-                )
-                .await
-                {
+                    limit: free as i64,
+                    running: mine,
+                };
+                match claim.run(&this.ctx).await {
                     Ok(jobs) => {
                         claimed = jobs.len();
                         for job in jobs {
@@ -315,10 +314,17 @@ impl Worker {
                 Ok(())
             }
             Ok(()) => {
-                // One statement: it commits on its own.
-                let r = store::complete(ctx.db.write(), job.id, worker, now)
+                let done = Complete {
+                    id: job.id,
+                    worker: worker.clone(),
+                    now,
+                };
+                let r = crate::together::write(ctx, done)
                     .await
-                    .map(|_| ());
+                    .map_err(|e| match e {
+                        crate::DomainError::Store(s) => s,
+                        e => yiren_store::StoreError::Corrupt(e.to_string()),
+                    });
                 metrics::counter!("yiren_jobs_completed_total", "kind" => job.kind.clone())
                     .increment(1);
                 r
@@ -380,5 +386,80 @@ impl Worker {
         if let Err(e) = result {
             tracing::error!(job = job.id, error = %e, "could not record job outcome; the lease will expire and it runs again");
         }
+    }
+}
+
+/// Claiming due jobs: on SQLite a piece of the shared commit ([`crate::together`]), so a claim
+/// made while orders or outcomes are being written costs no sync of its own.
+struct Claim {
+    worker: String,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+    running: Vec<i64>,
+}
+
+impl Claim {
+    async fn run(self, ctx: &Ctx) -> crate::error::DomainResult<Vec<store::JobRow>> {
+        if ctx.db.engine() == yiren_store::Engine::Sqlite {
+            return crate::together::write(ctx, self).await;
+        }
+        // PostgreSQL: one statement on its own (SKIP LOCKED keeps workers apart).
+        Ok(store::claim(
+            &ctx.db,
+            &self.worker,
+            self.now,
+            self.lease_until,
+            self.limit,
+            &self.running,
+        )
+        .await?)
+    }
+}
+
+impl crate::together::Piece for Claim {
+    type Out = Vec<store::JobRow>;
+    const NAME: &'static str = "job.claim";
+
+    fn write<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        tx: &'a mut yiren_store::Tx,
+        _w: &'a mut yiren_store::Writes,
+    ) -> BoxFuture<'a, crate::error::DomainResult<Self::Out>> {
+        Box::pin(async move {
+            Ok(store::claim_in(
+                &mut **tx,
+                ctx.db.engine(),
+                &self.worker,
+                self.now,
+                self.lease_until,
+                self.limit,
+                &self.running,
+            )
+            .await?)
+        })
+    }
+}
+
+/// A job done whose handler did not complete it in its own transaction.
+struct Complete {
+    id: i64,
+    worker: String,
+    now: i64,
+}
+
+impl crate::together::Piece for Complete {
+    type Out = ();
+    const NAME: &'static str = "job.complete";
+
+    fn write<'a>(
+        &'a self,
+        _ctx: &'a Ctx,
+        _tx: &'a mut yiren_store::Tx,
+        w: &'a mut yiren_store::Writes,
+    ) -> BoxFuture<'a, crate::error::DomainResult<()>> {
+        store::complete_into(w, self.id, &self.worker, self.now);
+        Box::pin(async { Ok(()) })
     }
 }

@@ -330,10 +330,11 @@ pub enum Outcome {
     Gone,
 }
 
-/// Record an attempt's outcome (one transaction): the status and attempt count, the suppression
-/// a bounce causes, and for a retry a new job at the backoff time (unless attempts ran out).
-/// Nothing happens when the message is no longer queued (already recorded). `last_of`: the job
-/// this was the last message of, completed in the same transaction.
+/// Record an attempt's outcome (one transaction, shared with whatever else is written at that
+/// moment: [`crate::together`]): the status and attempt count, the suppression a bounce causes,
+/// and for a retry a new job at the backoff time (unless attempts ran out). Nothing happens when
+/// the message is no longer queued (already recorded). `last_of`: the job this was the last
+/// message of, completed in the same transaction.
 pub async fn finish(
     ctx: &Ctx,
     m: &MessageRow,
@@ -343,7 +344,6 @@ pub async fn finish(
     let now = ctx.now();
     let attempt = m.attempts + 1;
     let trim = |e: &str| e.chars().take(500).collect::<String>();
-    let mut tx = ctx.db.begin().await?;
     let (status, error, sent_at, retry_in) = match outcome {
         Outcome::Sent => ("sent", None, Some(now), None),
         Outcome::Retry {
@@ -365,35 +365,78 @@ pub async fn finish(
             None,
         ),
     };
-    let moved = store::set_message_status(
-        &mut *tx,
-        m.id,
-        &["queued"],
+    let piece = Finish {
+        id: m.id,
+        recipient: m.recipient.clone(),
         status,
-        Some(attempt),
-        error.as_deref(),
+        attempt,
+        error,
         sent_at,
+        retry_at: retry_in.map(|d| now + d),
+        bounced: matches!(outcome, Outcome::Bounced { .. }),
+        last_of: last_of.cloned(),
         now,
-    )
-    .await?;
-    if !moved {
-        return Ok(());
-    }
-    if let Some(delay) = retry_in {
-        let key = format!("message:{}:a{attempt}", m.id);
-        send_job(ctx, &mut tx, &[m.id], Some(now + delay), &key).await?;
-    }
-    if matches!(outcome, Outcome::Bounced { .. }) {
-        suppress::add_in(ctx, &mut tx, &m.recipient, "bounce").await?;
-    }
-    if let Some(j) = last_of {
-        j.complete_in(&mut tx, now).await?;
-    }
-    tx.commit().await.map_err(yiren_store::StoreError::from)?;
-    if let Some(j) = last_of {
+    };
+    let completed = crate::together::write(ctx, piece).await?;
+    if let (true, Some(j)) = (completed, last_of) {
         j.committed();
     }
     Ok(())
+}
+
+/// A delivery attempt's outcome, written by [`finish`]. Its output: whether the job was
+/// completed with it.
+struct Finish {
+    id: i64,
+    recipient: String,
+    status: &'static str,
+    attempt: i64,
+    error: Option<String>,
+    sent_at: Option<i64>,
+    retry_at: Option<i64>,
+    bounced: bool,
+    last_of: Option<job::JobContext>,
+    now: i64,
+}
+
+impl crate::together::Piece for Finish {
+    type Out = bool;
+    const NAME: &'static str = "message.outcome";
+
+    fn write<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        tx: &'a mut yiren_store::Tx,
+        w: &'a mut yiren_store::Writes,
+    ) -> futures::future::BoxFuture<'a, DomainResult<bool>> {
+        Box::pin(async move {
+            let moved = store::set_message_status(
+                &mut **tx,
+                self.id,
+                &["queued"],
+                self.status,
+                Some(self.attempt),
+                self.error.as_deref(),
+                self.sent_at,
+                self.now,
+            )
+            .await?;
+            if !moved {
+                return Ok(false);
+            }
+            if let Some(at) = self.retry_at {
+                let key = format!("message:{}:a{}", self.id, self.attempt);
+                send_job(ctx, tx, &[self.id], Some(at), &key).await?;
+            }
+            if self.bounced {
+                suppress::add_in(ctx, tx, &self.recipient, "bounce").await?;
+            }
+            if let Some(j) = &self.last_of {
+                j.complete_into(w, self.now);
+            }
+            Ok(self.last_of.is_some())
+        })
+    }
 }
 
 /// Send a message again (from the delivery log): back to `queued` with a fresh job.
