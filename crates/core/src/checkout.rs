@@ -918,34 +918,20 @@ async fn place_in(
         &crate::order::summary(&row),
     );
     if !free {
-        let at = |run_at: i64, kind: &str| job::EnqueueOptions {
-            run_at: Some(run_at),
-            max_attempts: 20,
-            unique_key: Some(format!("{kind}:{id}")),
-        };
-        let payload = serde_json::json!({ "order_id": id });
-        // Release the hold, remind, expire: one statement.
-        let remind = crate::order::remind_at(now, row.expires_at);
+        // Its hold, reminder and expiry: one job that walks through them.
+        let first = crate::order::next_due(&row, now).unwrap_or(row.hold_until);
         job::enqueue_many_into(
             ctx,
             w,
-            &[
-                (
-                    crate::order::RELEASE_KIND,
-                    payload.clone(),
-                    at(row.hold_until, crate::order::RELEASE_KIND),
-                ),
-                (
-                    crate::order::EXPIRE_KIND,
-                    payload.clone(),
-                    at(row.expires_at, crate::order::EXPIRE_KIND),
-                ),
-                (
-                    crate::order::REMIND_KIND,
-                    payload,
-                    at(remind, crate::order::REMIND_KIND),
-                ),
-            ],
+            &[(
+                crate::order::DEADLINE_KIND,
+                serde_json::json!({ "order_id": id }),
+                job::EnqueueOptions {
+                    run_at: Some(first),
+                    max_attempts: 20,
+                    unique_key: Some(format!("{}:{id}", crate::order::DEADLINE_KIND)),
+                },
+            )],
         );
     }
     Ok(row)

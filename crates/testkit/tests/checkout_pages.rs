@@ -304,7 +304,8 @@ both_engines! {
     }
 
     /// An unpaid order is reminded once, three quarters of the way to its expiry; a paid one is
-    /// not. The job is queued with the order; here it is run by hand, as its handler would.
+    /// not. One job per order walks its deadlines on the injected clock: the hold's end, then the
+    /// reminder, then the expiry; an order paid before them leaves the job nothing to do.
     async fn an_unpaid_order_is_reminded_once(engine: Engine) {
         let app = TestApp::spawn(engine).await;
         let ctx = &app.state.ctx;
@@ -315,21 +316,37 @@ both_engines! {
             ..Default::default()
         };
         let o = yiren_core::checkout::place(ctx, &submit("late", "late@example.com")).await.unwrap();
-        let at: i64 = sqlx::query_scalar("SELECT run_at FROM jobs WHERE kind = 'order.remind'").fetch_one(ctx.db.read()).await.unwrap();
-        assert_eq!(at, yiren_core::order::remind_at(o.created_at, o.expires_at));
-        assert_eq!(at - o.created_at, 36 * 3_600_000, "36 h into the default 48");
-        assert!(yiren_core::order::remind(ctx, o.id).await.unwrap());
-        assert!(!yiren_core::order::remind(ctx, o.id).await.unwrap(), "once");
-        let timeline = yiren_core::order::get(ctx, o.id).await.unwrap().events;
-        assert_eq!(timeline.iter().filter(|e| e.kind == "reminded").count(), 1);
-        app.wait_for_mail("late@example.com", 1).await;
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let all: Vec<String> = app.mails_to("late@example.com").iter().map(|m| yiren_testkit::mail_text(m)).collect();
-        assert_eq!(all.len(), 2, "placed + one reminder: {all:#?}");
-        assert_eq!(all.iter().filter(|m| m.contains("还没有收到付款")).count(), 1, "{all:#?}");
         let paid = yiren_core::checkout::place(ctx, &submit("paid", "paid@example.com")).await.unwrap();
         yiren_core::order::confirm_manual(ctx, paid.id, OWNER).await.unwrap();
+        let job = |id: i64| async move {
+            sqlx::query_as::<_, (String, i64)>("SELECT state, run_at FROM jobs WHERE unique_key = $1")
+                .bind(format!("order.deadline:{id}")).fetch_all(ctx.db.read()).await.unwrap()
+        };
+        assert_eq!(job(o.id).await, [("queued".to_string(), o.hold_until)], "one job per order, first due when the hold ends");
+        let remind = yiren_core::order::remind_at(o.created_at, o.expires_at);
+        assert_eq!(remind - o.created_at, 36 * 3_600_000, "36 h into the default 48");
+        // The hold ends: stock back, the job waits for the reminder.
+        app.clock.advance(o.hold_until - o.created_at);
+        yiren_testkit::wait_until("the hold released", || async { job(o.id).await[0].1 == remind }).await;
+        assert_eq!(yiren_core::order::get(ctx, o.id).await.unwrap().row.stock, "released");
+        yiren_testkit::wait_until("the paid order's job done", || async { job(paid.id).await[0].0 == "done" }).await;
+        // The reminder: once, then the job waits for the expiry.
+        app.clock.advance(remind - o.hold_until);
+        yiren_testkit::wait_until("reminded", || async { job(o.id).await[0].1 == o.expires_at }).await;
+        assert!(!yiren_core::order::remind(ctx, o.id).await.unwrap(), "once");
+        let timeline = yiren_core::order::get(ctx, o.id).await.unwrap().events;
+        assert_eq!(timeline.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["placed", "hold_released", "reminded"]);
+        app.wait_for_mail("late@example.com", 1).await;
+        // The expiry: cancelled, the job done.
+        app.clock.advance(o.expires_at - remind);
+        yiren_testkit::wait_until("expired", || async { job(o.id).await[0].0 == "done" }).await;
+        assert_eq!(yiren_core::order::get(ctx, o.id).await.unwrap().row.cancelled, 1);
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let all: Vec<String> = app.mails_to("late@example.com").iter().map(|m| yiren_testkit::mail_text(m)).collect();
+        assert_eq!(all.iter().filter(|m| m.contains("还没有收到付款")).count(), 1, "one reminder: {all:#?}");
         assert!(!yiren_core::order::remind(ctx, paid.id).await.unwrap());
+        let theirs: Vec<String> = app.mails_to("paid@example.com").iter().map(|m| yiren_testkit::mail_text(m)).collect();
+        assert!(!theirs.iter().any(|m| m.contains("还没有收到付款")), "{theirs:#?}");
     }
 
     /// Admin → Orders: search by number, email and note (a `%` is literal), filters by payment

@@ -131,9 +131,13 @@ pub fn registry(
         yiren_search::REINDEX_KIND,
         yiren_search::ReindexJob::new(search),
     );
-    r.register(yiren_core::order::RELEASE_KIND, yiren_core::order::Release);
-    r.register(yiren_core::order::EXPIRE_KIND, yiren_core::order::Expire);
-    r.register(yiren_core::order::REMIND_KIND, yiren_core::order::Remind);
+    r.register(
+        yiren_core::order::DEADLINE_KIND,
+        yiren_core::order::Deadline,
+    );
+    for kind in yiren_core::order::EARLIER_KINDS {
+        r.register(kind, yiren_core::order::Deadline);
+    }
     r.register(
         yiren_core::order::SEND_REFUND_KIND,
         yiren_core::order::SendRefund,

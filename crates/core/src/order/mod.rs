@@ -7,8 +7,8 @@
 //! click on "confirm payment" changes nothing; *short* is an order paid after its hold ran out
 //! when the stock was gone: it is put under refund review instead of being fulfilled (INV-3).
 //!
-//! Shape: [`get`], [`list`], [`pay`], [`cancel`], [`release_hold`], [`expire`], [`audit`], the
-//! job handlers [`Release`] and [`Expire`]; the rules of the life cycle are [`state`].
+//! Shape: [`get`], [`list`], [`pay`], [`cancel`], [`release_hold`], [`expire`], [`audit`], the job
+//! handler [`Deadline`]; the rules of the life cycle are [`state`].
 //!
 //! Boundaries: every change locks the order row, applies [`state::apply`] and performs its effects
 //! in the same transaction; messages and webhooks go through the outbox (events).
@@ -31,17 +31,33 @@ use crate::job::{JobContext, JobError, JobHandler};
 use crate::{event, Ctx};
 use state::{Effect, Event, Fulfilment, Payment, State};
 
-/// Job: release an unpaid order's stock when its hold ends.
-pub const RELEASE_KIND: &str = "order.release";
-/// Job: cancel an order still unpaid when it expires.
-pub const EXPIRE_KIND: &str = "order.expire";
-/// Job: remind the customer of an unpaid order, three quarters of the way to its expiry.
-pub const REMIND_KIND: &str = "order.remind";
+/// Job: an unpaid order's clock — its stock's hold released when the hold ends ([`release_hold`]),
+/// the customer reminded three quarters of the way to its expiry ([`remind`]), the order cancelled
+/// when it expires ([`expire`]). One job per order ([`Deadline`]): it does what is due and defers
+/// itself to the next time ([`next_due`]), so placing an order writes one job row, not three.
+pub const DEADLINE_KIND: &str = "order.deadline";
+/// The three jobs an order had before [`DEADLINE_KIND`] (release, expire, remind). A shop that
+/// upgrades may still have them queued: [`Deadline`] runs them.
+pub const EARLIER_KINDS: [&str; 3] = ["order.release", "order.expire", "order.remind"];
 
 /// When the payment reminder of an order placed at `created_at` and expiring at `expires_at` goes
 /// out: three quarters of the way (36 h into the default 48).
 pub fn remind_at(created_at: i64, expires_at: i64) -> i64 {
     created_at + (expires_at - created_at) / 4 * 3
+}
+
+/// The first of an order's deadlines after `now`, as the order stands: its hold's end while it
+/// holds stock; its reminder and its expiry while it is unpaid. None: nothing left to do.
+pub fn next_due(o: &OrderRow, now: i64) -> Option<i64> {
+    let open = o.payment == "pending" && o.cancelled == 0;
+    let hold = (o.stock == "held").then_some(o.hold_until);
+    let remind = open.then(|| remind_at(o.created_at, o.expires_at));
+    let expire = open.then_some(o.expires_at);
+    [hold, remind, expire]
+        .into_iter()
+        .flatten()
+        .filter(|t| *t > now)
+        .min()
 }
 
 /// An order with everything that belongs to it.
@@ -779,43 +795,6 @@ fn order_id_of(job: &JobContext) -> Result<i64, JobError> {
         .ok_or_else(|| JobError::permanent("payload has no order_id"))
 }
 
-/// Some(time) when the order's `due` time (None: nothing to do) is still ahead, so a job that runs
-/// early (clock change) waits instead of finishing without effect.
-async fn not_yet(
-    ctx: &Ctx,
-    id: i64,
-    due: impl Fn(&OrderRow) -> Option<i64>,
-) -> Result<Option<i64>, JobError> {
-    match store::get(ctx.db.read(), id).await {
-        Ok(o) => Ok(due(&o).filter(|t| *t > ctx.now())),
-        Err(StoreError::NotFound) => Ok(None),
-        Err(e) => Err(JobError::transient(e.to_string())),
-    }
-}
-
-/// Runs [`release_hold`] when an order's hold ends.
-pub struct Release;
-
-impl JobHandler for Release {
-    fn run<'a>(&'a self, ctx: &'a Ctx, job: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
-        Box::pin(async move {
-            let id = order_id_of(job)?;
-            if let Some(until) =
-                not_yet(ctx, id, |o| (o.stock == "held").then_some(o.hold_until)).await?
-            {
-                return Err(JobError::Defer {
-                    until_ms: until,
-                    reason: "hold not over".into(),
-                });
-            }
-            release_hold(ctx, id)
-                .await
-                .map_err(|e| JobError::transient(e.to_string()))?;
-            Ok(())
-        })
-    }
-}
-
 /// Send the payment reminder of an order still unpaid (once per order: the mail's cause is
 /// `order:<id>:reminder`); true when it was queued now.
 pub async fn remind(ctx: &Ctx, order_id: i64) -> DomainResult<bool> {
@@ -846,53 +825,42 @@ pub async fn remind(ctx: &Ctx, order_id: i64) -> DomainResult<bool> {
     Ok(true)
 }
 
-/// Runs [`remind`] when its time comes.
-pub struct Remind;
+/// Runs an order's deadlines ([`DEADLINE_KIND`]): whatever of them is due as the order stands —
+/// the hold released; then either the order expired or, before that, the customer reminded (an
+/// order found past its expiry is cancelled without a reminder) — then waits for the next one.
+/// Each step checks again under the order's lock, so a run that races a payment does nothing.
+pub struct Deadline;
 
-impl JobHandler for Remind {
+impl JobHandler for Deadline {
     fn run<'a>(&'a self, ctx: &'a Ctx, job: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
             let id = order_id_of(job)?;
-            if let Some(until) = not_yet(ctx, id, |o| {
-                (o.payment == "pending" && o.cancelled == 0)
-                    .then(|| remind_at(o.created_at, o.expires_at))
-            })
-            .await?
-            {
-                return Err(JobError::Defer {
-                    until_ms: until,
-                    reason: "not time to remind yet".into(),
-                });
+            let failed = |e: DomainError| JobError::transient(e.to_string());
+            let o = match store::get(ctx.db.read(), id).await {
+                Ok(o) => o,
+                Err(StoreError::NotFound) => return Ok(()),
+                Err(e) => return Err(JobError::transient(e.to_string())),
+            };
+            let now = ctx.now();
+            if o.stock == "held" && o.hold_until <= now {
+                release_hold(ctx, id).await.map_err(failed)?;
             }
-            remind(ctx, id)
-                .await
-                .map_err(|e| JobError::transient(e.to_string()))?;
-            Ok(())
-        })
-    }
-}
-
-/// Runs [`expire`] when an unpaid order's time is up.
-pub struct Expire;
-
-impl JobHandler for Expire {
-    fn run<'a>(&'a self, ctx: &'a Ctx, job: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
-        Box::pin(async move {
-            let id = order_id_of(job)?;
-            if let Some(until) = not_yet(ctx, id, |o| {
-                (o.payment == "pending" && o.cancelled == 0).then_some(o.expires_at)
-            })
-            .await?
-            {
-                return Err(JobError::Defer {
-                    until_ms: until,
-                    reason: "not expired yet".into(),
-                });
+            if o.payment == "pending" && o.cancelled == 0 {
+                if o.expires_at <= now {
+                    expire(ctx, id).await.map_err(failed)?;
+                } else if remind_at(o.created_at, o.expires_at) <= now {
+                    remind(ctx, id).await.map_err(failed)?;
+                }
             }
-            expire(ctx, id)
-                .await
-                .map_err(|e| JobError::transient(e.to_string()))?;
-            Ok(())
+            // Everything due by `now` was done (or found done); what the order changed into
+            // since the read only makes a later run find nothing to do.
+            match next_due(&o, now) {
+                Some(at) => Err(JobError::Defer {
+                    until_ms: at,
+                    reason: "the order's next deadline".into(),
+                }),
+                None => Ok(()),
+            }
         })
     }
 }
