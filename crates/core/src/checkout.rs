@@ -692,6 +692,14 @@ pub async fn place(ctx: &Ctx, s: &Submit) -> DomainResult<OrderRow> {
                     },
                 );
             }
+            // Refused (sold out, a code used up) — but if the same form was placed meanwhile by
+            // a submission that got there first, this one's answer is that order.
+            Err(e @ DomainError::Conflict { .. }) => {
+                return match store::by_token(ctx.db.read(), &token).await? {
+                    Some(o) => Ok(o),
+                    None => Err(e),
+                };
+            }
             other => return other,
         }
     }
